@@ -1,0 +1,154 @@
+// Vocabulary shared by every part of the fast path: addresses, flow keys, VIP keys,
+// verdicts and the named drop reasons.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace l4mux {
+
+inline constexpr uint8_t kProtoIcmp = 1;
+inline constexpr uint8_t kProtoIpip = 4;
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = 17;
+inline constexpr uint8_t kProtoIpv6 = 41;
+inline constexpr uint8_t kProtoGre = 47;
+inline constexpr uint8_t kProtoIcmpv6 = 58;
+
+inline constexpr uint16_t kEthTypeIpv4 = 0x0800;
+inline constexpr uint16_t kEthTypeIpv6 = 0x86DD;
+inline constexpr uint16_t kEthTypeVlan = 0x8100;
+inline constexpr uint16_t kEthTypeQinQ = 0x88A8;
+
+inline constexpr size_t kEthHeaderLen = 14;
+inline constexpr size_t kVlanTagLen = 4;
+inline constexpr size_t kIpv4HeaderLen = 20;
+inline constexpr size_t kIpv6HeaderLen = 40;
+inline constexpr size_t kUdpHeaderLen = 8;
+
+enum class Family : uint8_t { kNone = 0, kIpv4 = 4, kIpv6 = 6 };
+
+// An IPv4 or IPv6 address in network byte order. IPv4 uses bytes[0..3], the rest stays zero,
+// so that two equal addresses always compare (and hash) equal byte for byte.
+struct IpAddr {
+  std::array<uint8_t, 16> bytes{};
+  Family family = Family::kNone;
+
+  static IpAddr v4(const uint8_t* p) {
+    IpAddr a;
+    std::memcpy(a.bytes.data(), p, 4);
+    a.family = Family::kIpv4;
+    return a;
+  }
+  static IpAddr v6(const uint8_t* p) {
+    IpAddr a;
+    std::memcpy(a.bytes.data(), p, 16);
+    a.family = Family::kIpv6;
+    return a;
+  }
+  bool is_v4() const { return family == Family::kIpv4; }
+  bool is_v6() const { return family == Family::kIpv6; }
+  size_t size() const { return is_v4() ? 4 : 16; }
+  bool operator==(const IpAddr& o) const { return family == o.family && bytes == o.bytes; }
+};
+
+using MacAddr = std::array<uint8_t, 6>;
+
+// The 5-tuple, laid out so that it can be hashed and compared as 40 plain bytes.
+// Ports are kept in host byte order. Unused address bytes and padding are always zero.
+struct FlowKey {
+  std::array<uint8_t, 16> src{};
+  std::array<uint8_t, 16> dst{};
+  uint16_t src_port = 0;
+  uint16_t dst_port = 0;
+  uint8_t proto = 0;
+  Family family = Family::kNone;
+  uint8_t pad[2] = {0, 0};
+
+  bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof(FlowKey)) == 0; }
+};
+static_assert(sizeof(FlowKey) == 40, "FlowKey must stay 40 packed bytes");
+
+// Which fields of the 5-tuple choose a backend for a VIP.
+enum class HashFields : uint8_t {
+  kFiveTuple = 0,   // src, dst, ports, protocol: the default; spreads every connection
+  kThreeTuple = 1,  // src, dst, protocol: what fragments use; pick it for VIPs that see fragments
+  kSrcIp = 2,       // client affinity by source address
+  kSrcIpPort = 3,   // source address and source port
+};
+
+enum class Encap : uint8_t {
+  kIpip = 0,  // IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6 or IPv6-in-IPv4 by the two families
+  kGre = 1,   // GRE (RFC 2784/2890), optional key
+  kGue = 2,   // GUE variant 1: the inner IP packet straight after a UDP header
+};
+
+// A VIP is matched on (address, protocol, port). Port 0 means "all ports" of that protocol.
+struct VipKey {
+  IpAddr addr;
+  uint8_t proto = 0;
+  uint16_t port = 0;
+  bool operator==(const VipKey& o) const {
+    return addr == o.addr && proto == o.proto && port == o.port;
+  }
+};
+
+enum class Verdict : uint8_t {
+  kDrop = 0,  // counted under a DropReason
+  kTx = 1,    // the packet buffer now holds a frame to transmit (encapsulated, or a reply)
+  kPass = 2,  // not VIP traffic: hand it to the kernel (ARP, ND, BGP, SSH, ...)
+};
+
+// Every drop has a name. Order is part of the addon's API (counters are reported by name).
+#define L4MUX_DROP_REASONS(X)                                                          \
+  X(kEthTruncated, "eth_truncated")                                                    \
+  X(kVlanTruncated, "vlan_truncated")                                                  \
+  X(kIpv4Truncated, "ipv4_truncated")                                                  \
+  X(kIpv4BadVersion, "ipv4_bad_version")                                               \
+  X(kIpv4BadHeaderLength, "ipv4_bad_header_length")                                    \
+  X(kIpv4BadTotalLength, "ipv4_bad_total_length")                                      \
+  X(kIpv6Truncated, "ipv6_truncated")                                                  \
+  X(kIpv6BadVersion, "ipv6_bad_version")                                               \
+  X(kIpv6BadPayloadLength, "ipv6_bad_payload_length")                                  \
+  X(kIpv6ExtHeaderTruncated, "ipv6_ext_header_truncated")                              \
+  X(kIpv6TooManyExtHeaders, "ipv6_too_many_ext_headers")                               \
+  X(kTcpTruncated, "tcp_truncated")                                                    \
+  X(kTcpBadDataOffset, "tcp_bad_data_offset")                                          \
+  X(kUdpTruncated, "udp_truncated")                                                    \
+  X(kUdpBadLength, "udp_bad_length")                                                   \
+  X(kIcmpTruncated, "icmp_truncated")                                                  \
+  X(kIcmpEmbeddedTruncated, "icmp_embedded_truncated")                                 \
+  X(kUnsupportedL4, "unsupported_l4_protocol")                                         \
+  X(kNoVipForPort, "no_vip_for_port")                                                  \
+  X(kFragmentNoVip, "fragment_no_unique_vip")                                          \
+  X(kNoBackend, "no_backend")                                                          \
+  X(kIcmpEchoDisabled, "icmp_echo_disabled")                                           \
+  X(kIcmpUnsupported, "icmp_unsupported")                                              \
+  X(kIcmpErrorNoFlow, "icmp_error_no_vip")                                             \
+  X(kHeadroomExhausted, "headroom_exhausted")                                          \
+  X(kOuterSourceMissing, "outer_source_missing")                                       \
+  X(kIcmpEmbeddedMalformed, "icmp_embedded_malformed")                                 \
+  X(kFrameTooLarge, "frame_too_large")
+
+enum class DropReason : uint8_t {
+#define L4MUX_X(name, str) name,
+  L4MUX_DROP_REASONS(L4MUX_X)
+#undef L4MUX_X
+  kCount
+};
+
+inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
+
+inline std::string_view drop_reason_name(DropReason r) {
+  static constexpr std::string_view kNames[] = {
+#define L4MUX_X(name, str) str,
+      L4MUX_DROP_REASONS(L4MUX_X)
+#undef L4MUX_X
+  };
+  return static_cast<size_t>(r) < kDropReasonCount ? kNames[static_cast<size_t>(r)] : "unknown";
+}
+
+}  // namespace l4mux
