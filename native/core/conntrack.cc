@@ -1,0 +1,210 @@
+#include "conntrack.h"
+
+#include <bit>
+#include <cassert>
+#include <cstddef>
+#include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace l4mux {
+namespace {
+
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpRst = 0x04;
+constexpr uint8_t kTcpAck = 0x10;
+
+// A tag of 0 marks an empty slot, so a flow whose tag bits are 0 is given tag 1.
+constexpr uint32_t kEmptyTag = 0;
+
+// The bucket index takes the low bits of the hash; the tag takes the high 32 bits, which the
+// index never uses (at most 2^28 buckets), so equal tags in one bucket are a 1 in 2^32 chance.
+inline uint32_t tag_of(uint64_t hash) {
+  const auto tag = static_cast<uint32_t>(hash >> 32);
+  return tag == kEmptyTag ? 1 : tag;
+}
+
+// Caps the table at 2^31 entries so that capacity() fits in a uint32_t.
+constexpr uint32_t kMaxBuckets = 1u << 28;
+
+uint32_t bucket_count_for(uint32_t capacity) {
+  const uint32_t wanted = capacity / kConntrackWays + (capacity % kConntrackWays != 0 ? 1 : 0);
+  if (wanted > kMaxBuckets) return kMaxBuckets;
+  return std::bit_ceil(wanted < 1 ? 1u : wanted);
+}
+
+// Deadlines saturate rather than wrap, so a huge timeout never yields an already-past deadline.
+inline uint64_t deadline(uint64_t now_ns, uint64_t timeout_ns) {
+  const uint64_t d = now_ns + timeout_ns;
+  return d < now_ns ? std::numeric_limits<uint64_t>::max() : d;
+}
+
+}  // namespace
+
+// Tags sit on their own cache line ahead of the entries, so a lookup reads one line to find
+// candidates and then only the line of the entry whose tag matched.
+struct alignas(64) Conntrack::Bucket {
+  uint32_t tags[kConntrackWays] = {};
+  alignas(64) FlowEntry entries[kConntrackWays];  // each on its own line, after the tag line
+
+  // Bit i set when tags[i] == tag.
+  uint32_t match(uint32_t tag) const {
+#if defined(__SSE2__)
+    const __m128i want = _mm_set1_epi32(static_cast<int>(tag));
+    const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(tags));
+    const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(tags + 4));
+    const int lo_bits = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, want)));
+    const int hi_bits = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, want)));
+    return static_cast<uint32_t>(lo_bits | (hi_bits << 4));
+#else
+    uint32_t bits = 0;
+    for (uint32_t i = 0; i < kConntrackWays; ++i) bits |= uint32_t{tags[i] == tag} << i;
+    return bits;
+#endif
+  }
+};
+
+Conntrack::Conntrack(const ConntrackConfig& config)
+    : timeouts_(config.timeouts),
+      bucket_count_(bucket_count_for(config.capacity)),
+      bucket_mask_(bucket_count_ - 1),
+      // Value-initialised: every tag 0, every entry kFree. Writing it all here also faults the
+      // pages in now rather than on the fast path.
+      buckets_(new Bucket[bucket_count_]()) {
+  static_assert(kConntrackWays == 8, "Bucket::match compares exactly 8 tags");
+  static_assert(offsetof(Bucket, entries) == 64, "the tags have the first cache line");
+  static_assert(sizeof(Bucket) == 64 * (1 + kConntrackWays), "no padding between buckets");
+}
+
+Conntrack::~Conntrack() { delete[] buckets_; }
+
+void Conntrack::prefetch(uint64_t hash) const {
+  const Bucket& b = buckets_[hash & bucket_mask_];
+  __builtin_prefetch(b.tags);
+  // Slots fill first-free, so slot 0 is where a bucket's flow is when it holds only one.
+  __builtin_prefetch(&b.entries[0]);
+}
+
+FlowEntry* Conntrack::lookup(const FlowKey& key, uint64_t hash, uint64_t now_ns) {
+  Bucket& b = buckets_[hash & bucket_mask_];
+  for (uint32_t m = b.match(tag_of(hash)); m != 0; m &= m - 1) {
+    FlowEntry& e = b.entries[std::countr_zero(m)];
+    if (e.key == key) {
+      // A key is never held twice in a bucket (insert reuses its slot), so an expired match
+      // means the flow is absent.
+      return e.expires_ns > now_ns ? &e : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend,
+                             uint8_t tcp_flags, uint64_t now_ns) {
+  Bucket& b = buckets_[hash & bucket_mask_];
+  const uint32_t tag = tag_of(hash);
+
+  uint32_t slot = kConntrackWays;
+  // The same key first, expired or (against the contract) live: it is replaced in place so
+  // that a key never occupies two slots.
+  for (uint32_t m = b.match(tag); m != 0; m &= m - 1) {
+    const uint32_t i = static_cast<uint32_t>(std::countr_zero(m));
+    if (b.entries[i].key == key) {
+      slot = i;
+      if (b.entries[i].expires_ns <= now_ns) ++stats_.expired_reused;
+      break;
+    }
+  }
+  if (slot == kConntrackWays) {
+    if (const uint32_t empty = b.match(kEmptyTag); empty != 0) {
+      slot = static_cast<uint32_t>(std::countr_zero(empty));
+      ++stats_.live_entries;
+    } else {
+      // Full bucket: the entry closest to expiry goes. It is expired if any entry is, so one
+      // pass picks an expired slot when there is one and the eviction victim otherwise.
+      slot = 0;
+      for (uint32_t i = 1; i < kConntrackWays; ++i) {
+        if (b.entries[i].expires_ns < b.entries[slot].expires_ns) slot = i;
+      }
+      if (b.entries[slot].expires_ns <= now_ns) {
+        ++stats_.expired_reused;
+      } else {
+        ++stats_.evictions;
+      }
+    }
+  }
+
+  FlowEntry& e = b.entries[slot];
+  e.key = key;
+  e.backend = backend;
+  e.state = next_flow_state(FlowState::kFree, key.proto, tcp_flags);
+  e.expires_ns = deadline(now_ns, timeout_for(e.state));
+  e.reserved = 0;
+  b.tags[slot] = tag;
+  ++stats_.inserts;
+  return &e;
+}
+
+void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) const {
+  entry.state = next_flow_state(entry.state, entry.key.proto, tcp_flags);
+  entry.expires_ns = deadline(now_ns, timeout_for(entry.state));
+}
+
+void Conntrack::erase(FlowEntry& entry) {
+  // The entry's bucket and slot follow from its address: entries only live inside buckets_.
+  const auto offset = static_cast<size_t>(reinterpret_cast<const char*>(&entry) -
+                                          reinterpret_cast<const char*>(buckets_));
+  Bucket& b = buckets_[offset / sizeof(Bucket)];
+  const auto slot = static_cast<uint32_t>(&entry - b.entries);
+  assert(offset / sizeof(Bucket) < bucket_count_ && slot < kConntrackWays);
+  if (b.tags[slot] == kEmptyTag) return;  // already free: keep live_entries right
+  b.tags[slot] = kEmptyTag;
+  entry.state = FlowState::kFree;
+  entry.expires_ns = 0;
+  --stats_.live_entries;
+}
+
+uint64_t Conntrack::timeout_for(FlowState state) const {
+  switch (state) {
+    case FlowState::kTcpSynSeen:
+      return timeouts_.tcp_syn_ns;
+    case FlowState::kTcpEstablished:
+      return timeouts_.tcp_established_ns;
+    case FlowState::kTcpClosing:
+      return timeouts_.tcp_closing_ns;
+    case FlowState::kUdp:
+      return timeouts_.udp_ns;
+    case FlowState::kOther:
+    case FlowState::kFree:
+      break;
+  }
+  return timeouts_.other_ns;
+}
+
+// kFree as the previous state means "first packet of the flow": a SYN opens it, anything
+// else is a flow picked up mid-way (e.g. after a mux restart or a rehash), taken as
+// established.
+FlowState next_flow_state(FlowState state, uint8_t proto, uint8_t tcp_flags) {
+  if (proto == kProtoUdp) return FlowState::kUdp;
+  if (proto != kProtoTcp) return FlowState::kOther;
+  if ((tcp_flags & (kTcpFin | kTcpRst)) != 0) return FlowState::kTcpClosing;
+  const bool syn = (tcp_flags & kTcpSyn) != 0;
+  const bool ack = (tcp_flags & kTcpAck) != 0;
+  switch (state) {
+    case FlowState::kTcpClosing:
+      return FlowState::kTcpClosing;
+    case FlowState::kTcpSynSeen:
+      return ack && !syn ? FlowState::kTcpEstablished : FlowState::kTcpSynSeen;
+    case FlowState::kTcpEstablished:
+      return FlowState::kTcpEstablished;
+    case FlowState::kFree:
+    case FlowState::kUdp:
+    case FlowState::kOther:
+      break;
+  }
+  return syn && !ack ? FlowState::kTcpSynSeen : FlowState::kTcpEstablished;
+}
+
+}  // namespace l4mux

@@ -1,0 +1,105 @@
+// Per-worker connection table: which backend each flow was given.
+//
+// One table per worker thread (flows are steered to workers by hash, so there is no sharing
+// and no lock). The key is the full 5-tuple, compared byte for byte; the flow hash only picks
+// the bucket. Memory is allocated once, at construction: a power-of-two number of buckets of
+// kConntrackWays entries each. Timeouts follow what the mux can see of TCP (only the
+// client-to-server half, because replies bypass it): SYN seen, established, closing (FIN or
+// RST), plus UDP and other protocols. Inserting into a full bucket reuses an expired entry
+// first, otherwise evicts the entry closest to expiry (counted): eviction work is bounded by
+// the bucket size.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "types.h"
+
+namespace l4mux {
+
+inline constexpr uint32_t kConntrackWays = 8;
+
+enum class FlowState : uint8_t {
+  kFree = 0,
+  kTcpSynSeen = 1,
+  kTcpEstablished = 2,
+  kTcpClosing = 3,  // FIN or RST seen
+  kUdp = 4,
+  kOther = 5,  // ICMP and other protocols
+};
+
+struct ConntrackTimeouts {
+  uint64_t tcp_syn_ns = 30ull * 1000000000;
+  uint64_t tcp_established_ns = 900ull * 1000000000;
+  uint64_t tcp_closing_ns = 30ull * 1000000000;
+  uint64_t udp_ns = 60ull * 1000000000;
+  uint64_t other_ns = 30ull * 1000000000;
+};
+
+struct ConntrackConfig {
+  uint32_t capacity = 1u << 18;  // entries; rounded up to a whole power-of-two bucket count
+  ConntrackTimeouts timeouts;
+};
+
+struct FlowEntry {
+  FlowKey key;
+  uint64_t expires_ns = 0;
+  uint32_t backend = 0;  // backend slot
+  FlowState state = FlowState::kFree;
+  uint8_t pad[3] = {0, 0, 0};
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(FlowEntry) == 64, "one cache line per entry");
+
+struct ConntrackStats {
+  uint64_t inserts = 0;
+  uint64_t evictions = 0;        // a live entry was pushed out by a new flow
+  uint64_t expired_reused = 0;   // an expired entry's place was taken
+  // Occupied slots (inserted, not erased). Expired entries count until their slot is reused,
+  // so this bounds the live flows from above; exact for a table nothing has expired in.
+  uint64_t live_entries = 0;
+};
+
+class Conntrack {
+ public:
+  explicit Conntrack(const ConntrackConfig& config);
+  ~Conntrack();
+  Conntrack(const Conntrack&) = delete;
+  Conntrack& operator=(const Conntrack&) = delete;
+
+  // Brings the flow's bucket into cache; call for a batch before looking flows up.
+  void prefetch(uint64_t hash) const;
+
+  // The live entry for `key`, or nullptr. `hash` is hash_flow(key, kFiveTuple, seed).
+  FlowEntry* lookup(const FlowKey& key, uint64_t hash, uint64_t now_ns);
+
+  // Creates the entry for a new flow (key must not be present live) and returns it.
+  // Never allocates. State comes from the protocol and the TCP flags of the first packet.
+  FlowEntry* insert(const FlowKey& key, uint64_t hash, uint32_t backend, uint8_t tcp_flags,
+                    uint64_t now_ns);
+
+  // Advances the entry's state with a packet's TCP flags and refreshes its deadline.
+  void touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) const;
+
+  // Removes an entry (e.g. its backend is gone and the flow is rescheduled).
+  void erase(FlowEntry& entry);
+
+  uint32_t capacity() const { return bucket_count_ * kConntrackWays; }
+  const ConntrackStats& stats() const { return stats_; }
+  const ConntrackTimeouts& timeouts() const { return timeouts_; }
+
+ private:
+  struct Bucket;
+  uint64_t timeout_for(FlowState state) const;
+
+  ConntrackTimeouts timeouts_;
+  uint32_t bucket_count_ = 0;
+  uint32_t bucket_mask_ = 0;
+  Bucket* buckets_ = nullptr;  // one aligned allocation, made in the constructor
+  ConntrackStats stats_;
+};
+
+// The state a flow is in after a packet with `tcp_flags` (for TCP) when it was in `state`.
+FlowState next_flow_state(FlowState state, uint8_t proto, uint8_t tcp_flags);
+
+}  // namespace l4mux
