@@ -1,0 +1,214 @@
+// Fast-path benchmark: the in-memory pipeline on prepared batches, one core.
+//
+// Each scenario copies prepared frames into batch buffers (as a receive ring would hand
+// them over), runs Pipeline::process on batches of 64 and reports Mpps and ns per packet,
+// median of several runs. Prints one JSON object on stdout.
+//   fastpath_bench [--quick]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../../native/tests/frame_builder.h"
+#include "counters.h"
+#include "pipeline.h"
+#include "snapshot.h"
+
+using namespace l4mux;
+using namespace l4mux::testing;
+
+namespace {
+
+constexpr uint32_t kHeadroom = 128;
+constexpr uint32_t kSlot = 256;  // headroom + the largest frame used here
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  std::vector<Bytes> frames;      // cycled through
+  std::function<void(std::vector<Bytes>&, int)> before_run;  // e.g. make flows new again
+  bool warm = true;               // run once untimed first (fills the connection table)
+};
+
+ConfigSpec make_config() {
+  ConfigSpec spec;
+  spec.seed = 0x5eed1234abcdull;
+  spec.source_mac = {2, 0, 0, 0, 0, 1};
+  spec.gateway_mac = {2, 0, 0, 0, 0, 0xfe};
+  spec.outer_source_v4 = ip("10.0.0.1");
+  spec.outer_source_v6 = ip("fd00::1");
+  auto vip = [](const std::string& name, const std::string& addr, uint8_t proto, uint16_t port,
+                Encap encap, bool v6_backends) {
+    VipSpec v;
+    v.name = name;
+    v.key = VipKey{ip(addr), proto, port};
+    v.encap = encap;
+    if (encap == Encap::kGre) v.gre_key = 42;
+    for (int i = 1; i <= 10; ++i) {
+      v.backends.push_back(BackendSpec{
+          ip(v6_backends ? "fd00:1::" + std::to_string(i) : "10.1.0." + std::to_string(i)), 1});
+    }
+    return v;
+  };
+  spec.vips.push_back(vip("tcp4-ipip", "192.0.2.10", kProtoTcp, 80, Encap::kIpip, false));
+  spec.vips.push_back(vip("tcp4-gre", "192.0.2.11", kProtoTcp, 80, Encap::kGre, false));
+  spec.vips.push_back(vip("tcp6-ipip", "2001:db8::10", kProtoTcp, 443, Encap::kIpip, true));
+  spec.vips.push_back(vip("udp6-gue", "2001:db8::53", kProtoUdp, 53, Encap::kGue, true));
+  return spec;
+}
+
+std::string client_v4(uint32_t i) {
+  return "198.51." + std::to_string((i >> 16) & 0xff) + "." + std::to_string((i >> 8) & 0xff);
+}
+std::string client_v6(uint32_t i) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "2001:db8:c::%x:%x", (i >> 24) & 0xff, (i >> 8) & 0xffff);
+  return buf;
+}
+
+std::vector<Bytes> tcp_flows(uint32_t n, const std::string& vip, uint16_t port, uint8_t flags, bool v6) {
+  std::vector<Bytes> frames;
+  frames.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    L4Spec l4;
+    l4.src_port = static_cast<uint16_t>(1024 + (i & 0xff) * 200 + (i >> 24));
+    l4.dst_port = port;
+    l4.tcp_flags = flags;
+    l4.payload.assign(6, 'x');
+    frames.push_back(flow_frame(v6 ? client_v6(i) : client_v4(i), vip, l4));
+  }
+  return frames;
+}
+
+// Makes every flow new again for the next run: rewrites a byte of the client address
+// (checksums are not verified by the pipeline, so they need no update for this purpose).
+void renumber_clients(std::vector<Bytes>& frames, int run) {
+  for (Bytes& f : frames) f[14 + 12] = static_cast<uint8_t>(100 + run);
+}
+
+struct Result {
+  double mpps_median = 0;
+  double ns_per_packet_median = 0;
+  std::vector<double> mpps_runs;
+};
+
+Result run_scenario(Scenario& s, uint64_t packets_per_run, int runs, const ConntrackConfig& ct) {
+  BackendRegistry backends(65536);
+  VipRegistry vips(4096);
+  auto snapshot = Snapshot::build(make_config(), backends, vips);
+  WorkerCounters counters(4096, 65536);
+  Pipeline pipeline(ct, counters);
+
+  std::vector<uint8_t> buffers(static_cast<size_t>(kSlot) * kMaxBatch);
+  std::vector<Packet> batch(kMaxBatch);
+  uint64_t clock_ns = 1'000'000'000;
+
+  auto pass = [&](uint64_t packets) {
+    size_t next = 0;
+    for (uint64_t done = 0; done < packets; done += kMaxBatch) {
+      for (uint32_t i = 0; i < kMaxBatch; ++i) {
+        const Bytes& f = s.frames[next];
+        next = next + 1 == s.frames.size() ? 0 : next + 1;
+        uint8_t* slot = buffers.data() + i * kSlot;
+        std::memcpy(slot + kHeadroom, f.data(), f.size());
+        batch[i].data = slot + kHeadroom;
+        batch[i].len = static_cast<uint32_t>(f.size());
+        batch[i].headroom = kHeadroom;
+        batch[i].flags = 0;
+      }
+      pipeline.process(batch, *snapshot, clock_ns);
+      clock_ns += 1000;
+    }
+  };
+
+  Result r;
+  for (int run = 0; run < runs; ++run) {
+    if (s.before_run) s.before_run(s.frames, run);
+    if (s.warm) pass(s.frames.size());
+    const auto t0 = std::chrono::steady_clock::now();
+    pass(packets_per_run);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.mpps_runs.push_back(static_cast<double>(packets_per_run) / secs / 1e6);
+  }
+  std::vector<double> sorted = r.mpps_runs;
+  std::sort(sorted.begin(), sorted.end());
+  r.mpps_median = sorted[sorted.size() / 2];
+  r.ns_per_packet_median = 1000.0 / r.mpps_median;
+  if (counters.tx.get() == 0) std::fprintf(stderr, "warning: %s transmitted nothing\n", s.name.c_str());
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  const int runs = quick ? 3 : 7;
+  const uint32_t flows = 100000;
+
+  ConntrackConfig ct;
+  ct.capacity = 1u << 18;
+
+  std::vector<Scenario> scenarios;
+  scenarios.push_back({"established_tcp4_ipip",
+                       "100k established TCP flows (ACK), IPv4-in-IPv4, connection-table hits",
+                       tcp_flows(flows, "192.0.2.10", 80, 0x10, false), nullptr, true});
+  scenarios.push_back({"new_flows_tcp4_syn",
+                       "every packet a SYN of a new flow (1M distinct per run): Maglev + insert",
+                       tcp_flows(1000000, "192.0.2.10", 80, 0x02, false), renumber_clients, false});
+  scenarios.push_back({"established_tcp4_gre", "100k established TCP flows, GRE with key",
+                       tcp_flows(flows, "192.0.2.11", 80, 0x10, false), nullptr, true});
+  scenarios.push_back({"established_tcp6_ipip", "100k established TCP flows, IPv6-in-IPv6",
+                       tcp_flows(flows, "2001:db8::10", 443, 0x10, true), nullptr, true});
+  {
+    // Mixed: established v4 and v6 TCP, GUE UDP over IPv6, pings to a VIP, traffic for other
+    // hosts (passed to the kernel) and unknown VIP ports (dropped).
+    std::vector<Bytes> mixed;
+    auto v4 = tcp_flows(40000, "192.0.2.10", 80, 0x10, false);
+    auto v6 = tcp_flows(20000, "2001:db8::10", 443, 0x10, true);
+    std::vector<Bytes> udp6;
+    for (uint32_t i = 0; i < 20000; ++i) {
+      L4Spec l4;
+      l4.proto = kProtoUdp;
+      l4.src_port = static_cast<uint16_t>(1024 + i % 60000);
+      l4.dst_port = 53;
+      udp6.push_back(flow_frame(client_v6(i * 256), "2001:db8::53", l4));
+    }
+    for (uint32_t i = 0; i < 80000; ++i) {
+      switch (i % 10) {
+        case 0: case 1: case 2: case 3: mixed.push_back(v4[i % v4.size()]); break;
+        case 4: case 5: mixed.push_back(v6[i % v6.size()]); break;
+        case 6: case 7: mixed.push_back(udp6[i % udp6.size()]); break;
+        case 8: mixed.push_back(flow_frame(client_v4(i), "203.0.113.9", L4Spec{})); break;
+        default: {
+          L4Spec l4;
+          l4.dst_port = 8080;  // VIP address, no VIP on this port
+          mixed.push_back(flow_frame(client_v4(i), "192.0.2.10", l4));
+        }
+      }
+    }
+    scenarios.push_back({"mixed", "40% TCP4 established, 20% TCP6, 20% UDP6 GUE, 10% not for a VIP, 10% unknown VIP port",
+                         std::move(mixed), nullptr, true});
+  }
+
+  std::printf("{\n  \"benchmark\": \"fastpath\",\n  \"batch\": %u,\n  \"runs\": %d,\n  \"scenarios\": [\n",
+              kMaxBatch, runs);
+  for (size_t i = 0; i < scenarios.size(); ++i) {
+    Scenario& s = scenarios[i];
+    const uint64_t packets = quick ? 2'000'000 : (s.name == "new_flows_tcp4_syn" ? 1'000'000 : 10'000'000);
+    const Result r = run_scenario(s, packets, runs, ct);
+    std::printf("    {\"name\": \"%s\", \"description\": \"%s\", \"packets_per_run\": %llu, "
+                "\"mpps_median\": %.2f, \"ns_per_packet_median\": %.1f, \"mpps_runs\": [",
+                s.name.c_str(), s.description.c_str(), static_cast<unsigned long long>(packets),
+                r.mpps_median, r.ns_per_packet_median);
+    for (size_t k = 0; k < r.mpps_runs.size(); ++k) {
+      std::printf("%s%.2f", k ? ", " : "", r.mpps_runs[k]);
+    }
+    std::printf("]}%s\n", i + 1 < scenarios.size() ? "," : "");
+    std::fflush(stdout);
+  }
+  std::printf("  ]\n}\n");
+  return 0;
+}

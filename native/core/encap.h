@@ -1,0 +1,45 @@
+// Encapsulation toward a backend: Ethernet + outer IP (+ GRE or UDP for GUE) written in
+// front of the inner IP packet, in the buffer's headroom. The inner packet's bytes are not
+// touched. The outer family follows the backend's address: IPv4-in-IPv4, IPv6-in-IPv6,
+// IPv4-in-IPv6 and IPv6-in-IPv4 all come from the same code.
+#pragma once
+
+#include <cstdint>
+
+#include "types.h"
+
+namespace l4mux {
+
+inline constexpr uint16_t kDefaultGuePort = 6080;
+inline constexpr uint8_t kOuterTtl = 64;
+
+struct EncapParams {
+  Encap kind = Encap::kIpip;
+  IpAddr outer_src;   // family == backend family
+  IpAddr backend;
+  bool has_gre_key = false;
+  uint32_t gre_key = 0;
+  uint16_t gue_port = kDefaultGuePort;
+  uint64_t flow_hash = 0;  // spreads GUE source ports and IPv6 flow labels
+  MacAddr src_mac{};
+  MacAddr dst_mac{};
+};
+
+// Bytes written in front of the inner IP packet (Ethernet included).
+uint32_t encap_overhead(Encap kind, Family outer, bool has_gre_key);
+
+struct InnerPacket {
+  uint8_t* ip = nullptr;    // first byte of the inner IP header
+  uint32_t length = 0;      // inner IP packet length
+  Family family = Family::kNone;
+  uint8_t traffic_class = 0;
+  bool dont_fragment = false;
+};
+
+// Writes the outer headers so that the frame ends with the inner packet. `headroom_start` is
+// the first writable byte of the buffer. Returns the start of the new frame (and its length
+// in *frame_len), or nullptr when there is not enough room in front of the inner packet.
+uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const EncapParams& params,
+                     uint32_t* frame_len);
+
+}  // namespace l4mux

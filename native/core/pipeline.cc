@@ -1,0 +1,263 @@
+#include "pipeline.h"
+
+#include "checksum.h"
+#include "encap.h"
+#include "hash.h"
+#include "icmp.h"
+
+namespace l4mux {
+namespace {
+
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpAck = 0x10;
+
+bool is_new_connection_syn(uint8_t tcp_flags) {
+  return (tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters)
+    : conntrack_(conntrack), counters_(counters) {}
+
+void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns) {
+  const size_t n = std::min<size_t>(batch.size(), kMaxBatch);
+  const uint64_t seed = snapshot.seed();
+
+  // Pass 1: parse, hash, and prefetch each flow's connection-table bucket so that the
+  // lookups of pass 2 find it in cache.
+  for (size_t i = 0; i < n; ++i) {
+    Packet& pkt = batch[i];
+    Work& w = work_[i];
+    counters_.rx.add();
+    const ParseResult r = parse_frame(pkt.data, pkt.len, w.parsed);
+    w.tracked = false;
+    if (r.status == ParseStatus::kNotIp) {
+      pkt.verdict = Verdict::kPass;
+      continue;
+    }
+    if (r.status == ParseStatus::kMalformed) {
+      drop(pkt, r.reason);
+      continue;
+    }
+    pkt.verdict = Verdict::kTx;  // provisional: decided in pass 2
+    const ParsedPacket& p = w.parsed;
+    if ((p.proto == kProtoTcp || p.proto == kProtoUdp) && p.has_l4 && !p.is_fragment) {
+      w.key = p.flow_key();
+      w.flow_hash = hash_flow(w.key, HashFields::kFiveTuple, seed);
+      w.tracked = true;
+      conntrack_.prefetch(w.flow_hash);
+    }
+  }
+
+  // Pass 2: decide and rewrite.
+  for (size_t i = 0; i < n; ++i) {
+    if (batch[i].verdict != Verdict::kTx) continue;
+    decide(batch[i], work_[i], snapshot, now_ns);
+  }
+
+  for (size_t i = 0; i < n; ++i) {
+    if (batch[i].verdict == Verdict::kTx) counters_.tx.add();
+    if (batch[i].verdict == Verdict::kPass) counters_.passed.add();
+  }
+}
+
+void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns) {
+  const ParsedPacket& p = w.parsed;
+
+  if (w.tracked) {
+    if (const Vip* vip = snapshot.find_vip(p.dst, p.proto, p.dst_port)) {
+      forward_flow(pkt, w, *vip, snapshot, now_ns);
+      return;
+    }
+  }
+
+  const VipAddressInfo* addr = snapshot.find_address(p.dst);
+  if (addr == nullptr) {
+    pkt.verdict = Verdict::kPass;  // not addressed to a VIP: the kernel's business
+    return;
+  }
+  if (w.tracked) {
+    drop(pkt, DropReason::kNoVipForPort);
+    return;
+  }
+
+  switch (p.proto) {
+    case kProtoTcp:
+    case kProtoUdp: {
+      // A fragment (first or not); the first fragment's ports are ignored on purpose so that
+      // all fragments of a datagram take the same decision.
+      const Vip* vip = snapshot.fragment_vip(*addr, p.proto);
+      if (vip == nullptr) {
+        drop(pkt, DropReason::kFragmentNoVip);
+        return;
+      }
+      forward_fragment(pkt, w, *vip, snapshot);
+      return;
+    }
+    case kProtoIcmp:
+    case kProtoIcmpv6:
+      if (p.is_fragment) {
+        drop(pkt, DropReason::kIcmpUnsupported);
+        return;
+      }
+      if (is_echo_request(p)) {
+        if (!addr->icmp_echo) {
+          drop(pkt, DropReason::kIcmpEchoDisabled);
+          return;
+        }
+        pkt.len = make_echo_reply(pkt.data, p);
+        counters_.echo_replies.add();
+        return;
+      }
+      if (is_path_mtu_error(p) && p.embedded.present) {
+        forward_icmp_error(pkt, w, snapshot, now_ns);
+        return;
+      }
+      drop(pkt, DropReason::kIcmpUnsupported);
+      return;
+    default:
+      drop(pkt, DropReason::kUnsupportedL4);
+      return;
+  }
+}
+
+void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot,
+                            uint64_t now_ns) {
+  const ParsedPacket& p = w.parsed;
+  const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
+
+  FlowEntry* entry = conntrack_.lookup(w.key, w.flow_hash, now_ns);
+  // A kept entry must point at a backend still serving this VIP; a fresh SYN on a closing
+  // connection is a new connection reusing the 5-tuple and is scheduled anew.
+  if (entry != nullptr && vip.keeps_flow_on(entry->backend) &&
+      !(entry->state == FlowState::kTcpClosing && is_new_connection_syn(flags))) {
+    conntrack_.touch(*entry, flags, now_ns);
+    encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot);
+    return;
+  }
+
+  const uint32_t backend = select_backend(vip, w.key, w.flow_hash, snapshot.seed());
+  if (backend == kMaglevNoBackend) {
+    drop(pkt, DropReason::kNoBackend);
+    return;
+  }
+  if (entry != nullptr) conntrack_.erase(*entry);
+  conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns);
+  if (VipCounters* c = counters_.vip(vip.slot)) c->new_flows.add();
+  encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot);
+}
+
+void Pipeline::forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot) {
+  // Maglev §4.3: fragments are hashed on the 3-tuple and bypass the connection table.
+  const ParsedPacket& p = w.parsed;
+  FlowKey key = p.flow_key();
+  key.src_port = 0;
+  key.dst_port = 0;
+  const uint64_t hash = hash_flow(key, HashFields::kThreeTuple, snapshot.seed());
+  const uint32_t backend = vip.backend_for(hash);
+  if (backend == kMaglevNoBackend) {
+    drop(pkt, DropReason::kNoBackend);
+    return;
+  }
+  encapsulate_to(pkt, p, vip, backend, hash, snapshot);
+}
+
+void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns) {
+  // The embedded packet is one the backend sent from the VIP to the client (replies bypass
+  // the mux); its flow, seen from the client, is the embedded header reversed.
+  const EmbeddedHeader& e = w.parsed.embedded;
+  const Vip* vip = snapshot.find_vip(e.src, e.proto, e.src_port);
+  if (vip == nullptr) {
+    drop(pkt, DropReason::kIcmpErrorNoFlow);
+    return;
+  }
+  FlowKey key{};
+  key.family = e.family;
+  key.proto = e.proto;
+  key.src = e.dst.bytes;
+  key.dst = e.src.bytes;
+  key.src_port = e.dst_port;
+  key.dst_port = e.src_port;
+  const uint64_t hash = hash_flow(key, HashFields::kFiveTuple, snapshot.seed());
+  uint32_t backend = kMaglevNoBackend;
+  if (const FlowEntry* entry = conntrack_.lookup(key, hash, now_ns);
+      entry != nullptr && vip->keeps_flow_on(entry->backend)) {
+    backend = entry->backend;
+  } else {
+    backend = select_backend(*vip, key, hash, snapshot.seed());
+  }
+  if (backend == kMaglevNoBackend) {
+    drop(pkt, DropReason::kNoBackend);
+    return;
+  }
+  counters_.icmp_errors_forwarded.add();
+  encapsulate_to(pkt, w.parsed, *vip, backend, hash, snapshot);
+}
+
+uint32_t Pipeline::select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
+                                  uint64_t seed) const {
+  const uint64_t hash = vip.hash_fields == HashFields::kFiveTuple
+                            ? five_tuple_hash
+                            : hash_flow(key, vip.hash_fields, seed);
+  return vip.backend_for(hash);
+}
+
+void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip, uint32_t backend,
+                              uint64_t flow_hash, const Snapshot& snapshot) {
+  const IpAddr& backend_addr = snapshot.backends()[backend].addr;
+  const std::optional<IpAddr>& outer_src =
+      backend_addr.is_v4() ? snapshot.outer_source_v4() : snapshot.outer_source_v6();
+  if (!outer_src) {
+    drop(pkt, DropReason::kOuterSourceMissing);
+    return;
+  }
+  uint8_t* ip = pkt.data + p.l3_offset;
+
+  if ((pkt.flags & kPacketChecksumPartial) != 0 && p.has_l4 && !p.is_fragment) {
+    const uint32_t l4_len = p.l3_length - (p.l4_offset - p.l3_offset);
+    if (finalize_l4_checksum(pkt.data + p.l4_offset, l4_len, p.src, p.dst, p.proto)) {
+      counters_.checksums_finalized.add();
+    }
+  }
+
+  EncapParams params;
+  params.kind = vip.encap;
+  params.outer_src = *outer_src;
+  params.backend = backend_addr;
+  params.has_gre_key = vip.has_gre_key;
+  params.gre_key = vip.gre_key;
+  params.gue_port = vip.gue_port;
+  params.flow_hash = flow_hash;
+  params.src_mac = snapshot.source_mac();
+  params.dst_mac = snapshot.gateway_mac();
+  const InnerPacket inner{ip, p.l3_length, p.family, p.traffic_class, p.dont_fragment};
+
+  uint8_t* const buffer_start = pkt.data - pkt.headroom;
+  uint32_t frame_len = 0;
+  uint8_t* frame = encapsulate(inner, buffer_start, params, &frame_len);
+  if (frame == nullptr) {
+    drop(pkt, DropReason::kHeadroomExhausted);
+    return;
+  }
+  pkt.headroom = static_cast<uint32_t>(frame - buffer_start);
+  pkt.data = frame;
+  pkt.len = frame_len;
+  pkt.backend = backend;
+  if (VipCounters* c = counters_.vip(vip.slot)) {
+    c->packets.add();
+    c->bytes.add(p.l3_length);
+  }
+  if (BackendCounters* c = counters_.backend(backend)) {
+    c->packets.add();
+    c->bytes.add(frame_len);
+  }
+}
+
+void Pipeline::drop(Packet& pkt, DropReason reason) {
+  pkt.verdict = Verdict::kDrop;
+  pkt.reason = reason;
+  counters_.drop(reason);
+}
+
+}  // namespace l4mux

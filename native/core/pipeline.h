@@ -1,0 +1,70 @@
+// The packet path: parse -> VIP match -> connection table -> Maglev -> encapsulate.
+//
+// One Pipeline per worker thread. process() takes a batch of frames (at most kMaxBatch) and
+// leaves a verdict on each: transmit (the buffer now holds the frame to send), pass to the
+// kernel, or drop (counted under a named reason). Nothing here allocates, locks or makes a
+// system call; live I/O and the pcap replay drive this same code.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "conntrack.h"
+#include "counters.h"
+#include "parse.h"
+#include "snapshot.h"
+#include "types.h"
+
+namespace l4mux {
+
+inline constexpr uint32_t kMaxBatch = 64;
+
+// Set by the receive path when the L4 checksum is not final (TP_STATUS_CSUMNOTREADY).
+inline constexpr uint32_t kPacketChecksumPartial = 1u << 0;
+
+struct Packet {
+  uint8_t* data = nullptr;  // first byte of the Ethernet frame; moved back by encapsulation
+  uint32_t len = 0;
+  uint32_t headroom = 0;  // writable bytes in front of `data`
+  uint32_t flags = 0;
+  Verdict verdict = Verdict::kDrop;
+  DropReason reason = DropReason::kEthTruncated;  // when verdict == kDrop
+  uint32_t backend = kMaglevNoBackend;            // chosen backend slot, when forwarded
+};
+
+class Pipeline {
+ public:
+  Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters);
+
+  // `now_ns` is a monotonic clock (live) or the capture's timestamps (replay).
+  void process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns);
+
+  const Conntrack& conntrack() const { return conntrack_; }
+
+ private:
+  // Per-packet state carried from the first pass over a batch (parse, hash, prefetch) to the
+  // second (decide, rewrite).
+  struct Work {
+    ParsedPacket parsed;
+    FlowKey key;
+    uint64_t flow_hash = 0;
+    bool tracked = false;  // has a connection-table entry to look up
+  };
+
+  void decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
+  void forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
+  void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot);
+  void forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
+  uint32_t select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
+                          uint64_t seed) const;
+  void encapsulate_to(Packet& pkt, const ParsedPacket& parsed, const Vip& vip, uint32_t backend,
+                      uint64_t flow_hash, const Snapshot& snapshot);
+  void drop(Packet& pkt, DropReason reason);
+
+  Conntrack conntrack_;
+  WorkerCounters& counters_;
+  std::array<Work, kMaxBatch> work_;
+};
+
+}  // namespace l4mux

@@ -1,0 +1,177 @@
+#include "snapshot.h"
+
+#include <bit>
+#include <cstdio>
+#include <stdexcept>
+
+#include "hash.h"
+
+namespace l4mux {
+namespace {
+
+constexpr uint64_t kIndexSeedPurpose = 0x1d3;
+
+std::string describe(const VipKey& k) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "proto %u port %u", k.proto, k.port);
+  return buf;
+}
+
+uint64_t hash_vip_key(const VipKey& k, uint64_t seed) {
+  uint8_t buf[20] = {};
+  std::memcpy(buf, k.addr.bytes.data(), 16);
+  buf[16] = static_cast<uint8_t>(k.addr.family);
+  buf[17] = k.proto;
+  buf[18] = static_cast<uint8_t>(k.port >> 8);
+  buf[19] = static_cast<uint8_t>(k.port);
+  return hash_bytes(buf, sizeof(buf), seed);
+}
+
+uint64_t hash_addr(const IpAddr& a, uint64_t seed) {
+  uint8_t buf[17];
+  std::memcpy(buf, a.bytes.data(), 16);
+  buf[16] = static_cast<uint8_t>(a.family);
+  return hash_bytes(buf, sizeof(buf), seed);
+}
+
+// Index sizes: a power of two at least twice the entry count keeps linear probes short.
+size_t index_size_for(size_t n) { return std::bit_ceil(std::max<size_t>(4, n * 2)); }
+
+}  // namespace
+
+size_t IpAddrHash::operator()(const IpAddr& a) const { return hash_addr(a, 0); }
+size_t VipKeyHash::operator()(const VipKey& k) const { return hash_vip_key(k, 0); }
+
+std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendRegistry& backends,
+                                                VipRegistry& vip_registry) {
+  std::unique_ptr<Snapshot> snap(new Snapshot());
+  snap->seed_ = spec.seed;
+  snap->index_seed_ = derive_seed(spec.seed, kIndexSeedPurpose);
+  snap->source_mac_ = spec.source_mac;
+  snap->gateway_mac_ = spec.gateway_mac;
+  snap->outer_source_v4_ = spec.outer_source_v4;
+  snap->outer_source_v6_ = spec.outer_source_v6;
+
+  // Slots first, so that every table below can be sized by the registry.
+  std::vector<std::vector<uint32_t>> pool_slots(spec.vips.size());
+  for (size_t v = 0; v < spec.vips.size(); ++v) {
+    for (const BackendSpec& b : spec.vips[v].backends) {
+      const auto slot = backends.slot_for(b.addr);
+      if (!slot) {
+        throw std::invalid_argument("too many distinct backends (limit " +
+                                    std::to_string(backends.capacity()) + ")");
+      }
+      pool_slots[v].push_back(*slot);
+    }
+  }
+  snap->backends_.resize(backends.keys().size());
+  for (size_t s = 0; s < backends.keys().size(); ++s) snap->backends_[s].addr = backends.keys()[s];
+
+  snap->vips_.reserve(spec.vips.size());
+  for (size_t v = 0; v < spec.vips.size(); ++v) {
+    const VipSpec& vs = spec.vips[v];
+    const auto slot = vip_registry.slot_for(vs.key);
+    if (!slot) {
+      throw std::invalid_argument("too many distinct VIPs (limit " +
+                                  std::to_string(vip_registry.capacity()) + ")");
+    }
+    Vip vip;
+    vip.key = vs.key;
+    vip.slot = *slot;
+    vip.encap = vs.encap;
+    vip.has_gre_key = vs.gre_key.has_value();
+    vip.gre_key = vs.gre_key.value_or(0);
+    vip.gue_port = vs.gue_port;
+    vip.hash_fields = vs.hash_fields;
+    vip.icmp_echo = vs.icmp_echo;
+    vip.table_size = vs.table_size;
+
+    std::vector<MaglevBackend> maglev;
+    maglev.reserve(vs.backends.size());
+    vip.serves_existing.assign(snap->backends_.size(), 0);
+    for (size_t i = 0; i < vs.backends.size(); ++i) {
+      const uint32_t backend_slot = pool_slots[v][i];
+      maglev.push_back(MaglevBackend{backend_slot, vs.backends[i].addr, vs.backends[i].weight});
+      vip.serves_existing[backend_slot] = 1;
+    }
+    try {
+      vip.table = build_maglev_table(maglev, vs.table_size, spec.seed);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("VIP \"" + vs.name + "\": " + e.what());
+    }
+    snap->vips_.push_back(std::move(vip));
+  }
+
+  // VIP index.
+  snap->vip_index_.assign(index_size_for(snap->vips_.size()), VipSlot{});
+  const size_t vip_mask = snap->vip_index_.size() - 1;
+  for (size_t v = 0; v < snap->vips_.size(); ++v) {
+    const VipKey& key = snap->vips_[v].key;
+    size_t i = hash_vip_key(key, snap->index_seed_) & vip_mask;
+    while (snap->vip_index_[i].vip >= 0) {
+      if (snap->vips_[snap->vip_index_[i].vip].key == key) {
+        throw std::invalid_argument("duplicate VIP " + describe(key));
+      }
+      i = (i + 1) & vip_mask;
+    }
+    snap->vip_index_[i].vip = static_cast<int32_t>(v);
+  }
+
+  // Address index: echo and the per-protocol fragment VIP.
+  snap->addr_index_.assign(index_size_for(snap->vips_.size()), AddrSlot{});
+  const size_t addr_mask = snap->addr_index_.size() - 1;
+  for (size_t v = 0; v < snap->vips_.size(); ++v) {
+    const Vip& vip = snap->vips_[v];
+    size_t i = hash_addr(vip.key.addr, snap->index_seed_) & addr_mask;
+    while (snap->addr_index_[i].info >= 0 && !(snap->addr_index_[i].addr == vip.key.addr)) {
+      i = (i + 1) & addr_mask;
+    }
+    if (snap->addr_index_[i].info < 0) {
+      snap->addr_index_[i].addr = vip.key.addr;
+      snap->addr_index_[i].info = static_cast<int32_t>(snap->addr_infos_.size());
+      snap->addr_infos_.push_back(VipAddressInfo{});
+    }
+    VipAddressInfo& info = snap->addr_infos_[snap->addr_index_[i].info];
+    info.icmp_echo = info.icmp_echo || vip.icmp_echo;
+    int32_t* fragment_vip = vip.key.proto == kProtoTcp   ? &info.fragment_vip_tcp
+                            : vip.key.proto == kProtoUdp ? &info.fragment_vip_udp
+                                                         : nullptr;
+    if (fragment_vip != nullptr) {
+      *fragment_vip = *fragment_vip == VipAddressInfo::kNone ? static_cast<int32_t>(v)
+                                                             : VipAddressInfo::kAmbiguous;
+    }
+  }
+  return snap;
+}
+
+const Vip* Snapshot::find_vip(const IpAddr& addr, uint8_t proto, uint16_t port) const {
+  const size_t mask = vip_index_.size() - 1;
+  for (uint16_t want : {port, uint16_t{0}}) {
+    const VipKey key{addr, proto, want};
+    for (size_t i = hash_vip_key(key, index_seed_) & mask;; i = (i + 1) & mask) {
+      const int32_t v = vip_index_[i].vip;
+      if (v < 0) break;
+      if (vips_[v].key == key) return &vips_[v];
+    }
+    if (port == 0) break;
+  }
+  return nullptr;
+}
+
+const VipAddressInfo* Snapshot::find_address(const IpAddr& addr) const {
+  const size_t mask = addr_index_.size() - 1;
+  for (size_t i = hash_addr(addr, index_seed_) & mask;; i = (i + 1) & mask) {
+    const AddrSlot& slot = addr_index_[i];
+    if (slot.info < 0) return nullptr;
+    if (slot.addr == addr) return &addr_infos_[slot.info];
+  }
+}
+
+const Vip* Snapshot::fragment_vip(const VipAddressInfo& info, uint8_t proto) const {
+  const int32_t v = proto == kProtoTcp   ? info.fragment_vip_tcp
+                    : proto == kProtoUdp ? info.fragment_vip_udp
+                                         : VipAddressInfo::kNone;
+  return v >= 0 ? &vips_[v] : nullptr;
+}
+
+}  // namespace l4mux

@@ -1,0 +1,177 @@
+// The configuration as workers see it: an immutable snapshot (VIP table, Maglev tables,
+// backend slots, addresses) built by the control thread and swapped in atomically.
+//
+// Backends and VIPs are identified by slots that stay the same across snapshots for the
+// life of the process (see SlotRegistry), so connection entries and counters, which store
+// slots, remain meaningful after a reload.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "maglev.h"
+#include "types.h"
+
+namespace l4mux {
+
+// ---- What the control plane asks for (already validated by src/config) ----
+
+struct BackendSpec {
+  IpAddr addr;
+  uint32_t weight = 1;
+};
+
+struct VipSpec {
+  std::string name;
+  VipKey key;
+  Encap encap = Encap::kIpip;
+  std::optional<uint32_t> gre_key;
+  uint16_t gue_port = 6080;
+  HashFields hash_fields = HashFields::kFiveTuple;
+  uint32_t table_size = kMaglevDefaultSize;
+  bool icmp_echo = true;
+  std::vector<BackendSpec> backends;
+};
+
+struct ConfigSpec {
+  uint64_t seed = 0;
+  MacAddr source_mac{};
+  MacAddr gateway_mac{};
+  std::optional<IpAddr> outer_source_v4;
+  std::optional<IpAddr> outer_source_v6;
+  std::vector<VipSpec> vips;
+};
+
+// ---- Stable slots ----
+
+struct IpAddrHash {
+  size_t operator()(const IpAddr& a) const;
+};
+struct VipKeyHash {
+  size_t operator()(const VipKey& k) const;
+};
+
+// Hands out a slot per distinct key, never reusing one, up to a fixed capacity (the size of
+// the per-worker counter arrays).
+template <typename Key, typename KeyHash>
+class SlotRegistry {
+ public:
+  explicit SlotRegistry(uint32_t capacity) : capacity_(capacity) {}
+  // The key's slot, assigned on first sight; nullopt when the registry is full.
+  std::optional<uint32_t> slot_for(const Key& key) {
+    if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+    if (keys_.size() >= capacity_) return std::nullopt;
+    const auto slot = static_cast<uint32_t>(keys_.size());
+    slots_.emplace(key, slot);
+    keys_.push_back(key);
+    return slot;
+  }
+  std::optional<uint32_t> find(const Key& key) const {
+    if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+    return std::nullopt;
+  }
+  const std::vector<Key>& keys() const { return keys_; }
+  uint32_t capacity() const { return capacity_; }
+
+ private:
+  uint32_t capacity_;
+  std::unordered_map<Key, uint32_t, KeyHash> slots_;
+  std::vector<Key> keys_;
+};
+
+using BackendRegistry = SlotRegistry<IpAddr, IpAddrHash>;
+using VipRegistry = SlotRegistry<VipKey, VipKeyHash>;
+
+// ---- The snapshot ----
+
+struct Vip {
+  VipKey key;
+  uint32_t slot = 0;
+  Encap encap = Encap::kIpip;
+  bool has_gre_key = false;
+  uint32_t gre_key = 0;
+  uint16_t gue_port = 6080;
+  HashFields hash_fields = HashFields::kFiveTuple;
+  bool icmp_echo = true;
+  uint32_t table_size = 0;
+  std::vector<uint32_t> table;  // Maglev: flow hash % table_size -> backend slot
+  // Indexed by backend slot: 1 while the backend is in this VIP's pool (whatever its weight),
+  // i.e. while flows it already has may keep going to it.
+  std::vector<uint8_t> serves_existing;
+
+  uint32_t backend_for(uint64_t hash) const {
+    return table[static_cast<uint32_t>(hash % table_size)];
+  }
+  bool keeps_flow_on(uint32_t backend_slot) const {
+    return backend_slot < serves_existing.size() && serves_existing[backend_slot] != 0;
+  }
+};
+
+// What the fast path knows of a backend slot in this snapshot.
+struct BackendState {
+  IpAddr addr;
+};
+
+// Per VIP address: what ICMP and fragments sent to the address resolve to.
+struct VipAddressInfo {
+  static constexpr int32_t kNone = -1;
+  static constexpr int32_t kAmbiguous = -2;
+  bool icmp_echo = false;
+  // Fragments carry no ports (only the first one does), so every fragment of a datagram
+  // resolves the VIP by (address, protocol) alone: the one VIP for that pair, else none.
+  int32_t fragment_vip_tcp = kNone;
+  int32_t fragment_vip_udp = kNone;
+};
+
+class Snapshot {
+ public:
+  // Builds every Maglev table. Throws std::invalid_argument with a readable message when the
+  // spec cannot be honoured (e.g. slot capacity exhausted, non-prime table size).
+  static std::unique_ptr<const Snapshot> build(const ConfigSpec& spec, BackendRegistry& backends,
+                                               VipRegistry& vips);
+
+  // The VIP for (address, protocol, port): an exact port match first, then the all-ports VIP.
+  const Vip* find_vip(const IpAddr& addr, uint8_t proto, uint16_t port) const;
+  // nullptr when `addr` is not the address of any VIP.
+  const VipAddressInfo* find_address(const IpAddr& addr) const;
+  const Vip* fragment_vip(const VipAddressInfo& info, uint8_t proto) const;
+
+  const std::vector<Vip>& vips() const { return vips_; }
+  const std::vector<BackendState>& backends() const { return backends_; }
+
+  uint64_t seed() const { return seed_; }
+  const MacAddr& source_mac() const { return source_mac_; }
+  const MacAddr& gateway_mac() const { return gateway_mac_; }
+  const std::optional<IpAddr>& outer_source_v4() const { return outer_source_v4_; }
+  const std::optional<IpAddr>& outer_source_v6() const { return outer_source_v6_; }
+
+ private:
+  Snapshot() = default;
+
+  // Open-addressing index from VipKey to position in vips_ (power-of-two size, built once).
+  struct VipSlot {
+    int32_t vip = -1;
+  };
+  struct AddrSlot {
+    IpAddr addr;
+    int32_t info = -1;
+  };
+
+  std::vector<Vip> vips_;
+  std::vector<VipSlot> vip_index_;
+  std::vector<AddrSlot> addr_index_;
+  std::vector<VipAddressInfo> addr_infos_;
+  std::vector<BackendState> backends_;
+  uint64_t seed_ = 0;
+  uint64_t index_seed_ = 0;
+  MacAddr source_mac_{};
+  MacAddr gateway_mac_{};
+  std::optional<IpAddr> outer_source_v4_;
+  std::optional<IpAddr> outer_source_v6_;
+};
+
+}  // namespace l4mux
