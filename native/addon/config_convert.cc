@@ -1,0 +1,174 @@
+#include "config_convert.h"
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace l4mux::addon {
+namespace {
+
+[[noreturn]] void fail(const Napi::Env& env, const std::string& path, const std::string& reason) {
+  throw Napi::TypeError::New(env, path + ": " + reason);
+}
+
+Napi::Value field(const Napi::Object& obj, const char* name) { return obj.Get(name); }
+
+std::string get_string(const Napi::Object& obj, const char* name, const std::string& path) {
+  const Napi::Value v = field(obj, name);
+  if (!v.IsString()) fail(obj.Env(), path + "." + name, "expected a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+double get_number(const Napi::Object& obj, const char* name, const std::string& path, double lo,
+                  double hi) {
+  const Napi::Value v = field(obj, name);
+  if (!v.IsNumber()) fail(obj.Env(), path + "." + name, "expected a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    fail(obj.Env(), path + "." + name, "expected an integer in " + std::to_string(static_cast<int64_t>(lo)) +
+                                           ".." + std::to_string(static_cast<int64_t>(hi)));
+  }
+  return d;
+}
+
+IpAddr parse_addr(const Napi::Env& env, const std::string& text, const std::string& path) {
+  uint8_t buf[16] = {};
+  if (inet_pton(AF_INET, text.c_str(), buf) == 1) return IpAddr::v4(buf);
+  if (inet_pton(AF_INET6, text.c_str(), buf) == 1) return IpAddr::v6(buf);
+  fail(env, path, "\"" + text + "\" is not an IPv4 or IPv6 address");
+}
+
+MacAddr parse_mac(const Napi::Env& env, const std::string& text, const std::string& path) {
+  MacAddr mac{};
+  unsigned v[6];
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+                  &v[5], &tail) != 6) {
+    fail(env, path, "\"" + text + "\" is not a MAC address");
+  }
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
+  return mac;
+}
+
+uint64_t parse_seed(const Napi::Env& env, const std::string& text, const std::string& path) {
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 0);
+  if (text.empty() || text[0] == '-' || errno != 0 || end == nullptr || *end != '\0') {
+    fail(env, path, "\"" + text + "\" is not a 64-bit number");
+  }
+  return v;
+}
+
+Encap parse_encap(const Napi::Env& env, const std::string& s, const std::string& path) {
+  if (s == "ipip") return Encap::kIpip;
+  if (s == "gre") return Encap::kGre;
+  if (s == "gue") return Encap::kGue;
+  fail(env, path, "unknown encapsulation \"" + s + "\"");
+}
+
+HashFields parse_hash_fields(const Napi::Env& env, const std::string& s, const std::string& path) {
+  if (s == "5-tuple") return HashFields::kFiveTuple;
+  if (s == "3-tuple") return HashFields::kThreeTuple;
+  if (s == "src-ip") return HashFields::kSrcIp;
+  if (s == "src-ip-port") return HashFields::kSrcIpPort;
+  fail(env, path, "unknown hash fields \"" + s + "\"");
+}
+
+Napi::Array get_array(const Napi::Object& obj, const char* name, const std::string& path) {
+  const Napi::Value v = field(obj, name);
+  if (!v.IsArray()) fail(obj.Env(), path + "." + name, "expected an array");
+  return v.As<Napi::Array>();
+}
+
+Napi::Object element(const Napi::Array& arr, uint32_t i, const std::string& path) {
+  const Napi::Value v = arr.Get(i);
+  if (!v.IsObject()) fail(arr.Env(), path, "expected an object");
+  return v.As<Napi::Object>();
+}
+
+}  // namespace
+
+std::string format_addr(const IpAddr& addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(addr.is_v4() ? AF_INET : AF_INET6, addr.bytes.data(), buf, sizeof(buf));
+  return buf;
+}
+
+ConfigSpec to_config_spec(const Napi::Object& config) {
+  const Napi::Env env = config.Env();
+  ConfigSpec spec;
+  spec.seed = parse_seed(env, get_string(config, "seed", "config"), "config.seed");
+  spec.source_mac = parse_mac(env, get_string(config, "sourceMac", "config"), "config.sourceMac");
+  spec.gateway_mac = parse_mac(env, get_string(config, "gatewayMac", "config"), "config.gatewayMac");
+  if (config.Has("outerSourceV4") && !config.Get("outerSourceV4").IsUndefined()) {
+    spec.outer_source_v4 =
+        parse_addr(env, get_string(config, "outerSourceV4", "config"), "config.outerSourceV4");
+    if (!spec.outer_source_v4->is_v4()) fail(env, "config.outerSourceV4", "not an IPv4 address");
+  }
+  if (config.Has("outerSourceV6") && !config.Get("outerSourceV6").IsUndefined()) {
+    spec.outer_source_v6 =
+        parse_addr(env, get_string(config, "outerSourceV6", "config"), "config.outerSourceV6");
+    if (!spec.outer_source_v6->is_v6()) fail(env, "config.outerSourceV6", "not an IPv6 address");
+  }
+
+  const Napi::Array vips = get_array(config, "vips", "config");
+  for (uint32_t i = 0; i < vips.Length(); ++i) {
+    const std::string path = "config.vips[" + std::to_string(i) + "]";
+    const Napi::Object v = element(vips, i, path);
+    VipSpec vip;
+    vip.name = get_string(v, "name", path);
+    vip.key.addr = parse_addr(env, get_string(v, "address", path), path + ".address");
+    vip.key.proto = static_cast<uint8_t>(get_number(v, "protocol", path, 0, 255));
+    if (vip.key.proto != kProtoTcp && vip.key.proto != kProtoUdp) {
+      fail(env, path + ".protocol", "only TCP (6) and UDP (17) VIPs are supported");
+    }
+    vip.key.port = static_cast<uint16_t>(get_number(v, "port", path, 0, 65535));
+    vip.encap = parse_encap(env, get_string(v, "encap", path), path + ".encap");
+    if (v.Has("greKey") && !v.Get("greKey").IsUndefined()) {
+      vip.gre_key = static_cast<uint32_t>(get_number(v, "greKey", path, 0, 4294967295.0));
+    }
+    vip.gue_port = static_cast<uint16_t>(get_number(v, "guePort", path, 1, 65535));
+    vip.hash_fields = parse_hash_fields(env, get_string(v, "hashFields", path), path + ".hashFields");
+    vip.table_size = static_cast<uint32_t>(get_number(v, "tableSize", path, 2, 100000007));
+    const Napi::Value echo = v.Get("icmpEcho");
+    if (!echo.IsBoolean()) fail(env, path + ".icmpEcho", "expected a boolean");
+    vip.icmp_echo = echo.As<Napi::Boolean>().Value();
+
+    const Napi::Array backends = get_array(v, "backends", path);
+    for (uint32_t b = 0; b < backends.Length(); ++b) {
+      const std::string bpath = path + ".backends[" + std::to_string(b) + "]";
+      const Napi::Object bo = element(backends, b, bpath);
+      BackendSpec backend;
+      backend.addr = parse_addr(env, get_string(bo, "address", bpath), bpath + ".address");
+      backend.weight = static_cast<uint32_t>(get_number(bo, "weight", bpath, 0, 1000000));
+      vip.backends.push_back(backend);
+    }
+    spec.vips.push_back(std::move(vip));
+  }
+  return spec;
+}
+
+ConntrackConfig to_conntrack_config(const Napi::Object& settings) {
+  ConntrackConfig c;
+  c.capacity = static_cast<uint32_t>(get_number(settings, "maxFlows", "conntrack", 1, 1u << 28));
+  const Napi::Value t = settings.Get("timeouts");
+  if (!t.IsObject()) fail(settings.Env(), "conntrack.timeouts", "expected an object");
+  const Napi::Object to = t.As<Napi::Object>();
+  constexpr double kMaxSeconds = 7 * 24 * 3600;
+  auto ns = [&](const char* name) {
+    return static_cast<uint64_t>(get_number(to, name, "conntrack.timeouts", 1, kMaxSeconds)) *
+           1000000000ull;
+  };
+  c.timeouts.tcp_syn_ns = ns("tcpSynSeconds");
+  c.timeouts.tcp_established_ns = ns("tcpEstablishedSeconds");
+  c.timeouts.tcp_closing_ns = ns("tcpClosingSeconds");
+  c.timeouts.udp_ns = ns("udpSeconds");
+  c.timeouts.other_ns = ns("otherSeconds");
+  return c;
+}
+
+}  // namespace l4mux::addon
