@@ -1,0 +1,50 @@
+// From the normalized config to what the dataplane addon is given.
+import type { ConntrackSettings, DataplaneConfig, DataplaneVip } from '../dataplane/types.js';
+import { DEFAULT_GUE_PORT } from './defaults.js';
+import type { L4muxConfig, Protocol } from './types.js';
+
+export const PROTOCOL_NUMBERS: Readonly<Record<Protocol, number>> = { tcp: 6, udp: 17 };
+
+/** Resolves each VIP's pool into its backends (weight-0 backends included: they keep their flows). */
+export function toDataplaneConfig(config: L4muxConfig): DataplaneConfig {
+  const { node } = config;
+  const vips = config.vips.map((v): DataplaneVip => {
+    const pool = Object.hasOwn(config.pools, v.pool) ? config.pools[v.pool] : undefined;
+    if (pool === undefined) throw new Error(`VIP "${v.name}": pool "${v.pool}" is not defined`);
+    return {
+      name: v.name,
+      address: v.address,
+      protocol: PROTOCOL_NUMBERS[v.protocol],
+      port: v.port ?? 0,
+      encap: v.encapsulation,
+      ...(v.encapsulation === 'gre' && v.gre?.key !== undefined && { greKey: v.gre.key }),
+      guePort: v.gue?.port ?? DEFAULT_GUE_PORT,
+      hashFields: v.hashFields,
+      tableSize: v.tableSize,
+      icmpEcho: v.icmpEcho,
+      backends: pool.backends.map((b) => ({ address: b.address, weight: b.weight })),
+    };
+  });
+  return {
+    seed: node.seed,
+    sourceMac: node.sourceMac,
+    gatewayMac: node.gatewayMac,
+    ...(node.outerSource.ipv4 !== undefined && { outerSourceV4: node.outerSource.ipv4 }),
+    ...(node.outerSource.ipv6 !== undefined && { outerSourceV6: node.outerSource.ipv6 }),
+    vips,
+  };
+}
+
+export function conntrackSettings(config: L4muxConfig): ConntrackSettings {
+  const { maxFlows, timeouts } = config.node.conntrack;
+  return {
+    maxFlows,
+    timeouts: {
+      tcpSynSeconds: timeouts.tcpSyn,
+      tcpEstablishedSeconds: timeouts.tcpEstablished,
+      tcpClosingSeconds: timeouts.tcpClosing,
+      udpSeconds: timeouts.udp,
+      otherSeconds: timeouts.other,
+    },
+  };
+}

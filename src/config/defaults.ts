@@ -1,0 +1,27 @@
+// Default values and limits of the version 1 format. The schema's "default"/"minimum"/
+// "maximum" annotations say the same (a test keeps them in step).
+import type { ConntrackConfig, Encapsulation, HashFields } from './types.js';
+
+export const CONFIG_VERSION = 1;
+
+export const DEFAULT_SOURCE_MAC = '00:00:00:00:00:00';
+export const DEFAULT_WEIGHT = 1;
+export const DEFAULT_ENCAPSULATION: Encapsulation = 'ipip';
+export const DEFAULT_GUE_PORT = 6080;
+export const DEFAULT_HASH_FIELDS: HashFields = '5-tuple';
+export const DEFAULT_TABLE_SIZE = 65537;
+export const DEFAULT_ICMP_ECHO = true;
+
+export const MIN_TABLE_SIZE = 251;
+export const MAX_TABLE_SIZE = 1000003;
+/** Maglev (NSDI 2016) keeps load within ~1% of ideal with at least this many entries per backend. */
+export const TABLE_ENTRIES_PER_BACKEND = 100;
+/** Distinct backend addresses the dataplane can hold (its backend slot registry). */
+export const MAX_DISTINCT_BACKENDS = 65536;
+
+export function defaultConntrackConfig(): ConntrackConfig {
+  return {
+    maxFlows: 262144,
+    timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30 },
+  };
+}

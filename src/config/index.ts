@@ -1,0 +1,37 @@
+// Configuration of l4mux: the JSON VIP map (version 1), its validation and normalization,
+// and its conversion to what the dataplane is given.
+export { loadConfigFile, parseConfig, validateConfig } from './load.js';
+export { conntrackSettings, toDataplaneConfig, PROTOCOL_NUMBERS } from './dataplane.js';
+export { SCHEMA_PATH } from './schema.js';
+export {
+  CONFIG_VERSION,
+  DEFAULT_ENCAPSULATION,
+  DEFAULT_GUE_PORT,
+  DEFAULT_HASH_FIELDS,
+  DEFAULT_ICMP_ECHO,
+  DEFAULT_SOURCE_MAC,
+  DEFAULT_TABLE_SIZE,
+  DEFAULT_WEIGHT,
+  MAX_TABLE_SIZE,
+  MIN_TABLE_SIZE,
+  defaultConntrackConfig,
+} from './defaults.js';
+export type {
+  AddressFamily,
+  BackendConfig,
+  ConfigError,
+  ConfigOk,
+  ConfigResult,
+  ConntrackConfig,
+  ConntrackTimeouts,
+  Encapsulation,
+  HashFields,
+  L4muxConfig,
+  L4muxConfigInput,
+  NodeConfig,
+  OuterSource,
+  PoolConfig,
+  Protocol,
+  VipConfig,
+} from './types.js';
+export type { ConntrackSettings, DataplaneConfig } from '../dataplane/types.js';

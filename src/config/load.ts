@@ -1,0 +1,62 @@
+// Entry points: text or file in, a normalized config (plus warnings) or the list of errors out.
+import { readFile } from 'node:fs/promises';
+
+import { formatIssues, issue, type Issue } from './issues.js';
+import { parseJson } from './json.js';
+import { normalize } from './normalize.js';
+import { checkSchema } from './schema.js';
+import { checkSemantics } from './semantic.js';
+import type { ConfigResult, L4muxConfigInput } from './types.js';
+
+/** Parses and validates config text; `sourceName` (usually the file path) prefixes syntax errors. */
+export function parseConfig(text: string, sourceName = '<config>'): ConfigResult {
+  const parsed = parseJson(text);
+  if (!parsed.ok) {
+    const { line, column } = parsed.position;
+    return { ok: false, errors: [`${sourceName}:${line}:${column}: ${parsed.reason}`] };
+  }
+  const duplicates = parsed.duplicates.map((d) =>
+    issue(d.path, `defined twice (line ${d.first.line}, column ${d.first.column} and line ${d.second.line}, column ${d.second.column})`),
+  );
+  return check(parsed.value, duplicates);
+}
+
+/** Validates an already parsed document (for instance one received over an API). */
+export function validateConfig(document: unknown): ConfigResult {
+  return check(document, []);
+}
+
+export async function loadConfigFile(path: string): Promise<ConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    return { ok: false, errors: [`${path}: cannot read the file (${describeFsError(e)})`] };
+  }
+  return parseConfig(text, path);
+}
+
+function check(document: unknown, earlier: Issue[]): ConfigResult {
+  const schemaIssues = checkSchema(document);
+  const semantic = checkSemantics(document, schemaIssues);
+  const errors = [...earlier, ...schemaIssues, ...semantic.errors];
+  if (errors.length > 0) return { ok: false, errors: formatIssues(errors, document) };
+  // The schema and the semantic checks passed: the document has the input shape.
+  const config = normalize(document as L4muxConfigInput);
+  return { ok: true, config, warnings: formatIssues(semantic.warnings, document) };
+}
+
+function describeFsError(e: unknown): string {
+  const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : '';
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
+    default:
+      return e instanceof Error ? e.message : String(e);
+  }
+}

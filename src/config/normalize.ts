@@ -1,0 +1,79 @@
+// Turns a document that passed the schema and the semantic checks into the normalized
+// L4muxConfig: defaults filled in, addresses, MACs and the seed in canonical form.
+import { parseAddress } from './addresses.js';
+import {
+  DEFAULT_ENCAPSULATION,
+  DEFAULT_GUE_PORT,
+  DEFAULT_HASH_FIELDS,
+  DEFAULT_ICMP_ECHO,
+  DEFAULT_SOURCE_MAC,
+  DEFAULT_TABLE_SIZE,
+  DEFAULT_WEIGHT,
+  defaultConntrackConfig,
+} from './defaults.js';
+import { parseMac } from './mac.js';
+import { parseSeed } from './seed.js';
+import { defaultVipName } from './semantic.js';
+import type { L4muxConfig, L4muxConfigInput, PoolConfig, VipConfig } from './types.js';
+
+/** Only for validated input: throws if a value turns out to be invalid after all. */
+export function normalize(input: L4muxConfigInput): L4muxConfig {
+  const { node } = input;
+  const defaults = defaultConntrackConfig();
+  const outerSource: L4muxConfig['node']['outerSource'] = {};
+  if (node.outerSource?.ipv4 !== undefined) outerSource.ipv4 = address(node.outerSource.ipv4);
+  if (node.outerSource?.ipv6 !== undefined) outerSource.ipv6 = address(node.outerSource.ipv6);
+
+  const pools: Record<string, PoolConfig> = {};
+  for (const [name, pool] of Object.entries(input.pools)) {
+    pools[name] = {
+      ...(pool.description !== undefined && { description: pool.description }),
+      backends: pool.backends.map((b) => ({ address: address(b.address), weight: b.weight ?? DEFAULT_WEIGHT })),
+    };
+  }
+
+  const vips = input.vips.map((v): VipConfig => {
+    const vipAddress = address(v.address);
+    const encapsulation = v.encapsulation ?? DEFAULT_ENCAPSULATION;
+    // Keys in the order of the file format, so that a printed config reads like the input.
+    return {
+      name: v.name ?? defaultVipName(vipAddress, v.protocol, v.port),
+      ...(v.description !== undefined && { description: v.description }),
+      address: vipAddress,
+      protocol: v.protocol,
+      ...(v.port !== undefined && { port: v.port }),
+      pool: v.pool,
+      encapsulation,
+      ...(encapsulation === 'gre' && v.gre !== undefined && { gre: v.gre.key !== undefined ? { key: v.gre.key } : {} }),
+      ...(encapsulation === 'gue' && { gue: { port: v.gue?.port ?? DEFAULT_GUE_PORT } }),
+      hashFields: v.hashFields ?? DEFAULT_HASH_FIELDS,
+      tableSize: v.tableSize ?? DEFAULT_TABLE_SIZE,
+      icmpEcho: v.icmpEcho ?? DEFAULT_ICMP_ECHO,
+    };
+  });
+
+  return {
+    version: 1,
+    node: {
+      seed: must(parseSeed(node.seed), 'seed').canonical,
+      sourceMac: must(parseMac(node.sourceMac ?? DEFAULT_SOURCE_MAC), 'sourceMac').canonical,
+      gatewayMac: must(parseMac(node.gatewayMac), 'gatewayMac').canonical,
+      outerSource,
+      conntrack: {
+        maxFlows: node.conntrack?.maxFlows ?? defaults.maxFlows,
+        timeouts: { ...defaults.timeouts, ...node.conntrack?.timeouts },
+      },
+    },
+    pools,
+    vips,
+  };
+}
+
+function address(text: string): string {
+  return must(parseAddress(text), text).address.canonical;
+}
+
+function must<T extends { ok: boolean }>(result: T, what: string): Extract<T, { ok: true }> {
+  if (!result.ok) throw new Error(`internal error: ${what} passed validation but does not parse`);
+  return result as Extract<T, { ok: true }>;
+}

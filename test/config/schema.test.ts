@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  DEFAULT_ENCAPSULATION,
+  DEFAULT_GUE_PORT,
+  DEFAULT_HASH_FIELDS,
+  DEFAULT_ICMP_ECHO,
+  DEFAULT_SOURCE_MAC,
+  DEFAULT_TABLE_SIZE,
+  DEFAULT_WEIGHT,
+  MAX_TABLE_SIZE,
+  MIN_TABLE_SIZE,
+  defaultConntrackConfig,
+} from '../../src/config/index.js';
+import { isPrime, nearestPrimes } from '../../src/config/prime.js';
+import { loadSchema } from '../../src/config/schema.js';
+import { closestMatch } from '../../src/config/suggest.js';
+
+type Schema = { [key: string]: any };
+
+describe('the shipped JSON Schema', () => {
+  const schema: Schema = loadSchema();
+  const defs: Schema = schema['$defs'];
+
+  it('is draft 2020-12 and rejects unknown properties in every object', () => {
+    expect(schema['$schema']).toBe('https://json-schema.org/draft/2020-12/schema');
+    const objects: Schema[] = [];
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (typeof node === 'object' && node !== null) {
+        const s = node as Schema;
+        if (s['type'] === 'object') objects.push(s);
+        Object.values(s).forEach(walk);
+      }
+    };
+    walk(schema);
+    expect(objects.length).toBeGreaterThanOrEqual(10);
+    for (const object of objects) {
+      // "pools" maps names to pool objects, which themselves are closed.
+      if (object['additionalProperties'] !== false) expect(object['additionalProperties']).toEqual({ $ref: '#/$defs/pool' });
+    }
+  });
+
+  it('documents the same defaults and limits the code applies', () => {
+    const conntrack = defaultConntrackConfig();
+    expect(defs['node'].properties.sourceMac.default).toBe(DEFAULT_SOURCE_MAC);
+    expect(defs['conntrack'].properties.maxFlows.default).toBe(conntrack.maxFlows);
+    const timeouts = defs['conntrack'].properties.timeouts.properties;
+    expect(Object.fromEntries(Object.entries(timeouts).map(([k, v]) => [k, (v as Schema)['default']]))).toEqual(conntrack.timeouts);
+    expect(defs['backend'].properties.weight.default).toBe(DEFAULT_WEIGHT);
+    const vip = defs['vip'].properties;
+    expect(vip.encapsulation.default).toBe(DEFAULT_ENCAPSULATION);
+    expect(vip.gue.properties.port.default).toBe(DEFAULT_GUE_PORT);
+    expect(vip.hashFields.default).toBe(DEFAULT_HASH_FIELDS);
+    expect(vip.tableSize.default).toBe(DEFAULT_TABLE_SIZE);
+    expect(vip.tableSize.minimum).toBe(MIN_TABLE_SIZE);
+    expect(vip.tableSize.maximum).toBe(MAX_TABLE_SIZE);
+    expect(vip.icmpEcho.default).toBe(DEFAULT_ICMP_ECHO);
+    expect(isPrime(DEFAULT_TABLE_SIZE) && isPrime(MIN_TABLE_SIZE) && isPrime(MAX_TABLE_SIZE)).toBe(true);
+  });
+});
+
+describe('helpers', () => {
+  it('isPrime and nearestPrimes', () => {
+    expect([2, 3, 5, 251, 65537, 1000003].every(isPrime)).toBe(true);
+    expect([0, 1, 4, 9, 65536, 1000001, 2.5].some(isPrime)).toBe(false);
+    expect(nearestPrimes(65536, 251, 1000003)).toEqual([65521, 65537]);
+    expect(nearestPrimes(1000000, 251, 1000003)).toEqual([999983, 1000003]);
+  });
+
+  it('closestMatch suggests plausible typos only', () => {
+    const vipKeys = ['name', 'address', 'protocol', 'port', 'pool', 'encapsulation', 'hashFields', 'tableSize', 'icmpEcho'];
+    expect(closestMatch('encap', vipKeys)).toBe('encapsulation');
+    expect(closestMatch('table_size', vipKeys)).toBe('tableSize');
+    expect(closestMatch('adress', vipKeys)).toBe('address');
+    expect(closestMatch('proto', vipKeys)).toBe('protocol');
+    expect(closestMatch('zzz', vipKeys)).toBeUndefined();
+  });
+});
