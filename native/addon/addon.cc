@@ -165,6 +165,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     out.Set("echoReplies", num(counters_.echo_replies));
     out.Set("icmpErrorsForwarded", num(counters_.icmp_errors_forwarded));
     out.Set("checksumsFinalized", num(counters_.checksums_finalized));
+    out.Set("icmpTooBigSent", num(counters_.icmp_too_big_sent));
 
     Napi::Object drops = Napi::Object::New(env);
     for (size_t r = 0; r < kDropReasonCount; ++r) {

@@ -115,6 +115,10 @@ ConfigSpec to_config_spec(const Napi::Object& config) {
     if (!spec.outer_source_v6->is_v6()) fail(env, "config.outerSourceV6", "not an IPv6 address");
   }
 
+  if (config.Has("mtu") && !config.Get("mtu").IsUndefined()) {
+    spec.egress_mtu = static_cast<uint32_t>(get_number(config, "mtu", "config", 68, 65535));
+  }
+
   const Napi::Array vips = get_array(config, "vips", "config");
   for (uint32_t i = 0; i < vips.Length(); ++i) {
     const std::string path = "config.vips[" + std::to_string(i) + "]";

@@ -43,6 +43,7 @@ class WorkerCounters {
   Counter echo_replies;
   Counter icmp_errors_forwarded;
   Counter checksums_finalized;
+  Counter icmp_too_big_sent;
   std::array<Counter, kDropReasonCount> drops;
 
   void drop(DropReason r) {

@@ -17,6 +17,11 @@ constexpr uint8_t kIcmpv6PacketTooBig = 2;
 constexpr uint8_t kIcmpv6EchoRequest = 128;
 constexpr uint8_t kIcmpv6EchoReply = 129;
 constexpr uint8_t kReplyTtl = 64;
+constexpr uint32_t kIcmpHeaderLen = 8;
+// How much of the offending packet an error quotes: the whole error stays within the
+// minimum MTU of its family (RFC 1812 4.3.2.3: 576 bytes; RFC 4443 2.4(c): 1280 bytes).
+constexpr uint32_t kMaxIcmpv4Error = 576;
+constexpr uint32_t kMaxIcmpv6Error = 1280;
 
 }  // namespace
 
@@ -61,6 +66,65 @@ uint32_t make_echo_reply(uint8_t* frame, const ParsedPacket& pkt) {
   }
   store_be16(icmp + 2, csum_replace16(load_be16(icmp + 2), old_type_code, load_be16(icmp)));
   return static_cast<uint32_t>(pkt.l3_offset) + pkt.l3_length;
+}
+
+uint8_t* make_too_big(uint8_t* frame, const ParsedPacket& pkt, uint32_t mtu, uint8_t* headroom_start,
+                      uint32_t* frame_len) {
+  const bool v4 = pkt.family == Family::kIpv4;
+  const uint32_t ip_len = v4 ? kIpv4HeaderLen : kIpv6HeaderLen;
+  const uint32_t max_error = v4 ? kMaxIcmpv4Error : kMaxIcmpv6Error;
+  const uint32_t quoted = std::min<uint32_t>(pkt.l3_length, max_error - ip_len - kIcmpHeaderLen);
+  uint8_t* const original = frame + pkt.l3_offset;
+  uint8_t* const reply = original - (kEthHeaderLen + ip_len + kIcmpHeaderLen);
+  if (reply < headroom_start) return nullptr;
+
+  // Ethernet: back to the sender's next hop, from the MAC the packet was sent to. Read both
+  // before writing: the new header may overlap the old one.
+  uint8_t dst_mac[6];
+  uint8_t src_mac[6];
+  std::memcpy(dst_mac, frame + 6, 6);
+  std::memcpy(src_mac, frame, 6);
+  std::memcpy(reply, dst_mac, 6);
+  std::memcpy(reply + 6, src_mac, 6);
+  store_be16(reply + 12, v4 ? kEthTypeIpv4 : kEthTypeIpv6);
+
+  uint8_t* ip = reply + kEthHeaderLen;
+  uint8_t* icmp = ip + ip_len;
+  const uint32_t icmp_len = kIcmpHeaderLen + quoted;
+  if (v4) {
+    ip[0] = 0x45;
+    ip[1] = 0;
+    store_be16(ip + 2, static_cast<uint16_t>(ip_len + icmp_len));
+    store_be16(ip + 4, 0);
+    store_be16(ip + 6, 0x4000);
+    ip[8] = kReplyTtl;
+    ip[9] = kProtoIcmp;
+    store_be16(ip + 10, 0);
+    std::memcpy(ip + 12, pkt.dst.bytes.data(), 4);
+    std::memcpy(ip + 16, pkt.src.bytes.data(), 4);
+    store_be16(ip + 10, ipv4_header_checksum(ip, ip_len));
+    icmp[0] = kIcmpDestUnreachable;
+    icmp[1] = kIcmpFragNeeded;
+    store_be16(icmp + 2, 0);
+    store_be16(icmp + 4, 0);
+    store_be16(icmp + 6, static_cast<uint16_t>(std::min<uint32_t>(mtu, 0xffff)));
+    store_be16(icmp + 2, csum_fold(csum_partial(icmp, icmp_len)));
+  } else {
+    store_be32(ip, 6u << 28);
+    store_be16(ip + 4, static_cast<uint16_t>(icmp_len));
+    ip[6] = kProtoIcmpv6;
+    ip[7] = kReplyTtl;
+    std::memcpy(ip + 8, pkt.dst.bytes.data(), 16);
+    std::memcpy(ip + 24, pkt.src.bytes.data(), 16);
+    icmp[0] = kIcmpv6PacketTooBig;
+    icmp[1] = 0;
+    store_be16(icmp + 2, 0);
+    store_be32(icmp + 4, mtu);
+    const uint32_t sum = pseudo_header_sum(pkt.dst, pkt.src, kProtoIcmpv6, icmp_len);
+    store_be16(icmp + 2, csum_fold(csum_partial(icmp, icmp_len, sum)));
+  }
+  *frame_len = static_cast<uint32_t>(kEthHeaderLen) + ip_len + icmp_len;
+  return reply;
 }
 
 }  // namespace l4mux

@@ -19,4 +19,12 @@ bool is_echo_request(const ParsedPacket& pkt);
 // changed, checksums updated, trailing padding trimmed. Returns the reply's frame length.
 uint32_t make_echo_reply(uint8_t* frame, const ParsedPacket& pkt);
 
+// Builds, in front of the packet, the ICMP "fragmentation needed" (IPv4) or ICMPv6 "packet
+// too big" telling its sender that at most `mtu` bytes of IP packet fit. The reply comes from
+// the packet's destination (the VIP) and quotes the start of the packet, as RFC 792 / 4443
+// ask. `headroom_start` is the first writable byte in front of the frame. Returns the new
+// frame start (length in *frame_len), or nullptr when there is not enough headroom.
+uint8_t* make_too_big(uint8_t* frame, const ParsedPacket& pkt, uint32_t mtu, uint8_t* headroom_start,
+                      uint32_t* frame_len);
+
 }  // namespace l4mux

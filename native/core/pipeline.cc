@@ -92,7 +92,7 @@ void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t n
         drop(pkt, DropReason::kFragmentNoVip);
         return;
       }
-      forward_fragment(pkt, w, *vip, snapshot);
+      forward_fragment(pkt, w, *vip, snapshot, now_ns);
       return;
     }
     case kProtoIcmp:
@@ -133,7 +133,7 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot
   if (entry != nullptr && vip.keeps_flow_on(entry->backend) &&
       !(entry->state == FlowState::kTcpClosing && is_new_connection_syn(flags))) {
     conntrack_.touch(*entry, flags, now_ns);
-    encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot);
+    encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot, now_ns);
     return;
   }
 
@@ -145,10 +145,11 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot
   if (entry != nullptr) conntrack_.erase(*entry);
   conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns);
   if (VipCounters* c = counters_.vip(vip.slot)) c->new_flows.add();
-  encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot);
+  encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot, now_ns);
 }
 
-void Pipeline::forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot) {
+void Pipeline::forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot,
+                                uint64_t now_ns) {
   // Maglev §4.3: fragments are hashed on the 3-tuple and bypass the connection table.
   const ParsedPacket& p = w.parsed;
   FlowKey key = p.flow_key();
@@ -160,7 +161,7 @@ void Pipeline::forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snap
     drop(pkt, DropReason::kNoBackend);
     return;
   }
-  encapsulate_to(pkt, p, vip, backend, hash, snapshot);
+  encapsulate_to(pkt, p, vip, backend, hash, snapshot, now_ns);
 }
 
 void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns) {
@@ -192,7 +193,7 @@ void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot
     return;
   }
   counters_.icmp_errors_forwarded.add();
-  encapsulate_to(pkt, w.parsed, *vip, backend, hash, snapshot);
+  encapsulate_to(pkt, w.parsed, *vip, backend, hash, snapshot, now_ns);
 }
 
 uint32_t Pipeline::select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
@@ -204,12 +205,26 @@ uint32_t Pipeline::select_backend(const Vip& vip, const FlowKey& key, uint64_t f
 }
 
 void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip, uint32_t backend,
-                              uint64_t flow_hash, const Snapshot& snapshot) {
+                              uint64_t flow_hash, const Snapshot& snapshot, uint64_t now_ns) {
   const IpAddr& backend_addr = snapshot.backends()[backend].addr;
   const std::optional<IpAddr>& outer_src =
       backend_addr.is_v4() ? snapshot.outer_source_v4() : snapshot.outer_source_v6();
   if (!outer_src) {
     drop(pkt, DropReason::kOuterSourceMissing);
+    return;
+  }
+  const uint32_t overhead = encap_overhead(vip.encap, backend_addr.family, vip.has_gre_key);
+  const uint32_t tunnel_bytes = overhead - static_cast<uint32_t>(kEthHeaderLen);
+  const uint32_t mtu = snapshot.egress_mtu();
+  if (mtu != 0 && p.l3_length + tunnel_bytes > mtu) {
+    // Never send what the link cannot carry. A sender that forbids fragmentation (DF, or any
+    // IPv6 packet) learns the path MTU; other IPv4 would need the tunnel to fragment, and an
+    // ICMP error never causes another one (RFC 1122 3.2.2).
+    if (p.dont_fragment && mtu > tunnel_bytes && !is_path_mtu_error(p)) {
+      send_too_big(pkt, p, mtu - tunnel_bytes, now_ns);
+    } else {
+      drop(pkt, DropReason::kMtuExceeded);
+    }
     return;
   }
   uint8_t* ip = pkt.data + p.l3_offset;
@@ -252,6 +267,31 @@ void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip
     c->packets.add();
     c->bytes.add(frame_len);
   }
+}
+
+void Pipeline::send_too_big(Packet& pkt, const ParsedPacket& p, uint32_t inner_mtu, uint64_t now_ns) {
+  const uint64_t elapsed = now_ns - std::min(now_ns, icmp_refilled_ns_);
+  const uint64_t earned = elapsed * kIcmpPerSecond / 1'000'000'000ull;
+  if (earned > 0) {
+    icmp_tokens_ = std::min(kIcmpBurst, icmp_tokens_ + earned);
+    icmp_refilled_ns_ = now_ns;
+  }
+  if (icmp_tokens_ == 0) {
+    drop(pkt, DropReason::kIcmpRateLimited);
+    return;
+  }
+  uint32_t frame_len = 0;
+  uint8_t* const buffer_start = pkt.data - pkt.headroom;
+  uint8_t* frame = make_too_big(pkt.data, p, inner_mtu, buffer_start, &frame_len);
+  if (frame == nullptr) {
+    drop(pkt, DropReason::kHeadroomExhausted);
+    return;
+  }
+  --icmp_tokens_;
+  pkt.headroom = static_cast<uint32_t>(frame - buffer_start);
+  pkt.data = frame;
+  pkt.len = frame_len;
+  counters_.icmp_too_big_sent.add();
 }
 
 void Pipeline::drop(Packet& pkt, DropReason reason) {

@@ -19,6 +19,9 @@
 namespace l4mux {
 
 inline constexpr uint32_t kMaxBatch = 64;
+// ICMP "too big" errors a worker may send: a burst, refilled at a steady rate.
+inline constexpr uint64_t kIcmpBurst = 100;
+inline constexpr uint64_t kIcmpPerSecond = 1000;
 
 // Set by the receive path when the L4 checksum is not final (TP_STATUS_CSUMNOTREADY).
 inline constexpr uint32_t kPacketChecksumPartial = 1u << 0;
@@ -54,17 +57,21 @@ class Pipeline {
 
   void decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
   void forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
-  void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot);
+  void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   void forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
   uint32_t select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
                           uint64_t seed) const;
   void encapsulate_to(Packet& pkt, const ParsedPacket& parsed, const Vip& vip, uint32_t backend,
-                      uint64_t flow_hash, const Snapshot& snapshot);
+                      uint64_t flow_hash, const Snapshot& snapshot, uint64_t now_ns);
+  void send_too_big(Packet& pkt, const ParsedPacket& parsed, uint32_t inner_mtu, uint64_t now_ns);
   void drop(Packet& pkt, DropReason reason);
 
   Conntrack conntrack_;
   WorkerCounters& counters_;
   std::array<Work, kMaxBatch> work_;
+  // Token bucket for the ICMP errors this worker originates (RFC 1812 4.3.2.8, RFC 4443 2.4(f)).
+  uint64_t icmp_tokens_ = kIcmpBurst;
+  uint64_t icmp_refilled_ns_ = 0;
 };
 
 }  // namespace l4mux

@@ -43,6 +43,8 @@ struct ConfigSpec {
   MacAddr gateway_mac{};
   std::optional<IpAddr> outer_source_v4;
   std::optional<IpAddr> outer_source_v6;
+  // Largest IP packet the egress link carries (its MTU); 0 = no limit (replay).
+  uint32_t egress_mtu = 0;
   std::vector<VipSpec> vips;
 };
 
@@ -148,6 +150,7 @@ class Snapshot {
   const MacAddr& gateway_mac() const { return gateway_mac_; }
   const std::optional<IpAddr>& outer_source_v4() const { return outer_source_v4_; }
   const std::optional<IpAddr>& outer_source_v6() const { return outer_source_v6_; }
+  uint32_t egress_mtu() const { return egress_mtu_; }
 
  private:
   Snapshot() = default;
@@ -172,6 +175,7 @@ class Snapshot {
   MacAddr gateway_mac_{};
   std::optional<IpAddr> outer_source_v4_;
   std::optional<IpAddr> outer_source_v6_;
+  uint32_t egress_mtu_ = 0;
 };
 
 }  // namespace l4mux

@@ -131,7 +131,9 @@ enum class Verdict : uint8_t {
   X(kHeadroomExhausted, "headroom_exhausted")                                          \
   X(kOuterSourceMissing, "outer_source_missing")                                       \
   X(kIcmpEmbeddedMalformed, "icmp_embedded_malformed")                                 \
-  X(kFrameTooLarge, "frame_too_large")
+  X(kFrameTooLarge, "frame_too_large")                                                 \
+  X(kMtuExceeded, "mtu_exceeded")                                                      \
+  X(kIcmpRateLimited, "icmp_too_big_rate_limited")
 
 enum class DropReason : uint8_t {
 #define L4MUX_X(name, str) name,

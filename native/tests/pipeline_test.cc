@@ -468,3 +468,88 @@ TEST(SnapshotTest, RegistryCapacityIsEnforced) {
 
 }  // namespace
 }  // namespace l4mux
+
+namespace l4mux {
+namespace {
+
+class MtuTest : public PipelineTest {
+ protected:
+  void SetUp() override {
+    ConfigSpec spec = base_config();
+    spec.egress_mtu = 1500;
+    spec.vips.push_back(make_vip("v6", "2001:db8::10", kProtoTcp, 443, Encap::kIpip, {"fd00:1::1"}));
+    configure(spec);
+  }
+  static Bytes tcp_of_size(const std::string& src, const std::string& dst, uint16_t port,
+                           uint32_t ip_len, bool df = true) {
+    const IpAddr s = ip(src);
+    const IpAddr d = ip(dst);
+    L4Spec l4;
+    l4.dst_port = port;
+    l4.payload.assign(ip_len - (s.is_v4() ? 20 : 40) - 20, 'm');
+    testing::IpSpec ipspec{s, d, kProtoTcp};
+    ipspec.dont_fragment = df;
+    return testing::ethernet(testing::ip_packet(ipspec, testing::l4_segment(s, d, l4)));
+  }
+};
+
+TEST_F(MtuTest, PacketsThatStillFitAreForwarded) {
+  const Packet p = run(tcp_of_size("198.51.100.7", "192.0.2.10", 80, 1480));
+  ASSERT_EQ(p.verdict, Verdict::kTx);
+  EXPECT_EQ(p.len, 14u + 1500);
+}
+
+TEST_F(MtuTest, TooBigWithDontFragmentGetsFragmentationNeededFromTheVip) {
+  const Bytes in = tcp_of_size("198.51.100.7", "192.0.2.10", 80, 1500);
+  const Packet p = run(in);
+  ASSERT_EQ(p.verdict, Verdict::kTx);
+  const Bytes o = out(p);
+  EXPECT_EQ(Bytes(o.begin(), o.begin() + 6), Bytes(in.begin() + 6, in.begin() + 12)) << "back to the sender's hop";
+  EXPECT_EQ(o[14 + 9], kProtoIcmp);
+  EXPECT_EQ(Bytes(o.begin() + 26, o.begin() + 30), Bytes({192, 0, 2, 10}));
+  EXPECT_EQ(Bytes(o.begin() + 30, o.begin() + 34), Bytes({198, 51, 100, 7}));
+  EXPECT_EQ(o[34], 3);
+  EXPECT_EQ(o[35], 4);
+  EXPECT_EQ(load_be16(&o[34 + 6]), 1480) << "room left for the inner packet after the outer IPv4 header";
+  EXPECT_EQ(ipv4_header_checksum(&o[14], 20), 0);
+  EXPECT_EQ(csum_fold(csum_partial(&o[34], o.size() - 34)), 0);
+  EXPECT_LE(o.size() - 14, 576u);
+  EXPECT_TRUE(std::memcmp(&o[42], &in[14], 28) == 0) << "quotes the offending header";
+  EXPECT_EQ(counters_.icmp_too_big_sent.get(), 1u);
+}
+
+TEST_F(MtuTest, TooBigIpv6GetsPacketTooBig) {
+  const Packet p = run(tcp_of_size("2001:db8:c::7", "2001:db8::10", 443, 1500));
+  ASSERT_EQ(p.verdict, Verdict::kTx);
+  const Bytes o = out(p);
+  EXPECT_EQ(o[14 + 6], kProtoIcmpv6);
+  EXPECT_EQ(o[54], 2);
+  EXPECT_EQ(load_be32(&o[58]), 1460u);
+  EXPECT_LE(o.size() - 14, 1280u);
+  const uint32_t sum = pseudo_header_sum(ip("2001:db8::10"), ip("2001:db8:c::7"), kProtoIcmpv6,
+                                         static_cast<uint32_t>(o.size() - 54));
+  EXPECT_EQ(csum_fold(csum_partial(&o[54], o.size() - 54, sum)), 0);
+}
+
+TEST_F(MtuTest, TooBigWithoutDontFragmentIsDroppedAndCounted) {
+  const Packet p = run(tcp_of_size("198.51.100.7", "192.0.2.10", 80, 1500, false));
+  EXPECT_EQ(p.verdict, Verdict::kDrop);
+  EXPECT_EQ(p.reason, DropReason::kMtuExceeded);
+}
+
+TEST_F(MtuTest, TooBigErrorsAreRateLimited) {
+  uint64_t sent = 0;
+  uint64_t limited = 0;
+  for (int i = 0; i < 300; ++i) {
+    const Packet p = run(tcp_of_size("198.51.100.7", "192.0.2.10", 80, 1500));
+    (p.verdict == Verdict::kTx ? sent : limited) += 1;
+  }
+  EXPECT_EQ(sent, kIcmpBurst);
+  EXPECT_EQ(limited, 300 - kIcmpBurst);
+  now_ns_ += 10'000'000;  // 10 ms later: 10 more tokens at 1000/s
+  for (int i = 0; i < 20; ++i) sent += run(tcp_of_size("198.51.100.7", "192.0.2.10", 80, 1500)).verdict == Verdict::kTx;
+  EXPECT_EQ(sent, kIcmpBurst + 10);
+}
+
+}  // namespace
+}  // namespace l4mux

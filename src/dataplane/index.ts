@@ -30,6 +30,7 @@ export interface CountersSnapshot {
   echoReplies: number;
   icmpErrorsForwarded: number;
   checksumsFinalized: number;
+  icmpTooBigSent: number;
   drops: Record<string, number>;
   vips: VipCounters[];
   backends: BackendCounters[];

@@ -35,6 +35,8 @@ export interface DataplaneConfig {
   gatewayMac: string;
   outerSourceV4?: string;
   outerSourceV6?: string;
+  /** Egress link MTU (largest IP packet); absent = no limit, as in replay. */
+  mtu?: number;
   vips: DataplaneVip[];
 }
 
