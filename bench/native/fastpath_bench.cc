@@ -3,7 +3,7 @@
 // Each scenario copies prepared frames into batch buffers (as a receive ring would hand
 // them over), runs Pipeline::process on batches of 64 and reports Mpps and ns per packet,
 // median of several runs. Prints one JSON object on stdout.
-//   fastpath_bench [--quick]
+//   fastpath_bench [--quick] [--packets N] [--runs N] [--only NAME]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -144,8 +144,18 @@ Result run_scenario(Scenario& s, uint64_t packets_per_run, int runs, const Connt
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
-  const int runs = quick ? 3 : 7;
+  bool quick = false;
+  uint64_t packets_override = 0;
+  int runs_override = 0;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") quick = true;
+    if (arg == "--packets" && i + 1 < argc) packets_override = std::stoull(argv[++i]);
+    if (arg == "--runs" && i + 1 < argc) runs_override = std::stoi(argv[++i]);
+    if (arg == "--only" && i + 1 < argc) only = argv[++i];
+  }
+  const int runs = runs_override > 0 ? runs_override : quick ? 3 : 7;
   const uint32_t flows = 100000;
 
   ConntrackConfig ct;
@@ -195,9 +205,12 @@ int main(int argc, char** argv) {
 
   std::printf("{\n  \"benchmark\": \"fastpath\",\n  \"batch\": %u,\n  \"runs\": %d,\n  \"scenarios\": [\n",
               kMaxBatch, runs);
+  std::erase_if(scenarios, [&](const Scenario& s) { return !only.empty() && s.name != only; });
   for (size_t i = 0; i < scenarios.size(); ++i) {
     Scenario& s = scenarios[i];
-    const uint64_t packets = quick ? 2'000'000 : (s.name == "new_flows_tcp4_syn" ? 1'000'000 : 10'000'000);
+    const uint64_t packets = packets_override > 0 ? packets_override
+                             : quick ? 2'000'000
+                             : (s.name == "new_flows_tcp4_syn" ? 1'000'000 : 10'000'000);
     const Result r = run_scenario(s, packets, runs, ct);
     std::printf("    {\"name\": \"%s\", \"description\": \"%s\", \"packets_per_run\": %llu, "
                 "\"mpps_median\": %.2f, \"ns_per_packet_median\": %.1f, \"mpps_runs\": [",

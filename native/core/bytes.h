@@ -2,6 +2,7 @@
 // casted struct pointers: memcpy keeps the code free of alignment and aliasing UB.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -30,8 +31,16 @@ inline void store_be32(uint8_t* p, uint32_t v) {
 // Little-endian 64-bit load: hashing reads words this way on every host so that all muxes
 // of a cluster compute the same hash whatever their CPU.
 inline uint64_t load_le64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  return v;
+}
+
+inline uint32_t load_le32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
   return v;
 }
 

@@ -17,22 +17,7 @@ std::string describe(const VipKey& k) {
   return buf;
 }
 
-uint64_t hash_vip_key(const VipKey& k, uint64_t seed) {
-  uint8_t buf[20] = {};
-  std::memcpy(buf, k.addr.bytes.data(), 16);
-  buf[16] = static_cast<uint8_t>(k.addr.family);
-  buf[17] = k.proto;
-  buf[18] = static_cast<uint8_t>(k.port >> 8);
-  buf[19] = static_cast<uint8_t>(k.port);
-  return hash_bytes(buf, sizeof(buf), seed);
-}
-
-uint64_t hash_addr(const IpAddr& a, uint64_t seed) {
-  uint8_t buf[17];
-  std::memcpy(buf, a.bytes.data(), 16);
-  buf[16] = static_cast<uint8_t>(a.family);
-  return hash_bytes(buf, sizeof(buf), seed);
-}
+uint64_t hash_addr(const IpAddr& a, uint64_t seed) { return hash_vip_key(VipKey{a, 0, 0}, seed); }
 
 // Index sizes: a power of two at least twice the entry count keeps linear probes short.
 size_t index_size_for(size_t n) { return std::bit_ceil(std::max<size_t>(4, n * 2)); }
