@@ -1,21 +1,42 @@
 #include "checksum.h"
 
+#include <bit>
+#include <cstring>
+
 #include "bytes.h"
 
 namespace l4mux {
 
 uint32_t csum_partial(const uint8_t* data, size_t len, uint32_t initial) {
-  uint64_t sum = initial;
+  // Summed in native byte order and swapped once at the end: the one's complement sum does
+  // not care about byte order except for that final swap (RFC 1071 2(B)). 32-bit words into a
+  // 64-bit accumulator cannot overflow for any packet size, so carries are folded once.
+  uint64_t sum = 0;
   size_t i = 0;
-  // 32-bit words summed into 64 bits: carries are folded once at the end.
-  for (; i + 4 <= len; i += 4) sum += load_be32(data + i);
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, data + i, 4);
+    sum += w;
+  }
   if (i + 2 <= len) {
-    sum += load_be16(data + i);
+    uint16_t w;
+    std::memcpy(&w, data + i, 2);
+    sum += w;
     i += 2;
   }
-  if (i < len) sum += uint32_t{data[i]} << 8;
-  while (sum >> 32) sum = (sum & 0xffffffffu) + (sum >> 32);
-  return static_cast<uint32_t>(sum);
+  if (i < len) {
+    sum += std::endian::native == std::endian::little ? uint32_t{data[i]} : uint32_t{data[i]} << 8;
+  }
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  uint32_t folded = static_cast<uint32_t>((sum & 0xffff) + (sum >> 16));
+  folded = (folded & 0xffff) + (folded >> 16);
+  if constexpr (std::endian::native == std::endian::little) {
+    folded = __builtin_bswap16(static_cast<uint16_t>(folded));
+  }
+  uint64_t total = uint64_t{initial} + folded;
+  total = (total & 0xffffffffu) + (total >> 32);
+  return static_cast<uint32_t>(total);
 }
 
 uint16_t csum_fold(uint32_t sum) {

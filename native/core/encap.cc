@@ -42,15 +42,15 @@ uint32_t encap_overhead(Encap kind, Family outer, bool has_gre_key) {
 
 uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const EncapParams& params,
                      uint32_t* frame_len) {
-  const Family outer = params.backend.family;
+  const Family outer = params.backend->family;
   const uint32_t overhead = encap_overhead(params.kind, outer, params.has_gre_key);
   if (inner.ip - headroom_start < static_cast<std::ptrdiff_t>(overhead)) return nullptr;
 
   uint8_t* frame = inner.ip - overhead;
   uint8_t* p = frame;
 
-  std::memcpy(p, params.dst_mac.data(), 6);
-  std::memcpy(p + 6, params.src_mac.data(), 6);
+  std::memcpy(p, params.dst_mac->data(), 6);
+  std::memcpy(p + 6, params.src_mac->data(), 6);
   store_be16(p + 12, outer == Family::kIpv4 ? kEthTypeIpv4 : kEthTypeIpv6);
   p += kEthHeaderLen;
 
@@ -70,8 +70,8 @@ uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const En
     p[8] = kOuterTtl;
     p[9] = outer_proto;
     store_be16(p + 10, 0);
-    std::memcpy(p + 12, params.outer_src.bytes.data(), 4);
-    std::memcpy(p + 16, params.backend.bytes.data(), 4);
+    std::memcpy(p + 12, params.outer_src->bytes.data(), 4);
+    std::memcpy(p + 16, params.backend->bytes.data(), 4);
     store_be16(p + 10, ipv4_header_checksum(p, kIpv4HeaderLen));
     p += kIpv4HeaderLen;
   } else {
@@ -81,8 +81,8 @@ uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const En
     store_be16(p + 4, static_cast<uint16_t>(outer_payload_len));
     p[6] = outer_proto;
     p[7] = kOuterTtl;
-    std::memcpy(p + 8, params.outer_src.bytes.data(), 16);
-    std::memcpy(p + 24, params.backend.bytes.data(), 16);
+    std::memcpy(p + 8, params.outer_src->bytes.data(), 16);
+    std::memcpy(p + 24, params.backend->bytes.data(), 16);
     p += kIpv6HeaderLen;
   }
 
@@ -103,7 +103,7 @@ uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const En
       store_be16(p + 6, 0);
       // A zero UDP checksum is valid over IPv4 (RFC 768). IPv6 requires one (RFC 8200).
       if (outer == Family::kIpv6) {
-        uint32_t sum = pseudo_header_sum(params.outer_src, params.backend, kProtoUdp, outer_payload_len);
+        uint32_t sum = pseudo_header_sum(*params.outer_src, *params.backend, kProtoUdp, outer_payload_len);
         sum = csum_partial(p, kUdpHeaderLen, sum);
         sum = csum_partial(inner.ip, inner.length, sum);
         uint16_t check = csum_fold(sum);

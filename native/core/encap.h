@@ -13,16 +13,17 @@ namespace l4mux {
 inline constexpr uint16_t kDefaultGuePort = 6080;
 inline constexpr uint8_t kOuterTtl = 64;
 
+// Referenced, not copied: built per packet from the snapshot, which outlives the call.
 struct EncapParams {
   Encap kind = Encap::kIpip;
-  IpAddr outer_src;   // family == backend family
-  IpAddr backend;
+  const IpAddr* outer_src = nullptr;  // family == backend family
+  const IpAddr* backend = nullptr;
   bool has_gre_key = false;
   uint32_t gre_key = 0;
   uint16_t gue_port = kDefaultGuePort;
   uint64_t flow_hash = 0;  // spreads GUE source ports and IPv6 flow labels
-  MacAddr src_mac{};
-  MacAddr dst_mac{};
+  const MacAddr* src_mac = nullptr;
+  const MacAddr* dst_mac = nullptr;
 };
 
 // Bytes written in front of the inner IP packet (Ethernet included).

@@ -61,11 +61,14 @@ inline uint64_t hash_flow(const FlowKey& key, HashFields fields, uint64_t seed) 
 }
 
 // Hash of a VIP key (address, protocol, port) for the snapshot's lookup index.
+inline uint64_t hash_vip_key(const IpAddr& addr, uint8_t proto, uint16_t port, uint64_t seed) {
+  const uint64_t tail = uint64_t{static_cast<uint8_t>(addr.family)} | (uint64_t{proto} << 8) |
+                        (uint64_t{port} << 16);
+  return hash_detail::hash_words(load_le64(addr.bytes.data()), load_le64(addr.bytes.data() + 8), 0,
+                                 0, tail, seed);
+}
 inline uint64_t hash_vip_key(const VipKey& k, uint64_t seed) {
-  const uint64_t tail = uint64_t{static_cast<uint8_t>(k.addr.family)} | (uint64_t{k.proto} << 8) |
-                        (uint64_t{k.port} << 16);
-  return hash_detail::hash_words(load_le64(k.addr.bytes.data()), load_le64(k.addr.bytes.data() + 8),
-                                 0, 0, tail, seed);
+  return hash_vip_key(k.addr, k.proto, k.port, seed);
 }
 
 // Derives independent seeds from the cluster seed (one per purpose), so that e.g. the

@@ -238,14 +238,14 @@ void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip
 
   EncapParams params;
   params.kind = vip.encap;
-  params.outer_src = *outer_src;
-  params.backend = backend_addr;
+  params.outer_src = &*outer_src;
+  params.backend = &backend_addr;
   params.has_gre_key = vip.has_gre_key;
   params.gre_key = vip.gre_key;
   params.gue_port = vip.gue_port;
   params.flow_hash = flow_hash;
-  params.src_mac = snapshot.source_mac();
-  params.dst_mac = snapshot.gateway_mac();
+  params.src_mac = &snapshot.source_mac();
+  params.dst_mac = &snapshot.gateway_mac();
   const InnerPacket inner{ip, p.l3_length, p.family, p.traffic_class, p.dont_fragment};
 
   uint8_t* const buffer_start = pkt.data - pkt.headroom;

@@ -101,6 +101,7 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
       i = (i + 1) & vip_mask;
     }
     snap->vip_index_[i].vip = static_cast<int32_t>(v);
+    snap->vip_index_[i].hash = hash_vip_key(key, snap->index_seed_);
   }
 
   // Address index: echo and the per-protocol fragment VIP.
@@ -132,16 +133,18 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
 
 const Vip* Snapshot::find_vip(const IpAddr& addr, uint8_t proto, uint16_t port) const {
   const size_t mask = vip_index_.size() - 1;
-  for (uint16_t want : {port, uint16_t{0}}) {
-    const VipKey key{addr, proto, want};
-    for (size_t i = hash_vip_key(key, index_seed_) & mask;; i = (i + 1) & mask) {
-      const int32_t v = vip_index_[i].vip;
-      if (v < 0) break;
-      if (vips_[v].key == key) return &vips_[v];
+  auto probe = [&](uint16_t want) -> const Vip* {
+    const uint64_t hash = hash_vip_key(addr, proto, want, index_seed_);
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const VipSlot& slot = vip_index_[i];
+      if (slot.vip < 0) return nullptr;
+      if (slot.hash != hash) continue;
+      const VipKey& k = vips_[slot.vip].key;
+      if (k.port == want && k.proto == proto && k.addr == addr) return &vips_[slot.vip];
     }
-    if (port == 0) break;
-  }
-  return nullptr;
+  };
+  if (const Vip* exact = probe(port)) return exact;
+  return port != 0 ? probe(0) : nullptr;
 }
 
 const VipAddressInfo* Snapshot::find_address(const IpAddr& addr) const {

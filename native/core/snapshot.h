@@ -157,6 +157,7 @@ class Snapshot {
 
   // Open-addressing index from VipKey to position in vips_ (power-of-two size, built once).
   struct VipSlot {
+    uint64_t hash = 0;  // compared first: a probe rarely needs to touch the VIP itself
     int32_t vip = -1;
   };
   struct AddrSlot {
