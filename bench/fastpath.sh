@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# npm run bench:fastpath [-- --quick]
+# Builds the C++ benchmarks (Release, LTO) and runs the in-memory pipeline and Maglev
+# benchmarks on one core. Writes bench/results/fastpath-<UTC time>.json and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=()
+[ "${1:-}" = "--quick" ] && quick=(--quick)
+
+cmake -S native -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DL4MUX_BENCH=ON >/dev/null
+cmake --build build/bench --target fastpath_bench maglev_bench >/dev/null
+
+# One core, the same one for every run: the figures are per core.
+pin=(taskset -c "$(($(nproc) - 1))")
+command -v taskset >/dev/null || pin=()
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="bench/results/fastpath-$stamp.json"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+fastpath=$("${pin[@]}" build/bench/fastpath_bench "${quick[@]}")
+maglev=$("${pin[@]}" build/bench/maglev_bench "${quick[@]}")
+
+node -e '
+  const [fastpath, maglev, stamp, load, cpu, out] = process.argv.slice(1);
+  const result = {
+    time: stamp,
+    host: { cpu, cores: require("os").cpus().length, loadAverageAtStart: load, kernel: require("os").release() },
+    fastpath: JSON.parse(fastpath),
+    maglev: JSON.parse(maglev).maglev,
+  };
+  require("fs").writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
+  console.log("scenario                     Mpps (median)   ns/packet");
+  for (const s of result.fastpath.scenarios)
+    console.log(`${s.name.padEnd(28)} ${s.mpps_median.toFixed(2).padStart(13)} ${s.ns_per_packet_median.toFixed(1).padStart(11)}`);
+  console.log("\nMaglev M      N   build ms (median)  max/ideal  disruption % (1% removed)");
+  for (const m of result.maglev)
+    console.log(`${String(m.table_size).padEnd(9)} ${String(m.backends).padStart(4)} ${m.build_ms_median.toFixed(2).padStart(17)} ${m.max_over_ideal.toFixed(4).padStart(10)} ${m.disruption_pct_1pct_removed.toFixed(2).padStart(10)}`);
+  console.log(`\nwritten to ${out}`);
+' "$fastpath" "$maglev" "$stamp" "$load" "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs)" "$out"
