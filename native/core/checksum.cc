@@ -53,10 +53,6 @@ uint32_t pseudo_header_sum(const IpAddr& src, const IpAddr& dst, uint8_t proto, 
   return static_cast<uint32_t>(s);
 }
 
-uint16_t ipv4_header_checksum(const uint8_t* header, size_t header_len) {
-  return csum_fold(csum_partial(header, header_len));
-}
-
 uint16_t csum_replace16(uint16_t check, uint16_t old_word, uint16_t new_word) {
   // HC' = ~(~HC + ~m + m')
   uint32_t sum = static_cast<uint16_t>(~check);

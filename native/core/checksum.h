@@ -1,8 +1,10 @@
 // Internet checksum (RFC 1071) helpers, with incremental updates (RFC 1624).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "types.h"
 
@@ -18,8 +20,24 @@ uint16_t csum_fold(uint32_t sum);
 // Partial sum of the TCP/UDP/ICMPv6 pseudo-header.
 uint32_t pseudo_header_sum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t l4_len);
 
-// Checksum of a 20-byte (or longer, with options) IPv4 header whose checksum field is zero.
-uint16_t ipv4_header_checksum(const uint8_t* header, size_t header_len);
+// Checksum of an IPv4 header (20 bytes, or longer with options: always a multiple of 4)
+// whose checksum field is zero. Inline: with the usual constant 20 it unrolls to a few adds,
+// where the general loop's vector prologue would cost more than the sum itself.
+inline uint16_t ipv4_header_checksum(const uint8_t* header, size_t header_len) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i + 4 <= header_len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, header + i, 4);
+    sum += w;
+  }
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t folded = static_cast<uint16_t>(~sum);
+  if constexpr (std::endian::native == std::endian::little) folded = __builtin_bswap16(folded);
+  return folded;
+}
 
 // RFC 1624 incremental update of a stored checksum when a 16-bit word changes old -> new.
 uint16_t csum_replace16(uint16_t check, uint16_t old_word, uint16_t new_word);
