@@ -6,7 +6,10 @@
 #include <memory>
 #include <vector>
 
+#include "agent_binding.h"
 #include "config_convert.h"
+#include "counters_js.h"
+#include "engine_binding.h"
 #include "counters.h"
 #include "pcap_replay.h"
 #include "pipeline.h"
@@ -19,7 +22,6 @@ namespace {
 constexpr uint32_t kMaxVips = 4096;
 constexpr uint32_t kMaxBackends = 65536;
 constexpr uint32_t kHeadroom = 256;
-constexpr uint32_t kReader = 0;
 
 class Dataplane : public Napi::ObjectWrap<Dataplane> {
  public:
@@ -155,56 +157,9 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {
-    const Napi::Env env = info.Env();
-    auto num = [](const Counter& c) { return static_cast<double>(c.get()); };
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("rx", num(counters_.rx));
-    out.Set("tx", num(counters_.tx));
-    out.Set("passed", num(counters_.passed));
-    out.Set("dropped", num(counters_.dropped));
-    out.Set("echoReplies", num(counters_.echo_replies));
-    out.Set("icmpErrorsForwarded", num(counters_.icmp_errors_forwarded));
-    out.Set("checksumsFinalized", num(counters_.checksums_finalized));
-    out.Set("icmpTooBigSent", num(counters_.icmp_too_big_sent));
-
-    Napi::Object drops = Napi::Object::New(env);
-    for (size_t r = 0; r < kDropReasonCount; ++r) {
-      drops.Set(std::string(drop_reason_name(static_cast<DropReason>(r))), num(counters_.drops[r]));
-    }
-    out.Set("drops", drops);
-
-    Napi::Array vips = Napi::Array::New(env);
-    for (uint32_t slot = 0; slot < vips_.keys().size(); ++slot) {
-      const VipCounters* c = counters_.vip(slot);
-      Napi::Object v = Napi::Object::New(env);
-      auto name = vip_names_.find(slot);
-      v.Set("name", name != vip_names_.end() ? name->second : format_addr(vips_.keys()[slot].addr));
-      v.Set("packets", num(c->packets));
-      v.Set("bytes", num(c->bytes));
-      v.Set("newFlows", num(c->new_flows));
-      vips.Set(slot, v);
-    }
-    out.Set("vips", vips);
-
-    Napi::Array backends = Napi::Array::New(env);
-    for (uint32_t slot = 0; slot < backends_.keys().size(); ++slot) {
-      const BackendCounters* c = counters_.backend(slot);
-      Napi::Object b = Napi::Object::New(env);
-      b.Set("address", format_addr(backends_.keys()[slot]));
-      b.Set("packets", num(c->packets));
-      b.Set("bytes", num(c->bytes));
-      backends.Set(slot, b);
-    }
-    out.Set("backends", backends);
-
-    const ConntrackStats& ct = pipeline_->conntrack().stats();
-    Napi::Object conntrack = Napi::Object::New(env);
-    conntrack.Set("inserts", static_cast<double>(ct.inserts));
-    conntrack.Set("evictions", static_cast<double>(ct.evictions));
-    conntrack.Set("expiredReused", static_cast<double>(ct.expired_reused));
-    conntrack.Set("capacity", static_cast<double>(pipeline_->conntrack().capacity()));
-    out.Set("conntrack", conntrack);
-    return out;
+    return counters_to_js(info.Env(), CountersView{counters_, vips_.keys(), vip_names_, backends_.keys(),
+                                                   pipeline_->conntrack().stats(),
+                                                   pipeline_->conntrack().capacity()});
   }
 
   BackendRegistry backends_;
@@ -228,6 +183,8 @@ Napi::Value DropReasons(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Dataplane", Dataplane::Define(env));
   exports.Set("dropReasons", Napi::Function::New<DropReasons>(env));
+  register_engine(env, exports);
+  register_agent(env, exports);
   return exports;
 }
 

@@ -1,0 +1,187 @@
+#include "engine_binding.h"
+
+#include <net/if.h>
+#include <sched.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "config_convert.h"
+#include "counters_js.h"
+#include "io/engine.h"
+
+namespace l4mux::addon {
+namespace {
+
+[[noreturn]] void type_error(const Napi::Env& env, const std::string& path, const std::string& reason) {
+  throw Napi::TypeError::New(env, path + ": " + reason);
+}
+
+bool present(const Napi::Object& obj, const char* name) {
+  return obj.Has(name) && !obj.Get(name).IsUndefined();
+}
+
+uint32_t integer(const Napi::Object& obj, const char* name, const std::string& path, double lo, double hi) {
+  const Napi::Value v = obj.Get(name);
+  const std::string where = path + "." + name;
+  if (!v.IsNumber()) type_error(obj.Env(), where, "expected a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    type_error(obj.Env(), where, "expected an integer in " + std::to_string(static_cast<int64_t>(lo)) + ".." +
+                                     std::to_string(static_cast<int64_t>(hi)));
+  }
+  return static_cast<uint32_t>(d);
+}
+
+// {interface, workers, cpus?, io?: 'af_packet', conntrack: {maxFlows, timeouts}, fanoutGroup?,
+//  ring?: {blockSize?, blockCount?, blockTimeoutMs?, headroom?, maxFrameLen?}}
+EngineOptions to_engine_options(const Napi::Object& o) {
+  const Napi::Env env = o.Env();
+  EngineOptions opts;
+  const Napi::Value ifname = o.Get("interface");
+  if (!ifname.IsString()) type_error(env, "engine.interface", "expected a string");
+  opts.interface = ifname.As<Napi::String>().Utf8Value();
+  if (opts.interface.empty() || opts.interface.size() >= IFNAMSIZ) {
+    type_error(env, "engine.interface", "expected an interface name of 1.." + std::to_string(IFNAMSIZ - 1) + " characters");
+  }
+  opts.workers = integer(o, "workers", "engine", 1, 1024);
+  if (present(o, "cpus")) {
+    const Napi::Value v = o.Get("cpus");
+    if (!v.IsArray()) type_error(env, "engine.cpus", "expected an array");
+    const Napi::Array cpus = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < cpus.Length(); ++i) {
+      const Napi::Value c = cpus.Get(i);
+      const std::string where = "engine.cpus[" + std::to_string(i) + "]";
+      if (!c.IsNumber()) type_error(env, where, "expected a number");
+      const double d = c.As<Napi::Number>().DoubleValue();
+      if (!(d >= 0 && d < CPU_SETSIZE) || d != static_cast<double>(static_cast<int64_t>(d))) {
+        type_error(env, where, "expected a CPU number in 0.." + std::to_string(CPU_SETSIZE - 1));
+      }
+      opts.cpus.push_back(static_cast<int>(d));
+    }
+  }
+  if (present(o, "io")) {
+    const Napi::Value io = o.Get("io");
+    if (!io.IsString()) type_error(env, "engine.io", "expected a string");
+    const std::string kind = io.As<Napi::String>().Utf8Value();
+    if (kind != "af_packet") type_error(env, "engine.io", "\"" + kind + "\" is not available (supported: \"af_packet\")");
+  }
+  const Napi::Value ct = o.Get("conntrack");
+  if (!ct.IsObject()) type_error(env, "engine.conntrack", "expected an object");
+  opts.conntrack = to_conntrack_config(ct.As<Napi::Object>());
+  if (present(o, "fanoutGroup")) opts.af_packet.fanout_group = static_cast<uint16_t>(integer(o, "fanoutGroup", "engine", 0, 65535));
+  if (present(o, "ring")) {
+    const Napi::Value rv = o.Get("ring");
+    if (!rv.IsObject()) type_error(env, "engine.ring", "expected an object");
+    const Napi::Object r = rv.As<Napi::Object>();
+    AfPacketOptions& a = opts.af_packet;
+    if (present(r, "blockSize")) a.block_size = integer(r, "blockSize", "engine.ring", 4096, 1u << 30);
+    if (present(r, "blockCount")) a.block_count = integer(r, "blockCount", "engine.ring", 2, 65536);
+    if (present(r, "blockTimeoutMs")) a.block_timeout_ms = integer(r, "blockTimeoutMs", "engine.ring", 1, 1000);
+    if (present(r, "headroom")) a.headroom = integer(r, "headroom", "engine.ring", 128, 4096);
+    if (present(r, "maxFrameLen")) a.max_frame_len = integer(r, "maxFrameLen", "engine.ring", 64, 65535);
+  }
+  return opts;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod<&EngineWrap::SetConfig>("setConfig"),
+                        InstanceMethod<&EngineWrap::Start>("start"),
+                        InstanceMethod<&EngineWrap::Stop>("stop"),
+                        InstanceMethod<&EngineWrap::Counters>("counters")});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      throw Napi::TypeError::New(info.Env(), "Engine(options): options object expected");
+    }
+    const EngineOptions opts = to_engine_options(info[0].As<Napi::Object>());
+    try {
+      engine_ = std::make_unique<Engine>(opts);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    // Worker threads must not outlive the environment (process exit, worker_threads).
+    if (napi_add_env_cleanup_hook(env_, &EngineWrap::OnEnvCleanup, this) == napi_ok) hooked_ = true;
+  }
+
+  ~EngineWrap() override {
+    if (hooked_) napi_remove_env_cleanup_hook(env_, &EngineWrap::OnEnvCleanup, this);
+    engine_.reset();  // stops and joins the workers
+  }
+
+ private:
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<EngineWrap*>(arg);
+    self->hooked_ = false;
+    if (self->engine_) self->engine_->stop();
+  }
+
+  Napi::Value SetConfig(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      throw Napi::TypeError::New(info.Env(), "setConfig(config): config object expected");
+    }
+    const ConfigSpec spec = to_config_spec(info[0].As<Napi::Object>());
+    try {
+      engine_->set_config(spec);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    try {
+      engine_->start();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    engine_->stop();
+    return info.Env().Undefined();
+  }
+
+  // Dataplane.counters() summed over the workers, plus
+  //   io: {rxPackets, rxKernelDrops, rxOversized, rxIgnored, txPackets, txErrors, txRingFull}
+  //   workers: [{rx, tx, passed, dropped, io: {...as above}, description}]
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const EngineCounters c = engine_->counters();
+    Napi::Object out = counters_to_js(
+        env, CountersView{*c.total, c.vip_keys, c.vip_names, c.backend_keys, c.conntrack, c.conntrack_capacity});
+    out.Set("io", io_stats_to_js(env, c.io));
+    Napi::Array workers = Napi::Array::New(env, c.workers.size());
+    for (uint32_t i = 0; i < c.workers.size(); ++i) {
+      const WorkerStatus& w = c.workers[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("rx", static_cast<double>(w.rx));
+      o.Set("tx", static_cast<double>(w.tx));
+      o.Set("passed", static_cast<double>(w.passed));
+      o.Set("dropped", static_cast<double>(w.dropped));
+      o.Set("io", io_stats_to_js(env, w.io));
+      o.Set("description", w.io_description);
+      workers.Set(i, o);
+    }
+    out.Set("workers", workers);
+    return out;
+  }
+
+  napi_env env_;
+  bool hooked_ = false;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace
+
+void register_engine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+}
+
+}  // namespace l4mux::addon

@@ -1,0 +1,187 @@
+#include "engine.h"
+
+#include <sched.h>
+
+#include <stdexcept>
+
+namespace l4mux {
+namespace {
+
+constexpr uint32_t kMaxWorkers = 1024;
+
+// counters() sums WorkerCounters field by field. A tripwire for whoever adds a counter:
+// add it to the sum in counters() (and to addon/counters_js.cc), then update the count here.
+constexpr size_t kScalarCounters = 8;  // rx ... icmp_too_big_sent
+static_assert(sizeof(WorkerCounters) - sizeof(WorkerCounters::drops) ==
+                  kScalarCounters * sizeof(Counter) + 2 * sizeof(uint32_t) + 2 * sizeof(void*),
+              "WorkerCounters changed: update the sum in Engine::counters()");
+
+IoStats& operator+=(IoStats& a, const IoStats& b) {
+  a.rx_packets += b.rx_packets;
+  a.rx_kernel_drops += b.rx_kernel_drops;
+  a.rx_oversized += b.rx_oversized;
+  a.rx_ignored += b.rx_ignored;
+  a.tx_packets += b.tx_packets;
+  a.tx_errors += b.tx_errors;
+  a.tx_ring_full += b.tx_ring_full;
+  return a;
+}
+
+ConntrackStats& operator+=(ConntrackStats& a, const ConntrackStats& b) {
+  a.inserts += b.inserts;
+  a.evictions += b.evictions;
+  a.expired_reused += b.expired_reused;
+  a.live_entries += b.live_entries;
+  return a;
+}
+
+const EngineOptions& validated(const EngineOptions& o) {
+  if (o.workers == 0 || o.workers > kMaxWorkers) {
+    throw std::invalid_argument("engine: workers must be 1.." + std::to_string(kMaxWorkers));
+  }
+  for (int cpu : o.cpus) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) throw std::invalid_argument("engine: bad CPU " + std::to_string(cpu));
+  }
+  if (o.conntrack.capacity == 0) throw std::invalid_argument("engine: conntrack capacity must be > 0");
+  if (o.max_vips == 0 || o.max_backends == 0) throw std::invalid_argument("engine: slot capacities must be > 0");
+  return o;
+}
+
+}  // namespace
+
+Engine::Engine(const EngineOptions& options, PacketIoFactory factory)
+    : options_(validated(options)),
+      factory_(std::move(factory)),
+      backends_(options.max_backends),
+      vips_(options.max_vips),
+      snapshots_(options.workers),
+      io_carry_(options.workers) {
+  if (!factory_) throw std::invalid_argument("engine: no PacketIo factory");
+  // Workers always find a snapshot: until the first set_config, one with no VIP (everything
+  // that parses goes to the kernel, malformed frames are counted drops).
+  snapshots_.publish(Snapshot::build(ConfigSpec{}, backends_, vips_));
+  ConntrackConfig per_worker = options_.conntrack;
+  per_worker.capacity = (options_.conntrack.capacity + options_.workers - 1) / options_.workers;
+  workers_.reserve(options_.workers);
+  for (uint32_t i = 0; i < options_.workers; ++i) {
+    workers_.push_back(
+        std::make_unique<Worker>(i, per_worker, snapshots_, options_.max_vips, options_.max_backends));
+  }
+}
+
+Engine::Engine(const EngineOptions& options)
+    : Engine(options, make_af_packet_factory(options.interface, options.af_packet)) {}
+
+Engine::~Engine() { stop(); }
+
+void Engine::set_config(const ConfigSpec& spec) {
+  std::lock_guard lock(mutex_);
+  snapshots_.publish(Snapshot::build(spec, backends_, vips_));  // throws before publishing
+  for (const VipSpec& v : spec.vips) {
+    if (auto slot = vips_.find(v.key)) vip_names_[*slot] = v.name;
+  }
+}
+
+std::optional<int> Engine::cpu_for(uint32_t worker) const {
+  if (options_.cpus.empty()) return std::nullopt;
+  return options_.cpus[worker % options_.cpus.size()];
+}
+
+void Engine::start() {
+  std::lock_guard lock(mutex_);
+  if (running_) return;
+  try {
+    ios_.clear();
+    for (uint32_t i = 0; i < workers_.size(); ++i) {
+      std::unique_ptr<PacketIo> io = factory_(i);
+      if (!io) throw std::runtime_error("engine: the PacketIo factory returned nothing for worker " + std::to_string(i));
+      ios_.push_back(std::move(io));
+    }
+    for (uint32_t i = 0; i < workers_.size(); ++i) workers_[i]->start(*ios_[i], cpu_for(i));
+  } catch (...) {
+    for (auto& w : workers_) w->stop();
+    close_ios_locked();
+    throw;
+  }
+  running_ = true;
+}
+
+void Engine::stop() {
+  std::lock_guard lock(mutex_);
+  for (auto& w : workers_) w->stop();
+  close_ios_locked();
+  running_ = false;
+  snapshots_.reclaim();
+}
+
+void Engine::close_ios_locked() {
+  for (size_t i = 0; i < ios_.size(); ++i) {
+    if (ios_[i]) io_carry_[i] += ios_[i]->stats();
+  }
+  ios_.clear();
+}
+
+bool Engine::running() const {
+  std::lock_guard lock(mutex_);
+  return running_;
+}
+
+EngineCounters Engine::counters() const {
+  std::lock_guard lock(mutex_);
+  snapshots_.reclaim();  // a convenient periodic control-side call to free retired snapshots
+  EngineCounters out;
+  out.total = std::make_unique<WorkerCounters>(options_.max_vips, options_.max_backends);
+  WorkerCounters& t = *out.total;
+  const uint32_t vip_slots = static_cast<uint32_t>(vips_.keys().size());
+  const uint32_t backend_slots = static_cast<uint32_t>(backends_.keys().size());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    const Worker& w = *workers_[i];
+    const WorkerCounters& c = w.counters();
+    t.rx.add(c.rx.get());
+    t.tx.add(c.tx.get());
+    t.passed.add(c.passed.get());
+    t.dropped.add(c.dropped.get());
+    t.echo_replies.add(c.echo_replies.get());
+    t.icmp_errors_forwarded.add(c.icmp_errors_forwarded.get());
+    t.checksums_finalized.add(c.checksums_finalized.get());
+    t.icmp_too_big_sent.add(c.icmp_too_big_sent.get());
+    for (size_t r = 0; r < kDropReasonCount; ++r) t.drops[r].add(c.drops[r].get());
+    for (uint32_t s = 0; s < vip_slots; ++s) {
+      const VipCounters* from = c.vip(s);
+      VipCounters* to = t.vip(s);
+      if (from == nullptr || to == nullptr) continue;
+      to->packets.add(from->packets.get());
+      to->bytes.add(from->bytes.get());
+      to->new_flows.add(from->new_flows.get());
+    }
+    for (uint32_t s = 0; s < backend_slots; ++s) {
+      const BackendCounters* from = c.backend(s);
+      BackendCounters* to = t.backend(s);
+      if (from == nullptr || to == nullptr) continue;
+      to->packets.add(from->packets.get());
+      to->bytes.add(from->bytes.get());
+    }
+
+    WorkerStatus ws;
+    ws.rx = c.rx.get();
+    ws.tx = c.tx.get();
+    ws.passed = c.passed.get();
+    ws.dropped = c.dropped.get();
+    ws.io = io_carry_[i];
+    if (i < ios_.size() && ios_[i]) {
+      ws.io += ios_[i]->stats();
+      ws.io_description = ios_[i]->describe();
+    }
+    ws.conntrack = w.conntrack_stats();
+    out.io += ws.io;
+    out.conntrack += ws.conntrack;
+    out.conntrack_capacity += w.conntrack_capacity();
+    out.workers.push_back(std::move(ws));
+  }
+  out.vip_keys = vips_.keys();
+  out.vip_names = vip_names_;
+  out.backend_keys = backends_.keys();
+  return out;
+}
+
+}  // namespace l4mux

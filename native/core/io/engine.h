@@ -1,0 +1,106 @@
+// The live data plane: N workers, each with its own PacketIo, reading immutable snapshots of
+// the configuration. The control thread calls set_config (builds the Maglev tables on the
+// calling thread, then publishes), counters, start and stop; nothing of that runs per packet.
+//
+// PacketIo objects come from a factory (one per worker, called in worker order on the thread
+// that calls start(), so sockets belong to that thread's network namespace): AF_PACKET by
+// default, AF_XDP or a test double by passing another factory. They live from start() to
+// stop(); their statistics are carried over so that every counter only ever grows.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../conntrack.h"
+#include "../counters.h"
+#include "../snapshot.h"
+#include "../snapshot_holder.h"
+#include "af_packet.h"
+#include "packet_io.h"
+#include "worker.h"
+
+namespace l4mux {
+
+using PacketIoFactory = std::function<std::unique_ptr<PacketIo>(uint32_t worker)>;
+
+struct EngineOptions {
+  std::string interface;  // used by the default (AF_PACKET) factory
+  uint32_t workers = 1;
+  // Worker i runs on cpus[i % cpus.size()]; empty: no pinning.
+  std::vector<int> cpus;
+  // capacity is the engine's flow budget, split evenly between the workers (each worker has
+  // its own table; flows are spread over workers by hash).
+  ConntrackConfig conntrack;
+  AfPacketOptions af_packet;  // ring sizes, fanout group id
+  uint32_t max_vips = 4096;
+  uint32_t max_backends = 65536;
+};
+
+struct WorkerStatus {
+  uint64_t rx = 0;  // frames the pipeline saw
+  uint64_t tx = 0;
+  uint64_t passed = 0;
+  uint64_t dropped = 0;
+  IoStats io;
+  ConntrackStats conntrack;
+  std::string io_description;  // empty while stopped
+};
+
+struct EngineCounters {
+  std::unique_ptr<WorkerCounters> total;  // sum over workers
+  ConntrackStats conntrack;               // sum over workers
+  uint64_t conntrack_capacity = 0;        // sum over workers
+  IoStats io;                             // sum over workers
+  std::vector<WorkerStatus> workers;
+  // What the slots of `total` stand for.
+  std::vector<VipKey> vip_keys;
+  std::unordered_map<uint32_t, std::string> vip_names;
+  std::vector<IpAddr> backend_keys;
+};
+
+class Engine {
+ public:
+  // Throws std::invalid_argument on bad options.
+  Engine(const EngineOptions& options, PacketIoFactory factory);
+  explicit Engine(const EngineOptions& options);  // AF_PACKET on options.interface
+  ~Engine();  // stops
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Builds the snapshot (Maglev tables included) on the calling thread and publishes it.
+  // Throws std::invalid_argument, nothing applied, when the spec cannot be honoured.
+  void set_config(const ConfigSpec& spec);
+  // Opens every worker's PacketIo and starts the threads. Throws (std::system_error,
+  // std::runtime_error, ...) with nothing left running when any of that fails. No-op when
+  // running.
+  void start();
+  void stop();  // joins the workers, closes their PacketIo; idempotent
+  bool running() const;
+
+  uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
+  EngineCounters counters() const;
+
+ private:
+  void close_ios_locked();
+  std::optional<int> cpu_for(uint32_t worker) const;
+
+  EngineOptions options_;
+  PacketIoFactory factory_;
+  mutable std::mutex mutex_;  // control side: registries, names, I/O objects, running state
+  BackendRegistry backends_;
+  VipRegistry vips_;
+  std::unordered_map<uint32_t, std::string> vip_names_;
+  mutable SnapshotHolder<Snapshot> snapshots_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<PacketIo>> ios_;  // one per worker while running
+  std::vector<IoStats> io_carry_;               // statistics of closed PacketIo objects
+  bool running_ = false;
+};
+
+}  // namespace l4mux

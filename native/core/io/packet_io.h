@@ -1,0 +1,41 @@
+// A worker's packet source and sink on a NIC: one AF_PACKET ring or one AF_XDP socket per
+// worker thread, never shared. The worker loop is
+//   n = io.receive(batch, timeout); pipeline.process(batch[0..n)); io.complete(batch, n);
+// receive() hands out frames in place (zero copy where the mechanism allows) with headroom
+// in front for encapsulation; complete() transmits the kTx ones in one batched send and
+// gives every buffer back to the kernel.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "../pipeline.h"
+
+namespace l4mux {
+
+struct IoStats {
+  uint64_t rx_packets = 0;
+  uint64_t rx_kernel_drops = 0;   // the kernel could not queue a packet for us (ring full)
+  uint64_t rx_oversized = 0;      // GRO/GSO super-frames or frames above the buffer: dropped
+  uint64_t rx_ignored = 0;        // not for the fast path (broadcast, multicast, outgoing):
+                                  // left to the kernel, which has its own copy
+  uint64_t tx_packets = 0;
+  uint64_t tx_errors = 0;         // the kernel refused a transmit
+  uint64_t tx_ring_full = 0;      // no transmit slot: packet dropped
+};
+
+class PacketIo {
+ public:
+  virtual ~PacketIo() = default;
+  // Fills up to batch.size() packets; waits at most timeout_ms when none is ready.
+  // Returns how many were received (0 on timeout). Never allocates.
+  virtual uint32_t receive(std::span<Packet> batch, int timeout_ms) = 0;
+  // Sends batch[i] for every i < n with verdict kTx, then releases all n buffers.
+  virtual void complete(std::span<Packet> batch, uint32_t n) = 0;
+  // Safe to call from any thread (values are relaxed atomics or equivalent).
+  virtual IoStats stats() const = 0;
+  virtual std::string describe() const = 0;  // e.g. "af_packet eth0 fanout 42 worker 1"
+};
+
+}  // namespace l4mux

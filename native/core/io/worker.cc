@@ -1,0 +1,102 @@
+#include "worker.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace l4mux {
+namespace {
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Worker::Worker(uint32_t id, const ConntrackConfig& conntrack, SnapshotHolder<Snapshot>& holder,
+               uint32_t max_vips, uint32_t max_backends)
+    : id_(id),
+      holder_(holder),
+      counters_(max_vips, max_backends),
+      pipeline_(conntrack, counters_),
+      conntrack_capacity_(pipeline_.conntrack().capacity()) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start(PacketIo& io, std::optional<int> cpu, int poll_timeout_ms) {
+  if (thread_.joinable()) throw std::logic_error("worker " + std::to_string(id_) + " already running");
+  if (cpu && (*cpu < 0 || *cpu >= CPU_SETSIZE)) {
+    throw std::system_error(EINVAL, std::generic_category(),
+                            "worker " + std::to_string(id_) + ": bad CPU " + std::to_string(*cpu));
+  }
+  stop_.store(false, std::memory_order_relaxed);
+  thread_ = std::thread([this, &io, poll_timeout_ms] { run(io, poll_timeout_ms); });
+
+  const std::string name = "l4mux-w" + std::to_string(id_);  // <= 15 characters for ids < 10^8
+  ::pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
+  if (cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(*cpu, &set);
+    const int err = ::pthread_setaffinity_np(thread_.native_handle(), sizeof(set), &set);
+    if (err != 0) {
+      stop();
+      throw std::system_error(err, std::generic_category(),
+                              "worker " + std::to_string(id_) + ": pinning to CPU " + std::to_string(*cpu));
+    }
+  }
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_relaxed);
+  thread_.join();
+}
+
+ConntrackStats Worker::conntrack_stats() const {
+  ConntrackStats s;
+  s.inserts = ct_inserts_.load(std::memory_order_relaxed);
+  s.evictions = ct_evictions_.load(std::memory_order_relaxed);
+  s.expired_reused = ct_expired_reused_.load(std::memory_order_relaxed);
+  s.live_entries = ct_live_entries_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void Worker::publish_conntrack_stats() {
+  const ConntrackStats& s = pipeline_.conntrack().stats();
+  ct_inserts_.store(s.inserts, std::memory_order_relaxed);
+  ct_evictions_.store(s.evictions, std::memory_order_relaxed);
+  ct_expired_reused_.store(s.expired_reused, std::memory_order_relaxed);
+  ct_live_entries_.store(s.live_entries, std::memory_order_relaxed);
+}
+
+void Worker::run(PacketIo& io, int poll_timeout_ms) {
+  const std::span<Packet> batch(batch_.data(), batch_.size());
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const uint32_t n = io.receive(batch, poll_timeout_ms);
+    if (n == 0) continue;
+    const uint64_t now = monotonic_ns();
+    const Snapshot* snap = holder_.enter(id_);
+    // The engine publishes a snapshot before any worker starts, so there always is one.
+    if (snap != nullptr) {
+      pipeline_.process(batch.first(n), *snap, now);
+    } else {
+      for (uint32_t i = 0; i < n; ++i) batch[i].verdict = Verdict::kPass;
+      counters_.rx.add(n);
+      counters_.passed.add(n);
+    }
+    holder_.leave(id_);
+    io.complete(batch, n);
+    publish_conntrack_stats();
+    batches_.store(batches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace l4mux

@@ -1,0 +1,73 @@
+// One fast-path worker: a native thread that owns a Pipeline (and so its connection table)
+// and its counters, and drives one PacketIo:
+//   loop { n = io.receive(batch, 100 ms); snap = holder.enter(id); pipeline.process(batch[0..n));
+//          holder.leave(id); io.complete(batch, n); } until stopped.
+// The snapshot is held only around the processing of one batch, never while waiting.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <thread>
+
+#include "../conntrack.h"
+#include "../counters.h"
+#include "../pipeline.h"
+#include "../snapshot.h"
+#include "../snapshot_holder.h"
+#include "packet_io.h"
+
+namespace l4mux {
+
+class Worker {
+ public:
+  static constexpr int kPollTimeoutMs = 100;
+
+  // `id` is the worker's reader id in `holder` (0 <= id < the holder's reader count).
+  Worker(uint32_t id, const ConntrackConfig& conntrack, SnapshotHolder<Snapshot>& holder,
+         uint32_t max_vips, uint32_t max_backends);
+  ~Worker();  // stops
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread (named "l4mux-w<id>", pinned to `cpu` when given) on `io`, which must
+  // outlive the run. Throws std::system_error when the thread cannot be created or pinned
+  // (nothing keeps running then), std::logic_error when already running.
+  void start(PacketIo& io, std::optional<int> cpu = std::nullopt, int poll_timeout_ms = kPollTimeoutMs);
+  // Asks the thread to finish its batch and exit, and joins it (within one poll timeout).
+  // Idempotent.
+  void stop();
+  bool running() const { return thread_.joinable(); }
+
+  uint32_t id() const { return id_; }
+  // Readable from any thread while the worker runs.
+  const WorkerCounters& counters() const { return counters_; }
+  ConntrackStats conntrack_stats() const;  // as of the worker's last batch
+  uint32_t conntrack_capacity() const { return conntrack_capacity_; }
+  uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+
+ private:
+  void run(PacketIo& io, int poll_timeout_ms);
+  void publish_conntrack_stats();
+
+  const uint32_t id_;
+  SnapshotHolder<Snapshot>& holder_;
+  WorkerCounters counters_;
+  Pipeline pipeline_;
+  const uint32_t conntrack_capacity_;
+  std::array<Packet, kMaxBatch> batch_{};
+
+  // The pipeline's connection-table statistics, copied out once per batch so that other
+  // threads can read them without racing with the worker.
+  std::atomic<uint64_t> ct_inserts_{0};
+  std::atomic<uint64_t> ct_evictions_{0};
+  std::atomic<uint64_t> ct_expired_reused_{0};
+  std::atomic<uint64_t> ct_live_entries_{0};
+  std::atomic<uint64_t> batches_{0};
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace l4mux
