@@ -3,11 +3,15 @@ import { readFileSync } from 'node:fs';
 
 import { Command } from 'commander';
 
+import { agentCommand } from './commands/agent.js';
+import { reloadCommand } from './commands/reload.js';
 import { replayCommand } from './commands/replay.js';
+import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
 import { validateCommand } from './commands/validate.js';
 import { processIo, type CommandIo } from './io.js';
 
-function packageVersion(): string {
+export function packageVersion(): string {
   try {
     // src/cli and dist/cli are both two levels below the package root.
     const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
@@ -19,9 +23,14 @@ function packageVersion(): string {
 }
 
 export function buildProgram(io: CommandIo = processIo): Command {
+  const version = packageVersion();
   return new Command('l4mux')
     .description('layer-4 load balancer: Maglev hashing, connection tracking, IP-in-IP/GRE/GUE with direct server return')
-    .version(packageVersion())
+    .version(version)
     .addCommand(validateCommand(io))
-    .addCommand(replayCommand(io));
+    .addCommand(replayCommand(io))
+    .addCommand(runCommand(io, version))
+    .addCommand(reloadCommand(io))
+    .addCommand(statusCommand(io))
+    .addCommand(agentCommand(io));
 }

@@ -1,12 +1,26 @@
 // From the normalized config to what the dataplane addon is given.
 import type { ConntrackSettings, DataplaneConfig, DataplaneVip } from '../dataplane/types.js';
-import { DEFAULT_GUE_PORT } from './defaults.js';
+import { DEFAULT_GATEWAY_MAC, DEFAULT_GUE_PORT, DEFAULT_SOURCE_MAC } from './defaults.js';
 import type { L4muxConfig, Protocol } from './types.js';
 
 export const PROTOCOL_NUMBERS: Readonly<Record<Protocol, number>> = { tcp: 6, udp: 17 };
 
+/**
+ * What the host tells about the link an engine sends on, for the node settings the file leaves
+ * out. An explicit value in the file wins over these; without either, `l4mux replay`'s defaults
+ * apply (all-zero MACs, no MTU limit).
+ */
+export interface LinkFacts {
+  /** MAC of the interface. */
+  sourceMac?: string;
+  /** MAC of the resolved next hop toward the backends. */
+  gatewayMac?: string;
+  /** MTU of the interface. */
+  mtu?: number;
+}
+
 /** Resolves each VIP's pool into its backends (weight-0 backends included: they keep their flows). */
-export function toDataplaneConfig(config: L4muxConfig): DataplaneConfig {
+export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}): DataplaneConfig {
   const { node } = config;
   const vips = config.vips.map((v): DataplaneVip => {
     const pool = Object.hasOwn(config.pools, v.pool) ? config.pools[v.pool] : undefined;
@@ -25,12 +39,14 @@ export function toDataplaneConfig(config: L4muxConfig): DataplaneConfig {
       backends: pool.backends.map((b) => ({ address: b.address, weight: b.weight })),
     };
   });
+  const mtu = node.mtu ?? link.mtu;
   return {
     seed: node.seed,
-    sourceMac: node.sourceMac,
-    gatewayMac: node.gatewayMac,
+    sourceMac: node.sourceMac ?? link.sourceMac ?? DEFAULT_SOURCE_MAC,
+    gatewayMac: node.gatewayMac ?? link.gatewayMac ?? DEFAULT_GATEWAY_MAC,
     ...(node.outerSource.ipv4 !== undefined && { outerSourceV4: node.outerSource.ipv4 }),
     ...(node.outerSource.ipv6 !== undefined && { outerSourceV6: node.outerSource.ipv6 }),
+    ...(mtu !== undefined && { mtu }),
     vips,
   };
 }

@@ -1,10 +1,20 @@
 // Default values and limits of the version 1 format. The schema's "default"/"minimum"/
 // "maximum" annotations say the same (a test keeps them in step).
-import type { ConntrackConfig, Encapsulation, HashFields } from './types.js';
+import type { ConntrackConfig, Encapsulation, HashFields, IoChoice, XdpModeChoice } from './types.js';
 
 export const CONFIG_VERSION = 1;
 
+/** The MACs `l4mux replay` puts in frames when the file gives none (no interface to ask). */
 export const DEFAULT_SOURCE_MAC = '00:00:00:00:00:00';
+export const DEFAULT_GATEWAY_MAC = '00:00:00:00:00:00';
+export const DEFAULT_IO: IoChoice = 'auto';
+export const DEFAULT_XDP_MODE: XdpModeChoice = 'auto';
+export const DEFAULT_MANAGE_OFFLOADS = true;
+export const MAX_WORKERS = 64;
+/** Linux interface names are at most IFNAMSIZ - 1 = 15 bytes. */
+export const MAX_INTERFACE_NAME = 15;
+/** The smallest link MTU IPv6 allows (RFC 8200). */
+export const MIN_IPV6_MTU = 1280;
 export const DEFAULT_WEIGHT = 1;
 export const DEFAULT_ENCAPSULATION: Encapsulation = 'ipip';
 export const DEFAULT_GUE_PORT = 6080;

@@ -1,12 +1,17 @@
 // Configuration of l4mux: the JSON VIP map (version 1), its validation and normalization,
 // and its conversion to what the dataplane is given.
 export { loadConfigFile, parseConfig, validateConfig } from './load.js';
-export { conntrackSettings, toDataplaneConfig, PROTOCOL_NUMBERS } from './dataplane.js';
+export { conntrackSettings, toDataplaneConfig, PROTOCOL_NUMBERS, type LinkFacts } from './dataplane.js';
 export { SCHEMA_PATH } from './schema.js';
 export {
   CONFIG_VERSION,
   DEFAULT_ENCAPSULATION,
+  DEFAULT_GATEWAY_MAC,
   DEFAULT_GUE_PORT,
+  DEFAULT_IO,
+  DEFAULT_MANAGE_OFFLOADS,
+  DEFAULT_XDP_MODE,
+  MAX_WORKERS,
   DEFAULT_HASH_FIELDS,
   DEFAULT_ICMP_ECHO,
   DEFAULT_SOURCE_MAC,
@@ -26,6 +31,7 @@ export type {
   ConntrackTimeouts,
   Encapsulation,
   HashFields,
+  IoChoice,
   L4muxConfig,
   L4muxConfigInput,
   NodeConfig,
@@ -33,5 +39,7 @@ export type {
   PoolConfig,
   Protocol,
   VipConfig,
+  XdpModeChoice,
 } from './types.js';
+export { interfaceNameProblem } from './semantic.js';
 export type { ConntrackSettings, DataplaneConfig } from '../dataplane/types.js';

@@ -6,9 +6,11 @@ import {
   DEFAULT_GUE_PORT,
   DEFAULT_HASH_FIELDS,
   DEFAULT_ICMP_ECHO,
-  DEFAULT_SOURCE_MAC,
+  DEFAULT_IO,
+  DEFAULT_MANAGE_OFFLOADS,
   DEFAULT_TABLE_SIZE,
   DEFAULT_WEIGHT,
+  DEFAULT_XDP_MODE,
   defaultConntrackConfig,
 } from './defaults.js';
 import { parseMac } from './mac.js';
@@ -56,8 +58,16 @@ export function normalize(input: L4muxConfigInput): L4muxConfig {
     version: 1,
     node: {
       seed: must(parseSeed(node.seed), 'seed').canonical,
-      sourceMac: must(parseMac(node.sourceMac ?? DEFAULT_SOURCE_MAC), 'sourceMac').canonical,
-      gatewayMac: must(parseMac(node.gatewayMac), 'gatewayMac').canonical,
+      interfaces: [...(node.interfaces ?? [])],
+      io: node.io ?? DEFAULT_IO,
+      xdpMode: node.xdpMode ?? DEFAULT_XDP_MODE,
+      ...(node.workers !== undefined && { workers: node.workers }),
+      ...(node.cpus !== undefined && { cpus: [...node.cpus] }),
+      ...(node.gateway !== undefined && { gateway: address(node.gateway) }),
+      ...(node.sourceMac !== undefined && { sourceMac: must(parseMac(node.sourceMac), 'sourceMac').canonical }),
+      ...(node.gatewayMac !== undefined && { gatewayMac: must(parseMac(node.gatewayMac), 'gatewayMac').canonical }),
+      ...(node.mtu !== undefined && { mtu: node.mtu }),
+      manageOffloads: node.manageOffloads ?? DEFAULT_MANAGE_OFFLOADS,
       outerSource,
       conntrack: {
         maxFlows: node.conntrack?.maxFlows ?? defaults.maxFlows,

@@ -43,7 +43,7 @@ export function checkSchema(document: unknown): Issue[] {
   const errors = validate.errors ?? [];
   // A value of the wrong type makes its other errors (const, enum, range) noise.
   const typeErrorAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
-  const valueKeywords = new Set(['const', 'enum', 'minimum', 'maximum', 'maxItems', 'maxLength']);
+  const valueKeywords = new Set(['const', 'enum', 'minimum', 'maximum', 'minItems', 'maxItems', 'minLength', 'maxLength']);
   return errors
     .filter((e) => !(valueKeywords.has(e.keyword) && typeErrorAt.has(e.instancePath)))
     .map((e) => translate(e, document));
@@ -87,6 +87,10 @@ function translate(e: ErrorObject, document: unknown): Issue {
       return issue(path, `${describeValue(data)} is out of range (${range(parent)})${hint}`);
     case 'maxItems':
       return issue(path, `${Array.isArray(data) ? data.length : '?'} entries, more than the ${String(params['limit'])} allowed`);
+    case 'minItems':
+      return issue(path, Array.isArray(data) && data.length === 0 ? 'an empty list; give at least one entry, or leave the property out' : `fewer than the ${String(params['limit'])} entries required`);
+    case 'minLength':
+      return issue(path, 'an empty string');
     case 'maxLength':
       return issue(path, `${typeof data === 'string' ? data.length : '?'} characters long, more than the ${String(params['limit'])} allowed`);
     default:

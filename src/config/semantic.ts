@@ -10,6 +10,8 @@ import {
   DEFAULT_TABLE_SIZE,
   DEFAULT_WEIGHT,
   MAX_DISTINCT_BACKENDS,
+  MAX_INTERFACE_NAME,
+  MIN_IPV6_MTU,
   MAX_TABLE_SIZE,
   MIN_TABLE_SIZE,
   TABLE_ENTRIES_PER_BACKEND,
@@ -87,6 +89,7 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
       errors.push(issue(['node', 'gatewayMac'], `${JSON.stringify(gatewayMac)} is the all-zero MAC address; give the MAC of the next hop toward the backends`));
     }
   }
+  const nodeSettings = checkNodeSettings(node, str, int, errors, warnings);
   const outerSource = get(node, 'outerSource');
   const outerPresent: Record<AddressFamily, boolean> = { ipv4: false, ipv6: false };
   for (const family of ['ipv4', 'ipv6'] as const) {
@@ -270,7 +273,100 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
     if (!usedPools.has(name)) warnings.push(issue(['pools', name], 'pool is not used by any VIP'));
   }
 
+  // An explicit MTU must leave room for IPv6 when IPv6 is in use.
+  if (nodeSettings.mtu !== undefined && nodeSettings.mtu < MIN_IPV6_MTU) {
+    const ipv6Backend = firstBackendOfFamily.get('ipv6');
+    const ipv6Vip = [...byAddress.values()].flat().find((v) => v.address?.family === 'ipv6');
+    const user = ipv6Backend !== undefined ? formatPath(ipv6Backend.path) : ipv6Vip !== undefined ? formatPath(['vips', ipv6Vip.index]) : undefined;
+    if (user !== undefined) {
+      errors.push(issue(['node', 'mtu'], `${nodeSettings.mtu} is below ${MIN_IPV6_MTU}, the smallest MTU IPv6 allows (${user} is IPv6)`));
+    }
+  }
+
   return { errors, warnings };
+}
+
+interface NodeSettingsSummary {
+  /** The explicit MTU, when valid. */
+  mtu: number | undefined;
+}
+
+type StringAt = (value: unknown, path: PathSegment[]) => string | undefined;
+type IntegerAt = (value: unknown, path: PathSegment[]) => number | undefined;
+
+/** The settings of node that `l4mux run` uses: interfaces, I/O, workers, CPUs, next hop, MTU. */
+function checkNodeSettings(node: unknown, str: StringAt, int: IntegerAt, errors: Issue[], warnings: Issue[]): NodeSettingsSummary {
+  const interfaces = get(node, 'interfaces');
+  if (Array.isArray(interfaces)) {
+    const seen = new Map<string, number>();
+    interfaces.forEach((raw: unknown, i) => {
+      const path: PathSegment[] = ['node', 'interfaces', i];
+      const name = str(raw, path);
+      if (name === undefined) return;
+      const reason = interfaceNameProblem(name);
+      if (reason !== undefined) {
+        errors.push(issue(path, reason));
+        return;
+      }
+      const first = seen.get(name);
+      if (first !== undefined) errors.push(issue(path, `${JSON.stringify(name)} is listed twice (first at ${formatPath(['node', 'interfaces', first])})`));
+      else seen.set(name, i);
+    });
+  }
+
+  const io = get(node, 'io');
+  if (get(node, 'xdpMode') !== undefined && io === 'af_packet') {
+    warnings.push(issue(['node', 'xdpMode'], 'has no effect with "io": "af_packet" (no XDP program is attached)'));
+  }
+
+  const cpus = get(node, 'cpus');
+  let cpuCount: number | undefined;
+  if (Array.isArray(cpus)) {
+    const seen = new Map<number, number>();
+    cpus.forEach((raw: unknown, i) => {
+      const path: PathSegment[] = ['node', 'cpus', i];
+      const cpu = int(raw, path);
+      if (cpu === undefined) return;
+      const first = seen.get(cpu);
+      if (first !== undefined) errors.push(issue(path, `CPU ${cpu} is listed twice (first at ${formatPath(['node', 'cpus', first])})`));
+      else seen.set(cpu, i);
+    });
+    if (seen.size === cpus.length) cpuCount = cpus.length;
+  }
+  const workers = int(get(node, 'workers'), ['node', 'workers']);
+  if (workers !== undefined && cpuCount !== undefined && workers !== cpuCount) {
+    const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+    warnings.push(
+      issue(
+        ['node', 'workers'],
+        workers > cpuCount
+          ? `${plural(workers, 'worker')} per interface on ${plural(cpuCount, 'CPU')} (node.cpus): some CPUs run more than one worker`
+          : `${plural(workers, 'worker')} per interface use only the first ${workers} of the ${cpuCount} CPUs of node.cpus`,
+      ),
+    );
+  }
+
+  const gatewayPath: PathSegment[] = ['node', 'gateway'];
+  const gateway = str(get(node, 'gateway'), gatewayPath);
+  if (gateway !== undefined) {
+    const parsed = parseUnicast(gateway, 'a gateway');
+    if (!parsed.ok) errors.push(issue(gatewayPath, parsed.reason));
+    else if (get(node, 'gatewayMac') !== undefined) {
+      warnings.push(issue(gatewayPath, 'not used: node.gatewayMac is set, and an explicit MAC overrides next-hop resolution'));
+    }
+  }
+
+  return { mtu: int(get(node, 'mtu'), ['node', 'mtu']) };
+}
+
+/** Why the kernel would refuse `name` as an interface name (dev_valid_name), if it would. */
+export function interfaceNameProblem(name: string): string | undefined {
+  const quoted = JSON.stringify(name);
+  if (name === '.' || name === '..') return `${quoted} is not a valid interface name`;
+  if (/[\s/:]/.test(name)) return `${quoted} is not a valid interface name (no spaces, '/' or ':')`;
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > MAX_INTERFACE_NAME) return `${quoted} is ${bytes} bytes long; interface names have at most ${MAX_INTERFACE_NAME}`;
+  return undefined;
 }
 
 function describeVip(vip: VipSummary): string {

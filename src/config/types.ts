@@ -28,12 +28,31 @@ export interface OuterSource {
   ipv6?: string;
 }
 
+/** How the live engine reads and writes packets. */
+export type IoChoice = 'auto' | 'af_packet' | 'af_xdp';
+/** How the XDP program is attached when AF_XDP is used. */
+export type XdpModeChoice = 'auto' | 'native' | 'generic';
+
 export interface NodeConfig {
   /** 64-bit hash seed as 0x followed by 16 lowercase hex digits. */
   seed: string;
-  /** Lowercase, colon-separated. */
-  sourceMac: string;
-  gatewayMac: string;
+  /** Interfaces served by `l4mux run`, in file order; empty when the file names none. */
+  interfaces: string[];
+  io: IoChoice;
+  xdpMode: XdpModeChoice;
+  /** Workers per interface; absent: as many as `cpus`, else the number of CPUs. */
+  workers?: number;
+  /** CPUs workers are pinned to; absent: not pinned. */
+  cpus?: number[];
+  /** Canonical address of the next hop toward the backends; absent: from the kernel's routes. */
+  gateway?: string;
+  /** Lowercase, colon-separated; absent: the interface's MAC (run) or all-zero (replay). */
+  sourceMac?: string;
+  /** Lowercase, colon-separated; absent: resolved (run) or all-zero (replay). */
+  gatewayMac?: string;
+  /** Absent: the interface's MTU (run) or no limit (replay). */
+  mtu?: number;
+  manageOffloads: boolean;
   outerSource: OuterSource;
   conntrack: ConntrackConfig;
 }
@@ -82,8 +101,16 @@ export interface L4muxConfigInput {
   version: 1;
   node: {
     seed: string;
+    interfaces?: string[];
+    io?: IoChoice;
+    xdpMode?: XdpModeChoice;
+    workers?: number;
+    cpus?: number[];
+    gateway?: string;
     sourceMac?: string;
-    gatewayMac: string;
+    gatewayMac?: string;
+    mtu?: number;
+    manageOffloads?: boolean;
     outerSource?: OuterSource;
     conntrack?: {
       maxFlows?: number;

@@ -66,7 +66,7 @@ interface NativeDataplane {
   counters(): CountersSnapshot;
 }
 
-interface NativeModule {
+export interface NativeModule {
   Dataplane: new (settings: ConntrackSettings) => NativeDataplane;
   dropReasons(): string[];
 }
@@ -90,7 +90,8 @@ function loadAddon(): NativeModule {
 }
 
 let addon: NativeModule | undefined;
-function native(): NativeModule {
+/** The loaded addon (loaded once; L4MUX_ADDON overrides where it is loaded from). */
+export function native(): NativeModule {
   addon ??= loadAddon();
   return addon;
 }

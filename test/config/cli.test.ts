@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,6 +106,21 @@ describe('l4mux replay', () => {
     ]);
     expect(io.stdout).toEqual([JSON.stringify(summary, null, 2)]);
     expect(io.stderr).toEqual([]);
+  });
+
+  it('warns that frames go to the all-zero MAC when the file has no gatewayMac', async () => {
+    const io = captureIo();
+    const calls: unknown[] = [];
+    const config = join(dir, 'no-gateway-mac.json');
+    const document = JSON.parse(readFileSync(fixture('minimal.json'), 'utf8')) as { node: Record<string, unknown> };
+    delete document.node['gatewayMac'];
+    writeFileSync(config, JSON.stringify(document));
+    const out = join(dir, 'out2.pcap');
+    expect(await runReplay({ config, in: inPcap, out }, io, fakeEngine(calls))).toBe(0);
+    expect(io.stderr).toEqual([
+      'warning: node.gatewayMac: not set; replay sends every frame to 00:00:00:00:00:00 (l4mux run resolves the next hop\'s MAC)',
+    ]);
+    expect(calls).toContainEqual(['setConfig', ['192.0.2.10:tcp:80']]);
   });
 
   it('does not touch the dataplane when the config is invalid', async () => {

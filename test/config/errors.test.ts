@@ -8,8 +8,8 @@ const cases: Array<[string, (c: Json) => void, string]> = [
   // Schema: structure, types, ranges, enums, unknown properties.
   ['unknown property, with a suggestion', (c) => { c.vips[0].encap = 'gre'; },
     'vips[0]: unknown property "encap" (did you mean "encapsulation"?)'],
-  ['unknown property, differently cased', (c) => { c.node.gatewaymac = c.node.gatewayMac; delete c.node.gatewayMac; },
-    'node: unknown property "gatewaymac" (did you mean "gatewayMac"?)\nnode.gatewayMac: required property is missing'],
+  ['unknown property, differently cased', (c) => { c.node.Seed = c.node.seed; delete c.node.seed; },
+    'node: unknown property "Seed" (did you mean "seed"?)\nnode.seed: required property is missing'],
   ['unknown property, nothing close', (c) => { c.pools.web.backends[0].zone = 'a'; },
     'pools.web.backends[0]: unknown property "zone" (allowed: address, weight)'],
   ['unknown top-level property', (c) => { c.vip = []; },

@@ -28,8 +28,12 @@ describe('a full config', () => {
       version: 1,
       node: {
         seed: '0x5eed09130b0d2fcd', // 6840133386440093645
+        interfaces: [],
+        io: 'auto',
+        xdpMode: 'auto',
         sourceMac: '02:00:00:00:00:01',
         gatewayMac: '02:00:00:00:00:fe',
+        manageOffloads: true,
         outerSource: { ipv4: '10.0.0.1', ipv6: 'fd00::1' },
         conntrack: {
           maxFlows: 65536,
@@ -183,8 +187,11 @@ describe('defaults', () => {
       version: 1,
       node: {
         seed: '0x0000000000000001',
-        sourceMac: '00:00:00:00:00:00',
+        interfaces: [],
+        io: 'auto',
+        xdpMode: 'auto',
         gatewayMac: '02:00:00:00:00:fe',
+        manageOffloads: true,
         outerSource: { ipv4: '10.0.0.1' },
         conntrack: {
           maxFlows: 262144,
@@ -207,6 +214,8 @@ describe('defaults', () => {
       ],
     });
     const dp = toDataplaneConfig(config);
+    expect(dp.sourceMac).toBe('00:00:00:00:00:00');
+    expect(dp).not.toHaveProperty('mtu');
     expect(dp).not.toHaveProperty('outerSourceV6');
     expect(dp.vips[0]).not.toHaveProperty('greKey');
     expect(conntrackSettings(config)).toEqual({

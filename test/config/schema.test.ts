@@ -5,13 +5,17 @@ import {
   DEFAULT_GUE_PORT,
   DEFAULT_HASH_FIELDS,
   DEFAULT_ICMP_ECHO,
-  DEFAULT_SOURCE_MAC,
+  DEFAULT_IO,
+  DEFAULT_MANAGE_OFFLOADS,
   DEFAULT_TABLE_SIZE,
   DEFAULT_WEIGHT,
+  DEFAULT_XDP_MODE,
   MAX_TABLE_SIZE,
+  MAX_WORKERS,
   MIN_TABLE_SIZE,
   defaultConntrackConfig,
 } from '../../src/config/index.js';
+import { MAX_INTERFACE_NAME, MIN_IPV6_MTU } from '../../src/config/defaults.js';
 import { isPrime, nearestPrimes } from '../../src/config/prime.js';
 import { loadSchema } from '../../src/config/schema.js';
 import { closestMatch } from '../../src/config/suggest.js';
@@ -43,7 +47,14 @@ describe('the shipped JSON Schema', () => {
 
   it('documents the same defaults and limits the code applies', () => {
     const conntrack = defaultConntrackConfig();
-    expect(defs['node'].properties.sourceMac.default).toBe(DEFAULT_SOURCE_MAC);
+    const node = defs['node'].properties;
+    expect(node.sourceMac.default).toBeUndefined(); // the interface's MAC when running
+    expect(node.io.default).toBe(DEFAULT_IO);
+    expect(node.xdpMode.default).toBe(DEFAULT_XDP_MODE);
+    expect(node.manageOffloads.default).toBe(DEFAULT_MANAGE_OFFLOADS);
+    expect(node.workers.maximum).toBe(MAX_WORKERS);
+    expect(node.interfaces.items.maxLength).toBe(MAX_INTERFACE_NAME);
+    expect(node.mtu.minimum).toBeLessThan(MIN_IPV6_MTU);
     expect(defs['conntrack'].properties.maxFlows.default).toBe(conntrack.maxFlows);
     const timeouts = defs['conntrack'].properties.timeouts.properties;
     expect(Object.fromEntries(Object.entries(timeouts).map(([k, v]) => [k, (v as Schema)['default']]))).toEqual(conntrack.timeouts);

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 
 import { Command } from 'commander';
 
-import { conntrackSettings, toDataplaneConfig } from '../../config/index.js';
+import { DEFAULT_GATEWAY_MAC, conntrackSettings, toDataplaneConfig } from '../../config/index.js';
 import { Dataplane, type ConntrackSettings, type DataplaneConfig, type ReplaySummary } from '../../dataplane/index.js';
 import { EXIT_FAILURE, EXIT_OK, processIo, type CommandIo } from '../io.js';
 import { loadAndReport } from '../report.js';
@@ -33,6 +33,9 @@ export async function runReplay(
 ): Promise<number> {
   const loaded = await loadAndReport(options.config, io);
   if (loaded === undefined) return EXIT_FAILURE;
+  if (loaded.config.node.gatewayMac === undefined) {
+    io.err(`warning: node.gatewayMac: not set; replay sends every frame to ${DEFAULT_GATEWAY_MAC} (l4mux run resolves the next hop's MAC)`);
+  }
   if (resolve(options.in) === resolve(options.out)) {
     io.err(`l4mux replay: --in and --out are the same file (${options.in})`);
     return EXIT_FAILURE;

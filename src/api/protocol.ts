@@ -1,0 +1,79 @@
+// The control socket's protocol: a unix domain stream socket carrying JSON lines. Each request
+// is one line, {"cmd": "reload"} or {"cmd": "status"}; each gets one line back.
+import type { EngineCounters, IoModeReport } from '../dataplane/engine.js';
+
+export type ControlRequest = { cmd: 'reload' } | { cmd: 'status' };
+
+export interface ReloadOk {
+  ok: true;
+  /** What was applied, one line each ("vip web added (...)", "pool web: backend 10.1.0.4 removed"). */
+  changes: string[];
+  /** Changed settings that wait for a restart; also listed in `changes`. */
+  restartRequired: string[];
+  /** Valid but suspicious: config warnings and next-hop warnings. */
+  warnings: string[];
+}
+
+export interface ReloadFailed {
+  ok: false;
+  /** "path: reason" lines for an invalid file; other problems as sentences. Nothing was changed. */
+  errors: string[];
+}
+
+export type ReloadResponse = ReloadOk | ReloadFailed;
+
+export interface VipSummary {
+  name: string;
+  address: string;
+  protocol: string;
+  /** null for an all-ports VIP. */
+  port: number | null;
+  pool: string;
+  encapsulation: string;
+  backends: number;
+  activeBackends: number;
+}
+
+export interface InterfaceStatus {
+  name: string;
+  ifindex: number;
+  mac: string | null;
+  mtu: number;
+  /** What the dataplane is given (node.mtu or the interface's). */
+  dataplaneMtu: number | null;
+  sourceMac: string;
+  gatewayMac: string;
+  nextHop: { source: string; hops: { address: string; mac: string; state: string; onLink: boolean }[] } | null;
+  io: IoModeReport;
+  workers: number;
+  counters: EngineCounters | null;
+}
+
+export interface StatusReport {
+  pid: number;
+  version: string;
+  configFile: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  lastReload: { at: string; trigger: string; ok: boolean; changes?: string[]; errors?: string[] } | null;
+  /** Settings changed in the file that wait for a restart. */
+  restartRequired: string[];
+  config: {
+    seed: string;
+    interfaces: string[];
+    io: string;
+    workers: number;
+    vips: VipSummary[];
+    pools: Record<string, { backends: number; activeBackends: number }>;
+  };
+  interfaces: InterfaceStatus[];
+  /** Sums over the interfaces of the main counters. */
+  totals: { rx: number; tx: number; dropped: number; passed: number };
+}
+
+export type StatusResponse = { ok: true; status: StatusReport } | { ok: false; errors: string[] };
+
+export type ControlResponse = ReloadResponse | StatusResponse | { ok: false; errors: string[] };
+
+/** Longest request line accepted. */
+export const MAX_REQUEST_BYTES = 64 * 1024;

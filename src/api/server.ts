@@ -1,0 +1,116 @@
+// The control socket server: JSON lines over a unix domain socket, readable and writable by
+// its owner only (root, or the daemon's user).
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+import type { Logger } from 'pino';
+
+import { MAX_REQUEST_BYTES, type ControlResponse, type ReloadResponse, type StatusResponse } from './protocol.js';
+
+export interface ControlHandlers {
+  reload(): Promise<ReloadResponse>;
+  status(): Promise<StatusResponse> | StatusResponse;
+}
+
+/** Whether something accepts connections on the socket at `path`. */
+function isListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export class ControlServer {
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    readonly path: string,
+    private readonly server: Server,
+  ) {}
+
+  /**
+   * Listens on `path`. A socket file left by a daemon that is gone is replaced; one another
+   * daemon still answers on is an error, as is any other kind of file there.
+   */
+  static async listen(path: string, handlers: ControlHandlers, logger: Logger): Promise<ControlServer> {
+    const existing = await lstat(path).catch(() => undefined);
+    if (existing !== undefined) {
+      if (!existing.isSocket()) throw new Error(`control socket ${path}: a file that is not a socket is in the way`);
+      if (await isListening(path)) throw new Error(`control socket ${path}: another l4mux is listening on it`);
+      await unlink(path);
+    }
+    const server = createServer();
+    const control = new ControlServer(path, server);
+    server.on('connection', (socket) => control.serve(socket, handlers, logger));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new Error(`control socket ${path}: ${e.message}`)));
+      server.listen(path, () => resolve());
+    });
+    await chmod(path, 0o600);
+    server.on('error', (e) => logger.error({ err: e }, 'control socket error'));
+    return control;
+  }
+
+  private serve(socket: Socket, handlers: ControlHandlers, logger: Logger): void {
+    this.sockets.add(socket);
+    socket.setEncoding('utf8');
+    let buffer = '';
+    let queue = Promise.resolve();
+    const reply = (response: ControlResponse): void => {
+      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+    };
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > MAX_REQUEST_BYTES && !buffer.includes('\n')) {
+        reply({ ok: false, errors: [`request longer than ${MAX_REQUEST_BYTES} bytes`] });
+        socket.end();
+        return;
+      }
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (line === '') continue;
+        // Requests of one connection are answered in order.
+        queue = queue.then(async () => reply(await handle(line, handlers, logger)));
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
+  /** Stops listening, drops open connections and removes the socket file. */
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await unlink(this.path).catch(() => undefined);
+  }
+}
+
+async function handle(line: string, handlers: ControlHandlers, logger: Logger): Promise<ControlResponse> {
+  let request: unknown;
+  try {
+    request = JSON.parse(line);
+  } catch {
+    return { ok: false, errors: ['request is not JSON (send one JSON object per line, e.g. {"cmd":"status"})'] };
+  }
+  const cmd = typeof request === 'object' && request !== null ? (request as Record<string, unknown>)['cmd'] : undefined;
+  try {
+    switch (cmd) {
+      case 'reload':
+        logger.info({ trigger: 'control' }, 'reload requested on the control socket');
+        return await handlers.reload();
+      case 'status':
+        return await handlers.status();
+      default:
+        return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: reload, status)`] };
+    }
+  } catch (e) {
+    logger.error({ err: e, cmd }, 'control command failed');
+    return { ok: false, errors: [e instanceof Error ? e.message : String(e)] };
+  }
+}

@@ -1,0 +1,112 @@
+// What a reload changes: VIPs, pools and backends added, removed or changed, node settings, and
+// the node settings that only a restart can change.
+import type { L4muxConfig, NodeConfig, VipConfig } from '../config/types.js';
+
+/** Node settings fixed for the daemon's lifetime (engines, their threads and tables). */
+export const RESTART_SETTINGS = ['interfaces', 'io', 'xdpMode', 'workers', 'cpus', 'manageOffloads', 'conntrack'] as const;
+export type RestartSetting = (typeof RESTART_SETTINGS)[number];
+
+/** Node settings applied live with the next snapshot. */
+const LIVE_SETTINGS = ['seed', 'gateway', 'sourceMac', 'gatewayMac', 'mtu', 'outerSource'] as const;
+
+export interface ConfigDiff {
+  /** One line per change that is applied. */
+  changes: string[];
+  /** One line per change of a setting that needs a restart ("node.workers: 2 -> 4 (requires restart)"). */
+  restartRequired: string[];
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return '(unset)';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function describeVip(v: VipConfig): string {
+  return `${v.address} ${v.protocol}/${v.port ?? '*'}, pool ${v.pool}, ${v.encapsulation}`;
+}
+
+/** Differences between the VIP fields of two versions of one VIP, as "field a -> b". */
+function vipFieldChanges(a: VipConfig, b: VipConfig): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  keys.delete('name');
+  keys.delete('description');
+  const out: string[] = [];
+  for (const key of keys) {
+    const x = (a as unknown as Record<string, unknown>)[key];
+    const y = (b as unknown as Record<string, unknown>)[key];
+    if (!same(x, y)) out.push(`${key} ${show(x)} -> ${show(y)}`);
+  }
+  return out;
+}
+
+/** `before` is the running config, `after` the new file. */
+export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff {
+  const changes: string[] = [];
+  const restartRequired: string[] = [];
+
+  for (const key of RESTART_SETTINGS) {
+    if (!same(before.node[key], after.node[key])) {
+      restartRequired.push(`node.${key}: ${show(before.node[key])} -> ${show(after.node[key])} (requires restart)`);
+    }
+  }
+  for (const key of LIVE_SETTINGS) {
+    if (!same(before.node[key], after.node[key])) changes.push(`node.${key}: ${show(before.node[key])} -> ${show(after.node[key])}`);
+  }
+
+  // Pools and their backends.
+  for (const [name, pool] of Object.entries(after.pools)) {
+    const old = Object.hasOwn(before.pools, name) ? before.pools[name] : undefined;
+    if (old === undefined) {
+      changes.push(`pool ${name} added (${pool.backends.length} ${pool.backends.length === 1 ? 'backend' : 'backends'})`);
+      continue;
+    }
+    const oldBackends = new Map(old.backends.map((b) => [b.address, b.weight]));
+    const newBackends = new Map(pool.backends.map((b) => [b.address, b.weight]));
+    for (const [address, weight] of newBackends) {
+      const was = oldBackends.get(address);
+      if (was === undefined) changes.push(`pool ${name}: backend ${address} added (weight ${weight})`);
+      else if (was !== weight) changes.push(`pool ${name}: backend ${address} weight ${was} -> ${weight}`);
+    }
+    for (const address of oldBackends.keys()) {
+      if (!newBackends.has(address)) changes.push(`pool ${name}: backend ${address} removed`);
+    }
+  }
+  for (const name of Object.keys(before.pools)) {
+    if (!Object.hasOwn(after.pools, name)) changes.push(`pool ${name} removed`);
+  }
+
+  // VIPs, by name (names are unique).
+  const oldVips = new Map(before.vips.map((v) => [v.name, v]));
+  const newVips = new Map(after.vips.map((v) => [v.name, v]));
+  for (const [name, vip] of newVips) {
+    const old = oldVips.get(name);
+    if (old === undefined) changes.push(`vip ${name} added (${describeVip(vip)})`);
+    else {
+      const fields = vipFieldChanges(old, vip);
+      if (fields.length > 0) changes.push(`vip ${name} changed: ${fields.join(', ')}`);
+    }
+  }
+  for (const name of oldVips.keys()) {
+    if (!newVips.has(name)) changes.push(`vip ${name} removed`);
+  }
+  return { changes, restartRequired };
+}
+
+/**
+ * The config to run after a reload: the new file, with the settings that need a restart kept as
+ * they are running.
+ */
+export function effectiveConfig(running: L4muxConfig, next: L4muxConfig): L4muxConfig {
+  const node: NodeConfig = { ...next.node };
+  const record = node as unknown as Record<string, unknown>;
+  for (const key of RESTART_SETTINGS) {
+    const value = running.node[key];
+    if (value === undefined) delete record[key];
+    else record[key] = value;
+  }
+  return { ...next, node };
+}

@@ -1,0 +1,158 @@
+// Typed wrapper of the addon's live forwarding engine: worker threads reading packets from one
+// interface (AF_XDP or AF_PACKET), running the pipeline and sending the encapsulated packets
+// back out. The JS event loop never sees a packet; this module only passes configuration in
+// and counters and the chosen I/O mode out.
+import { native, type CountersSnapshot } from './index.js';
+import type { ConntrackSettings, DataplaneConfig } from './types.js';
+
+/** Packet I/O an engine can use. */
+export type IoMode = 'af_packet' | 'af_xdp';
+/** What may be asked for: a mode, or "auto" (AF_XDP when possible, else AF_PACKET). */
+export type IoRequest = IoMode | 'auto';
+/** How the XDP program is attached. */
+export type XdpAttachMode = 'native' | 'generic';
+export type XdpRequest = XdpAttachMode | 'auto';
+
+/** What `new addon.Engine(options)` is given. */
+export interface EngineOptions {
+  /** Interface to receive VIP traffic on and send encapsulated packets out of. */
+  interface: string;
+  /** Worker threads (each with its own connection table). */
+  workers: number;
+  /** CPUs to pin workers to: worker i on cpus[i % cpus.length]. Absent: not pinned. */
+  cpus?: number[];
+  io: IoRequest;
+  /** Only meaningful when AF_XDP is used. */
+  xdpMode?: XdpRequest;
+  /** Fixed for the engine's lifetime (the table's memory is allocated at construction). */
+  conntrack: ConntrackSettings;
+}
+
+/** Packet I/O counters of an engine, summed over its workers. */
+export interface IoCounters {
+  rxPackets: number;
+  /** Packets the kernel dropped because a ring was full (the workers did not keep up). */
+  rxKernelDrops: number;
+  /** Frames larger than the ring's frame size (GRO/LRO super-frames), dropped. */
+  rxOversized: number;
+  txPackets: number;
+  txErrors: number;
+  /** Packets not sent because the TX ring was full. */
+  txRingFull: number;
+}
+
+/** The pipeline counters of all workers plus their packet I/O counters. */
+export interface EngineCounters extends CountersSnapshot {
+  io: IoCounters;
+}
+
+/** What I/O an engine ended up with, and why. */
+export interface IoModeReport {
+  /** "unknown" when the addon does not tell and "auto" was asked for. */
+  mode: IoMode | 'unknown';
+  /** With AF_XDP: how the XDP program is attached, when known. */
+  xdpMode?: XdpAttachMode;
+  /** Why this mode: "requested", or why "auto" chose it (for instance a fallback's cause). */
+  reason: string;
+  /** False when the addon has no ioMode() and the report is derived from the options. */
+  reported: boolean;
+}
+
+/**
+ * What the daemon needs of an engine. The real one is `Engine`; tests inject fakes.
+ * setConfig is atomic: it throws on bad input and then nothing was applied.
+ */
+export interface EngineLike {
+  readonly options: Readonly<EngineOptions>;
+  setConfig(config: DataplaneConfig): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  counters(): EngineCounters;
+  ioMode(): IoModeReport;
+}
+
+export type EngineFactory = (options: EngineOptions) => EngineLike;
+
+// ---- The addon's side ----
+
+interface NativeEngine {
+  setConfig(config: DataplaneConfig): void;
+  start(): unknown;
+  stop(): unknown;
+  counters(): Partial<EngineCounters> & CountersSnapshot;
+  ioMode?(): unknown;
+}
+
+export type NativeEngineConstructor = new (options: EngineOptions) => NativeEngine;
+
+/** The part of the addon module this wrapper uses (Engine is absent from older builds). */
+export interface EngineModule {
+  Engine?: NativeEngineConstructor;
+}
+
+const ZERO_IO: IoCounters = { rxPackets: 0, rxKernelDrops: 0, rxOversized: 0, txPackets: 0, txErrors: 0, txRingFull: 0 };
+
+export class Engine implements EngineLike {
+  readonly options: Readonly<EngineOptions>;
+  private readonly impl: NativeEngine;
+
+  /** Creates the workers' state; nothing is received until start(). */
+  constructor(options: EngineOptions, module: EngineModule = native() as unknown as EngineModule) {
+    const Native = module.Engine;
+    if (typeof Native !== 'function') {
+      throw new Error('this build of the l4mux addon has no Engine (live forwarding); rebuild it with `npm run build:native`');
+    }
+    this.options = Object.freeze({ ...options, ...(options.cpus !== undefined && { cpus: [...options.cpus] }) });
+    this.impl = new Native({ ...this.options, ...(this.options.cpus !== undefined && { cpus: [...this.options.cpus] }) } as EngineOptions);
+  }
+
+  /** Builds a snapshot and swaps it in on every worker; throws (and applies nothing) on bad input. */
+  setConfig(config: DataplaneConfig): void {
+    this.impl.setConfig(config);
+  }
+
+  async start(): Promise<void> {
+    await this.impl.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.impl.stop();
+  }
+
+  counters(): EngineCounters {
+    const raw = this.impl.counters();
+    return { ...raw, io: { ...ZERO_IO, ...raw.io } };
+  }
+
+  ioMode(): IoModeReport {
+    if (typeof this.impl.ioMode !== 'function') return requestedIoMode(this.options);
+    return parseIoMode(this.impl.ioMode(), this.options);
+  }
+}
+
+/** The real engine factory. */
+export const createEngine: EngineFactory = (options) => new Engine(options);
+
+/** What can be said about the I/O mode from the options alone. */
+export function requestedIoMode(options: Pick<EngineOptions, 'io' | 'xdpMode'>): IoModeReport {
+  if (options.io === 'auto') return { mode: 'unknown', reason: 'auto (this addon does not report its choice)', reported: false };
+  const xdp = options.io === 'af_xdp' && options.xdpMode !== undefined && options.xdpMode !== 'auto' ? { xdpMode: options.xdpMode } : {};
+  return { mode: options.io, ...xdp, reason: 'requested', reported: false };
+}
+
+/** Reads the addon's ioMode() answer: a mode name, or an object with mode/io, xdpMode and reason. */
+export function parseIoMode(raw: unknown, options: Pick<EngineOptions, 'io' | 'xdpMode'>): IoModeReport {
+  const isMode = (v: unknown): v is IoMode => v === 'af_packet' || v === 'af_xdp';
+  const isXdp = (v: unknown): v is XdpAttachMode => v === 'native' || v === 'generic';
+  if (isMode(raw)) return { mode: raw, reason: options.io === 'auto' ? 'chosen by auto' : 'requested', reported: true };
+  if (typeof raw === 'object' && raw !== null) {
+    const r = raw as Record<string, unknown>;
+    const mode = isMode(r['mode']) ? r['mode'] : isMode(r['io']) ? r['io'] : undefined;
+    if (mode !== undefined) {
+      const xdpMode = r['xdpMode'];
+      const reason = typeof r['reason'] === 'string' && r['reason'] !== '' ? r['reason'] : options.io === 'auto' ? 'chosen by auto' : 'requested';
+      return { mode, ...(mode === 'af_xdp' && isXdp(xdpMode) && { xdpMode }), reason, reported: true };
+    }
+  }
+  return { ...requestedIoMode(options), reason: `the addon reported ${JSON.stringify(raw)}, which is not an I/O mode` };
+}

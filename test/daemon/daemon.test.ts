@@ -1,0 +1,544 @@
+// The daemon's lifecycle, in-process: start, reloads (SIGHUP and the control socket), next-hop
+// changes, status, counters, and a clean stop; fake engines on a modelled host.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { sendControl } from '../../src/api/client.js';
+import type { ReloadResponse, StatusResponse } from '../../src/api/protocol.js';
+import { runReload } from '../../src/cli/commands/reload.js';
+import { runStatus } from '../../src/cli/commands/status.js';
+import type { CommandIo } from '../../src/cli/io.js';
+import { Daemon, INTERFACES_REQUIRED, runDaemon } from '../../src/daemon/index.js';
+import { daemonConfig, harness, type Harness, type Json } from './harness.js';
+
+function captureIo(): CommandIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (line) => stdout.push(line), err: (line) => stderr.push(line) };
+}
+
+async function started(h: Harness): Promise<Daemon> {
+  return Daemon.start(h.options, h.deps);
+}
+
+async function stopped(h: Harness, daemon: Daemon): Promise<void> {
+  h.signals.emit('SIGTERM');
+  expect(await daemon.done).toBe(0);
+}
+
+describe('starting', () => {
+  it('configures one engine per interface from the file, the interface and the resolved next hop, and starts it', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const engine = h.engines.get('eth0');
+      expect(engine?.options).toEqual({
+        interface: 'eth0',
+        workers: 2, // the number of online CPUs
+        io: 'auto',
+        xdpMode: 'auto',
+        conntrack: { maxFlows: 262144, timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30 } },
+      });
+      expect(engine?.events).toEqual(['setConfig', 'start']);
+      expect(engine?.current).toMatchObject({
+        seed: '0x0000000000005eed',
+        sourceMac: '02:00:00:00:00:01', // eth0's MAC
+        gatewayMac: '02:00:00:00:00:fe', // the router's, resolved by ARP
+        mtu: 1500, // eth0's MTU
+        outerSourceV4: '10.9.0.2',
+        vips: [expect.objectContaining({ name: 'web', backends: [{ address: '10.1.0.1', weight: 1 }, { address: '10.1.0.2', weight: 1 }] })],
+      });
+      // GRO turned off, the pid file and the control socket in place.
+      expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(false);
+      expect(readFileSync(h.options.pidfile!, 'utf8')).toBe(`${process.pid}\n`);
+      expect(existsSync(h.options.controlSocket!)).toBe(true);
+      // The I/O mode and why, logged.
+      const io = h.logs.find((l) => /^eth0: forwarding with/.test(l.msg));
+      expect(io?.msg).toBe('eth0: forwarding with af_xdp (generic XDP), 2 workers: native XDP refused by the driver (fake)');
+      expect(io?.['io']).toEqual({ mode: 'af_xdp', xdpMode: 'generic', reason: 'native XDP refused by the driver (fake)', reported: true });
+      expect(h.messages()).toContain('l4mux running on eth0: 1 VIP');
+      expect(h.logs.every((l) => typeof l.level === 'string' && typeof l['time'] === 'string')).toBe(true);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('passes workers, CPUs, I/O mode and explicit node values through', async () => {
+    const doc = daemonConfig();
+    Object.assign(doc.node, { io: 'af_packet', workers: 3, cpus: [1], gatewayMac: '02:00:00:00:00:aa', sourceMac: '02:00:00:00:00:bb', mtu: 1400, manageOffloads: false });
+    const h = harness(doc);
+    const daemon = await started(h);
+    try {
+      const engine = h.engines.get('eth0')!;
+      expect(engine.options).toMatchObject({ workers: 3, cpus: [1], io: 'af_packet' });
+      expect(engine.options).not.toHaveProperty('xdpMode');
+      expect(engine.current).toMatchObject({ gatewayMac: '02:00:00:00:00:aa', sourceMac: '02:00:00:00:00:bb', mtu: 1400 });
+      expect(h.host.probes).toEqual([]); // an explicit gatewayMac: nothing to resolve
+      expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(true); // not managed
+    } finally {
+      await stopped(h, daemon);
+    }
+    expect(h.host.commands.some((c) => c.startsWith('ethtool'))).toBe(false);
+  });
+
+  it('warns about a VIP address on a served interface and about a forwarding kernel', async () => {
+    const h = harness();
+    h.host.links.find((l) => l.name === 'eth0')!.addresses!.push({ family: 'inet', local: '192.0.2.10', prefixlen: 32 });
+    h.host.sysctls.set('net.ipv4.ip_forward', '1');
+    const daemon = await started(h);
+    try {
+      expect(h.logs.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+        'VIP address 192.0.2.10 is configured on eth0: the kernel will answer its clients itself (TCP resets); remove it from the interface (backends hold VIPs, the mux does not)',
+        'net.ipv4.ip_forward is 1: with AF_PACKET the kernel also forwards the VIP packets l4mux reads (duplicates, or loops back through the router); set net.ipv4.ip_forward=0 on a dedicated mux',
+      ]);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('serves the usable interfaces and logs the others', async () => {
+    const doc = daemonConfig();
+    doc.node.interfaces = ['eth1', 'eth0'];
+    doc.node.gatewayMac = '02:00:00:00:00:aa';
+    const h = harness(doc);
+    h.host.links.push({ name: 'eth1', mac: '02:00:00:00:01:01', up: false });
+    const daemon = await started(h);
+    try {
+      expect([...h.engines.keys()]).toEqual(['eth0']);
+      expect(h.logs.find((l) => l.level === 'error')?.msg).toBe('interface eth1 is down (ip link set eth1 up): not served');
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+});
+
+describe('refusing to start', () => {
+  async function failure(h: Harness): Promise<string[]> {
+    expect(await runDaemon(h.options, h.deps)).toBe(1);
+    // Whatever was done is undone.
+    expect(existsSync(h.options.pidfile!)).toBe(false);
+    expect(existsSync(h.options.controlSocket!)).toBe(false);
+    expect(h.signals.eventNames()).toEqual([]);
+    expect(h.logs.at(-1)?.msg).toBe('l4mux did not start');
+    for (const line of h.printed) expect(h.logs.some((l) => l.msg === line && l.level === 'error')).toBe(true);
+    return h.printed;
+  }
+
+  it('without a usable interface', async () => {
+    const doc = daemonConfig();
+    doc.node.interfaces = ['eth7', 'lo'];
+    expect(await failure(harness(doc))).toEqual([
+      'interface eth7 does not exist (did you mean "eth0"?)',
+      'interface lo is not an Ethernet interface (link type loopback); l4mux sends Ethernet frames',
+      'no usable interface: none of node.interfaces (eth7, lo) can receive VIP traffic',
+    ]);
+  });
+
+  it('without node.interfaces', async () => {
+    const doc = daemonConfig();
+    delete doc.node.interfaces;
+    expect(await failure(harness(doc))).toEqual([INTERFACES_REQUIRED]);
+  });
+
+  it('with an invalid config: every error', async () => {
+    const doc = daemonConfig();
+    doc.vips[0].address = '300.1.1.1';
+    doc.node.workers = 0;
+    const h = harness(doc);
+    expect(await failure(h)).toEqual([
+      'node.workers: 0 is out of range (1..64)',
+      'vips[0].address: "300.1.1.1" is not an IPv4 or IPv6 address',
+      `${h.configPath}: invalid (2 errors)`,
+    ]);
+    expect(h.engines.size).toBe(0);
+  });
+
+  it('without the capabilities it needs', async () => {
+    const h = harness();
+    h.privileges = { uid: 1000, effective: 1n << 13n };
+    const printed = await failure(h);
+    expect(printed).toHaveLength(1);
+    expect(printed[0]).toMatch(/^l4mux lacks CAP_NET_ADMIN: live forwarding needs them/);
+  });
+
+  it('with CPUs that are not online', async () => {
+    const doc = daemonConfig();
+    doc.node.cpus = [0, 5, 6, 7];
+    expect(await failure(harness(doc))).toEqual(['node.cpus: CPUs 5-7 are not online (online: 0-1)']);
+  });
+
+  it('when the next hop does not answer, turning GRO back on', async () => {
+    const h = harness();
+    h.host.answering.clear();
+    expect(await failure(h)).toEqual(['eth0: no ARP answer from next hop 10.9.0.1 (neighbour state none)']);
+    expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(true);
+  });
+
+  it('when an engine cannot start, stopping the others', async () => {
+    const doc = daemonConfig();
+    doc.node.interfaces = ['eth0', 'eth1'];
+    doc.node.gatewayMac = '02:00:00:00:00:aa';
+    const h = harness(doc);
+    h.host.links.push({ name: 'eth1', mac: '02:00:00:00:01:01' });
+    h.setupEngine((e) => {
+      if (e.options.interface === 'eth1') e.failStart = 'AF_XDP: cannot attach the XDP program';
+    });
+    expect(await failure(h)).toEqual(['eth1: cannot start forwarding: AF_XDP: cannot attach the XDP program']);
+    expect(h.engines.get('eth0')?.events).toEqual(['setConfig', 'start', 'stop']);
+    expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(true);
+  });
+
+  it('when another daemon holds the pid file or the control socket', async () => {
+    const first = harness();
+    const daemon = await started(first);
+    try {
+      const second = harness();
+      second.options.controlSocket = first.options.controlSocket!;
+      expect(await runDaemon(second.options, second.deps)).toBe(1);
+      expect(second.printed).toEqual([`control socket ${first.options.controlSocket}: another l4mux is listening on it`]);
+      const third = harness();
+      third.options.pidfile = first.options.pidfile!;
+      writeFileSync(first.options.pidfile!, '1\n'); // pid 1 is alive
+      expect(await runDaemon(third.options, third.deps)).toBe(1);
+      expect(third.printed).toEqual([`pid file ${first.options.pidfile}: l4mux is already running as pid 1`]);
+      writeFileSync(first.options.pidfile!, `${process.pid}\n`);
+    } finally {
+      await stopped(first, daemon);
+    }
+  });
+});
+
+describe('reloading', () => {
+  it('SIGHUP with a good file: applies it and logs what changed', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const doc = daemonConfig();
+      doc.pools.web.backends = [{ address: '10.1.0.1', weight: 0 }, { address: '10.1.0.3' }];
+      doc.pools.api = { backends: [{ address: '10.1.0.9' }] };
+      doc.vips.push({ name: 'api', address: '192.0.2.11', protocol: 'tcp', port: 443, pool: 'api', tableSize: 251 });
+      h.writeConfig(doc);
+      const mark = h.logs.length;
+      h.signals.emit('SIGHUP');
+      await h.waitForLog(/^reload done/, mark);
+      expect(h.logs.slice(mark).map((l) => l.msg)).toEqual([
+        'reload (SIGHUP)',
+        'reload: pool web: backend 10.1.0.1 weight 1 -> 0',
+        'reload: pool web: backend 10.1.0.3 added (weight 1)',
+        'reload: pool web: backend 10.1.0.2 removed',
+        'reload: pool api added (1 backend)',
+        'reload: vip api added (192.0.2.11 tcp/443, pool api, ipip)',
+        'reload done: 5 changes applied',
+      ]);
+      const engine = h.engines.get('eth0')!;
+      expect(engine.configs).toHaveLength(2);
+      expect(engine.current?.vips.map((v) => [v.name, v.backends])).toEqual([
+        ['web', [{ address: '10.1.0.1', weight: 0 }, { address: '10.1.0.3', weight: 1 }]],
+        ['api', [{ address: '10.1.0.9', weight: 1 }]],
+      ]);
+      expect(engine.current?.gatewayMac).toBe('02:00:00:00:00:fe');
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('SIGHUP with a bad file: changes nothing and logs every error', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const doc = daemonConfig();
+      doc.vips[0].pool = 'nope';
+      doc.node.seed = 'x';
+      h.writeConfig(doc);
+      const mark = h.logs.length;
+      h.signals.emit('SIGHUP');
+      await h.waitForLog(/^reload failed: nothing was changed/, mark);
+      expect(h.logs.slice(mark).filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([
+        'reload failed: node.seed: "x" is not a 64-bit number (expected decimal digits, or 0x and hex digits like "0x5eed0000cafef00d")',
+        'reload failed: vips[0].pool: pool "nope" is not defined (pools: web)',
+        'reload failed: nothing was changed',
+      ]);
+      expect(h.engines.get('eth0')?.configs).toHaveLength(1);
+      h.writeConfig('{ "version": 1, ');
+      const syntax = await daemon.reload('test');
+      expect(syntax).toEqual({ ok: false, errors: [`${h.configPath}:1:17: unexpected end of file (expected a property name in double quotes; '{' at line 1, column 1 is never closed with '}')`] });
+      expect(h.engines.get('eth0')?.configs).toHaveLength(1);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('reports node settings that need a restart, keeps them, and applies the rest', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const doc = daemonConfig();
+      Object.assign(doc.node, { workers: 1, io: 'af_packet', conntrack: { maxFlows: 1048576 }, interfaces: ['eth0', 'eth1'], mtu: 1400 });
+      h.writeConfig(doc);
+      const result = await sendControl(h.options.controlSocket!, { cmd: 'reload' });
+      expect(result).toEqual({
+        ok: true,
+        changes: [
+          'node.mtu: (unset) -> 1400',
+          'node.interfaces: ["eth0"] -> ["eth0","eth1"] (requires restart)',
+          'node.io: auto -> af_packet (requires restart)',
+          'node.workers: (unset) -> 1 (requires restart)',
+          expect.stringMatching(/^node.conntrack: \{"maxFlows":262144,.*\} -> \{"maxFlows":1048576,.*\} \(requires restart\)$/),
+        ],
+        restartRequired: [expect.stringMatching(/^node.interfaces/), expect.stringMatching(/^node.io/), expect.stringMatching(/^node.workers/), expect.stringMatching(/^node.conntrack/)],
+        warnings: [],
+      });
+      expect(h.engines.get('eth0')?.current?.mtu).toBe(1400);
+      expect([...h.engines.keys()]).toEqual(['eth0']);
+      const status = (await sendControl(h.options.controlSocket!, { cmd: 'status' })) as StatusResponse;
+      expect(status.ok && status.status.restartRequired).toHaveLength(4);
+      expect(status.ok && status.status.config).toMatchObject({ io: 'auto', workers: 2, interfaces: ['eth0'] });
+      // The same file again: nothing applied, the restart still pending.
+      const again = (await sendControl(h.options.controlSocket!, { cmd: 'reload' })) as ReloadResponse;
+      expect(again.ok && again.restartRequired).toHaveLength(4);
+      expect(h.engines.get('eth0')?.configs).toHaveLength(2);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('resolves the next hop again when the backends change, and refuses a config it cannot reach', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const doc = daemonConfig();
+      doc.node.outerSource.ipv6 = 'fd09::2';
+      doc.pools.web.backends.push({ address: 'fd01::1' });
+      h.writeConfig(doc);
+      const probes = h.host.probes.length;
+      expect(await daemon.reload('test')).toMatchObject({ ok: true });
+      expect(h.host.probes.slice(probes).map((p) => p.target)).toEqual(['fd09::1']);
+      doc.node.gateway = '10.9.0.77'; // nobody answers
+      h.writeConfig(doc);
+      expect(await daemon.reload('test')).toEqual({ ok: false, errors: ['eth0: no ARP answer from next hop 10.9.0.77 (neighbour state none)'] });
+      expect(h.engines.get('eth0')?.configs).toHaveLength(2);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('rolls the other engines back when one refuses the new config', async () => {
+    const doc = daemonConfig();
+    doc.node.interfaces = ['eth0', 'eth1'];
+    doc.node.gatewayMac = '02:00:00:00:00:aa';
+    const h = harness(doc);
+    h.host.links.push({ name: 'eth1', mac: '02:00:00:00:01:01' });
+    h.host.features.set('eth1', { 'generic-receive-offload': { active: false } });
+    const daemon = await started(h);
+    try {
+      const eth0 = h.engines.get('eth0')!;
+      const eth1 = h.engines.get('eth1')!;
+      const before = eth0.current;
+      const next: Json = structuredClone(doc);
+      next.pools.web.backends.push({ address: '10.1.0.3' });
+      h.writeConfig(next);
+      eth1.failNext = ['Maglev table build failed: out of memory'];
+      const result = await sendControl(h.options.controlSocket!, { cmd: 'reload' });
+      expect(result).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: Maglev table build failed: out of memory (eth0 rolled back to the running config)'] });
+      expect(eth0.events).toEqual(['setConfig', 'start', 'setConfig', 'setConfig']);
+      expect(eth0.current).toEqual(before);
+      expect(eth1.events).toEqual(['setConfig', 'start', 'setConfig!']);
+      // The next reload of the same file goes through on both.
+      expect(await daemon.reload('test')).toMatchObject({ ok: true, changes: ['pool web: backend 10.1.0.3 added (weight 1)'] });
+      expect(eth0.current?.vips[0]?.backends).toHaveLength(3);
+      expect(eth1.current?.vips[0]?.backends).toHaveLength(3);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('serializes reloads that arrive together', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const doc = daemonConfig();
+      doc.pools.web.backends.push({ address: '10.1.0.3' });
+      h.writeConfig(doc);
+      const results = await Promise.all([daemon.reload('a'), daemon.reload('b'), sendControl(h.options.controlSocket!, { cmd: 'reload' })]);
+      expect(results.map((r) => r.ok && 'changes' in r && r.changes.length)).toEqual([1, 0, 0]);
+      expect(h.engines.get('eth0')?.configs).toHaveLength(2);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+});
+
+describe('keeping the next hop fresh', () => {
+  it('pushes a new snapshot when the router MAC or the link MTU changes', async () => {
+    const h = harness();
+    h.options.nextHopIntervalMs = 20;
+    const daemon = await started(h);
+    try {
+      const engine = h.engines.get('eth0')!;
+      h.host.setNeighbour('eth0', { dst: '10.9.0.1', lladdr: '02:00:00:00:00:fd', state: ['REACHABLE'] });
+      await h.waitForLog(/^eth0: next hop or link changed/);
+      expect(engine.current?.gatewayMac).toBe('02:00:00:00:00:fd');
+      const mark = h.logs.length;
+      h.host.links.find((l) => l.name === 'eth0')!.mtu = 9000;
+      await h.waitForLog(/^eth0: next hop or link changed/, mark);
+      expect(engine.current?.mtu).toBe(9000);
+      // A next hop that stops answering: warned once, the last good MAC kept.
+      h.host.answering.clear();
+      h.host.setNeighbour('eth0', { dst: '10.9.0.1', state: ['FAILED'] });
+      await h.waitForLog(/^eth0: next-hop refresh failed, keeping the last good next hop/);
+      expect(engine.current?.gatewayMac).toBe('02:00:00:00:00:fd');
+    } finally {
+      await stopped(h, daemon);
+    }
+    expect(h.messages().filter((m) => m.startsWith('eth0: next-hop refresh failed'))).toHaveLength(1);
+  });
+});
+
+describe('the control socket', () => {
+  it('answers status with the config summary, interfaces and counters', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      h.engines.get('eth0')!.packets = 42;
+      const response = await sendControl(h.options.controlSocket!, { cmd: 'status' });
+      if (!response.ok || !('status' in response)) throw new Error(JSON.stringify(response));
+      const { status } = response;
+      expect(status).toMatchObject({
+        pid: process.pid,
+        version: '0.0.0-test',
+        configFile: h.configPath,
+        lastReload: null,
+        restartRequired: [],
+        config: {
+          seed: '0x0000000000005eed',
+          interfaces: ['eth0'],
+          io: 'auto',
+          workers: 2,
+          vips: [{ name: 'web', address: '192.0.2.10', protocol: 'tcp', port: 80, pool: 'web', encapsulation: 'ipip', backends: 2, activeBackends: 2 }],
+          pools: { web: { backends: 2, activeBackends: 2 } },
+        },
+        totals: { rx: 42, tx: 42, dropped: 0, passed: 0 },
+      });
+      expect(status.interfaces).toEqual([
+        {
+          name: 'eth0',
+          ifindex: 2,
+          mac: '02:00:00:00:00:01',
+          mtu: 1500,
+          dataplaneMtu: 1500,
+          sourceMac: '02:00:00:00:00:01',
+          gatewayMac: '02:00:00:00:00:fe',
+          nextHop: { source: 'routes', hops: [{ address: '10.9.0.1', mac: '02:00:00:00:00:fe', state: 'REACHABLE', onLink: false }] },
+          io: { mode: 'af_xdp', xdpMode: 'generic', reason: 'native XDP refused by the driver (fake)', reported: true },
+          workers: 2,
+          counters: expect.objectContaining({ rx: 42, io: expect.objectContaining({ rxPackets: 42 }) }),
+        },
+      ]);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('answers bad requests with an error and keeps the connection usable', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    try {
+      const { createConnection } = await import('node:net');
+      const socket = createConnection(h.options.controlSocket!);
+      socket.setEncoding('utf8');
+      let received = '';
+      socket.on('data', (d: string) => (received += d));
+      socket.write('nonsense\n{"cmd":"shutdown"}\n{"cmd":"status"}\n');
+      for (let i = 0; i < 200 && received.split('\n').length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+      socket.destroy();
+      const lines = received.trim().split('\n').map((l) => JSON.parse(l) as Json);
+      expect(lines[0]).toEqual({ ok: false, errors: ['request is not JSON (send one JSON object per line, e.g. {"cmd":"status"})'] });
+      expect(lines[1]).toEqual({ ok: false, errors: ['unknown command "shutdown" (commands: reload, status)'] });
+      expect(lines[2]?.['ok']).toBe(true);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('serves `l4mux reload` and `l4mux status`', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    const socket = h.options.controlSocket!;
+    try {
+      let io = captureIo();
+      expect(await runReload(socket, io)).toBe(0);
+      expect(io.stdout).toEqual(['reloaded: no changes']);
+
+      const doc = daemonConfig();
+      doc.vips[0].tableSize = 257;
+      doc.pools.web.backends.push({ address: '10.1.0.3' });
+      h.writeConfig(doc);
+      io = captureIo();
+      expect(await runReload(socket, io)).toBe(0);
+      expect(io.stdout).toEqual(['pool web: backend 10.1.0.3 added (weight 1)', 'vip web changed: tableSize 251 -> 257']);
+      expect(io.stderr).toEqual([
+        'warning: vips[0].tableSize: 257 entries for the 3 backends of pool "web" will spread load unevenly; Maglev recommends at least 100 entries per backend (a prime of at least 300)',
+      ]);
+
+      doc.vips[0].address = 'nope';
+      h.writeConfig(doc);
+      io = captureIo();
+      expect(await runReload(socket, io)).toBe(1);
+      expect(io.stderr).toEqual(['vips[0].address: "nope" is not an IPv4 or IPv6 address', 'l4mux reload: failed (1 error); the running config is unchanged']);
+
+      io = captureIo();
+      expect(await runStatus(socket, io)).toBe(0);
+      const status = JSON.parse(io.stdout.join('\n')) as Json;
+      expect(status['lastReload']).toMatchObject({ trigger: 'control', ok: false, errors: ['vips[0].address: "nope" is not an IPv4 or IPv6 address'] });
+      expect(status['config'].pools.web.backends).toBe(3);
+    } finally {
+      await stopped(h, daemon);
+    }
+    const io = captureIo();
+    expect(await runReload(socket, io)).toBe(1);
+    expect(io.stderr).toEqual([`l4mux reload: cannot connect to the control socket ${socket}: is l4mux running? (l4mux run --control PATH)`]);
+    const statusIo = captureIo();
+    expect(await runStatus(join(h.dir, 'missing.sock'), statusIo)).toBe(1);
+  });
+});
+
+describe('stopping', () => {
+  it('on SIGTERM: stops the engines, restores offloads, removes the pid file and the socket, exits 0', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(false);
+    h.signals.emit('SIGTERM');
+    h.signals.emit('SIGTERM'); // a second one while stopping is harmless
+    expect(await daemon.done).toBe(0);
+    expect(h.engines.get('eth0')?.events).toEqual(['setConfig', 'start', 'stop']);
+    expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(true);
+    expect(existsSync(h.options.pidfile!)).toBe(false);
+    expect(existsSync(h.options.controlSocket!)).toBe(false);
+    expect(h.signals.eventNames()).toEqual([]);
+    expect(h.messages()).toEqual(expect.arrayContaining(['SIGTERM: stopping', 'already stopping', 'eth0: forwarding stopped', 'eth0: turned generic-receive-offload back on', 'l4mux stopped']));
+    expect(h.messages().at(-1)).toBe('l4mux stopped');
+  });
+
+  it('on SIGINT too, and refuses reloads once stopping', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    h.signals.emit('SIGINT');
+    expect(await daemon.reload('late')).toEqual({ ok: false, errors: ['l4mux is stopping'] });
+    expect(await daemon.done).toBe(0);
+    expect(h.engines.get('eth0')?.running).toBe(false);
+  });
+
+  it('logs the counters periodically, and once more at the end', async () => {
+    const h = harness();
+    h.options.countersIntervalMs = 20;
+    const daemon = await started(h);
+    h.engines.get('eth0')!.packets = 1000;
+    const line = await h.waitForLog(/^counters$/);
+    expect(line['counters']).toMatchObject({ eth0: { rx: 1000, tx: 1000, dropped: 0, drops: {}, io: { rxPackets: 1000 } } });
+    await h.waitForLog(/^counters$/, h.logs.indexOf(line) + 1);
+    await stopped(h, daemon);
+    expect(h.logs.filter((l) => l.msg === 'counters (final)')).toHaveLength(1);
+  });
+});
