@@ -45,4 +45,5 @@ step "fuzz targets (short bounded runs; scripts/fuzz.sh SECONDS for long ones)"
 bash scripts/fuzz.sh "${L4MUX_FUZZ_SECONDS:-15}"
 
 step "vitest"
-npx vitest run
+# One file at a time: the namespace tests move real packets and must not starve each other.
+npx vitest run --no-file-parallelism

@@ -173,6 +173,11 @@ describe.skipIf(!ready)('l4mux agent in network namespaces (root)', () => {
   beforeAll(async () => {
     sh(['ip', 'netns', 'add', CLIENT]);
     sh(['ip', 'netns', 'add', BACKEND]);
+    // No duplicate address detection: while the veths' link-local addresses are tentative,
+    // neighbour discovery goes unanswered and the first IPv6 exchange can time out.
+    for (const ns of [CLIENT, BACKEND]) {
+      sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    }
     const c = ['ip', '-n', CLIENT];
     const b = ['ip', '-n', BACKEND];
     // Created in the client namespace with the peer placed straight into the backend one.
