@@ -34,7 +34,7 @@ uint32_t integer(const Napi::Object& obj, const char* name, const std::string& p
   return static_cast<uint32_t>(d);
 }
 
-// {interface, workers, cpus?, io?: 'af_packet', conntrack: {maxFlows, timeouts}, fanoutGroup?,
+// {interface, workers, cpus?, io?: 'auto' | 'af_packet' | 'af_xdp', xdpMode?: 'auto' | 'native' | 'generic', conntrack: {maxFlows, timeouts}, fanoutGroup?,
 //  ring?: {blockSize?, blockCount?, blockTimeoutMs?, headroom?, maxFrameLen?}}
 EngineOptions to_engine_options(const Napi::Object& o) {
   const Napi::Env env = o.Env();
@@ -65,7 +65,29 @@ EngineOptions to_engine_options(const Napi::Object& o) {
     const Napi::Value io = o.Get("io");
     if (!io.IsString()) type_error(env, "engine.io", "expected a string");
     const std::string kind = io.As<Napi::String>().Utf8Value();
-    if (kind != "af_packet") type_error(env, "engine.io", "\"" + kind + "\" is not available (supported: \"af_packet\")");
+    if (kind == "auto") {
+      opts.io = IoKind::kAuto;
+    } else if (kind == "af_packet") {
+      opts.io = IoKind::kAfPacket;
+    } else if (kind == "af_xdp") {
+      opts.io = IoKind::kAfXdp;
+    } else {
+      type_error(env, "engine.io", "\"" + kind + "\" is not one of \"auto\", \"af_packet\", \"af_xdp\"");
+    }
+  }
+  if (present(o, "xdpMode")) {
+    const Napi::Value mode = o.Get("xdpMode");
+    if (!mode.IsString()) type_error(env, "engine.xdpMode", "expected a string");
+    const std::string m = mode.As<Napi::String>().Utf8Value();
+    if (m == "auto") {
+      opts.xdp_mode = XdpModeRequest::kAuto;
+    } else if (m == "native") {
+      opts.xdp_mode = XdpModeRequest::kNative;
+    } else if (m == "generic") {
+      opts.xdp_mode = XdpModeRequest::kGeneric;
+    } else {
+      type_error(env, "engine.xdpMode", "\"" + m + "\" is not one of \"auto\", \"native\", \"generic\"");
+    }
   }
   const Napi::Value ct = o.Get("conntrack");
   if (!ct.IsObject()) type_error(env, "engine.conntrack", "expected an object");
@@ -92,7 +114,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod<&EngineWrap::SetConfig>("setConfig"),
                         InstanceMethod<&EngineWrap::Start>("start"),
                         InstanceMethod<&EngineWrap::Stop>("stop"),
-                        InstanceMethod<&EngineWrap::Counters>("counters")});
+                        InstanceMethod<&EngineWrap::Counters>("counters"),
+                        InstanceMethod<&EngineWrap::IoMode>("ioMode")});
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
@@ -151,6 +174,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // Dataplane.counters() summed over the workers, plus
   //   io: {rxPackets, rxKernelDrops, rxOversized, rxIgnored, txPackets, txErrors, txRingFull}
   //   workers: [{rx, tx, passed, dropped, io: {...as above}, description}]
+  // {mode: 'af_xdp' | 'af_packet', xdpMode?: 'native' | 'generic', reason}
+  Napi::Value IoMode(const Napi::CallbackInfo& info) {
+    const IoChoice c = engine_->io_choice();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("mode", c.mode);
+    if (!c.xdp_mode.empty()) out.Set("xdpMode", c.xdp_mode);
+    out.Set("reason", c.reason);
+    return out;
+  }
+
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
     const EngineCounters c = engine_->counters();

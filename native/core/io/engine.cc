@@ -69,14 +69,33 @@ Engine::Engine(const EngineOptions& options, PacketIoFactory factory)
   }
 }
 
-Engine::Engine(const EngineOptions& options)
-    : Engine(options, make_af_packet_factory(options.interface, options.af_packet)) {}
+namespace {
+std::unique_ptr<IoPlan> plan_for(const EngineOptions& o) {
+  return IoPlan::choose(IoRequest{o.interface, o.io, o.xdp_mode, o.workers, o.af_packet});
+}
+}  // namespace
+
+Engine::Engine(const EngineOptions& options) : Engine(options, plan_for(options)) {}
+
+Engine::Engine(const EngineOptions& options, std::unique_ptr<IoPlan> plan)
+    : Engine(options, [p = plan.get()](uint32_t worker) { return p->open(worker); }) {
+  io_plan_ = std::move(plan);
+}
+
+IoChoice Engine::io_choice() const { return io_plan_ ? io_plan_->choice() : IoChoice{}; }
 
 Engine::~Engine() { stop(); }
 
 void Engine::set_config(const ConfigSpec& spec) {
   std::lock_guard lock(mutex_);
   snapshots_.publish(Snapshot::build(spec, backends_, vips_));  // throws before publishing
+  if (io_plan_) {
+    // After publishing: a VIP's packets reach the workers only once they know the VIP.
+    std::vector<VipKey> keys;
+    keys.reserve(spec.vips.size());
+    for (const VipSpec& v : spec.vips) keys.push_back(v.key);
+    io_plan_->set_vips(keys);
+  }
   for (const VipSpec& v : spec.vips) {
     if (auto slot = vips_.find(v.key)) vip_names_[*slot] = v.name;
   }

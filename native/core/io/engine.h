@@ -22,6 +22,7 @@
 #include "../snapshot.h"
 #include "../snapshot_holder.h"
 #include "af_packet.h"
+#include "io_select.h"
 #include "packet_io.h"
 #include "worker.h"
 
@@ -37,6 +38,8 @@ struct EngineOptions {
   // capacity is the engine's flow budget, split evenly between the workers (each worker has
   // its own table; flows are spread over workers by hash).
   ConntrackConfig conntrack;
+  IoKind io = IoKind::kAfPacket;  // how the default factory moves packets (see io_select.h)
+  XdpModeRequest xdp_mode = XdpModeRequest::kAuto;
   AfPacketOptions af_packet;  // ring sizes, fanout group id
   uint32_t max_vips = 4096;
   uint32_t max_backends = 65536;
@@ -68,7 +71,9 @@ class Engine {
  public:
   // Throws std::invalid_argument on bad options.
   Engine(const EngineOptions& options, PacketIoFactory factory);
-  explicit Engine(const EngineOptions& options);  // AF_PACKET on options.interface
+  // Packet I/O on options.interface chosen by options.io (AF_XDP, AF_PACKET, or auto).
+  // Throws std::runtime_error when an explicitly requested mode cannot work.
+  explicit Engine(const EngineOptions& options);
   ~Engine();  // stops
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -85,12 +90,16 @@ class Engine {
 
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   EngineCounters counters() const;
+  // The I/O mode in use and why (empty mode for an engine built with its own factory).
+  IoChoice io_choice() const;
 
  private:
+  Engine(const EngineOptions& options, std::unique_ptr<IoPlan> plan);
   void close_ios_locked();
   std::optional<int> cpu_for(uint32_t worker) const;
 
   EngineOptions options_;
+  std::unique_ptr<IoPlan> io_plan_;  // when the engine chose its I/O itself
   PacketIoFactory factory_;
   mutable std::mutex mutex_;  // control side: registries, names, I/O objects, running state
   BackendRegistry backends_;

@@ -1,7 +1,7 @@
 #include "tun.h"
 
 #include <fcntl.h>
-#include <linux/if.h>
+#include <net/if.h>  // not <linux/if.h>: one definition of struct ifreq across the library (LTO checks)
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
