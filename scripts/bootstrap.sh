@@ -10,7 +10,7 @@ packages=(
   libpcap-dev                                           # pcap replay, the `pcap` npm package
   libbpf-dev libxdp-dev                                 # AF_XDP
   tshark tcpdump                                        # independent decoding in tests
-  iproute2 ethtool procps                               # the netns lab
+  iproute2 ethtool procps iputils-ping curl             # the netns lab
 )
 
 missing=()
