@@ -95,7 +95,9 @@ class Conntrack {
   ConntrackTimeouts timeouts_;
   uint32_t bucket_count_ = 0;
   uint32_t bucket_mask_ = 0;
-  Bucket* buckets_ = nullptr;  // one aligned allocation, made in the constructor
+  Bucket* buckets_ = nullptr;  // inside mapping_, 2 MiB aligned, made in the constructor
+  void* mapping_ = nullptr;
+  size_t mapping_size_ = 0;
   ConntrackStats stats_;
 };
 
