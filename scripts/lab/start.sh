@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Starts the lab's processes in a topology built by topology.sh: the agent and the servers on
+# each backend, then `l4mux run` on each mux. Returns when all of them answer.
+#   scripts/lab/start.sh PREFIX
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PREFIX=$1
+run=/tmp/$PREFIX
+l4mux=(node "$PWD/dist/cli/main.js")
+
+in_ns() { local n=$1; shift; ip netns exec "$PREFIX-$n" "$@"; }
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then echo "lab: timed out waiting for $what" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+for b in 1 2 3; do
+  # shellcheck disable=SC2046
+  in_ns "b$b" setsid "${l4mux[@]}" agent $(cat "$run/agent$b.args") --stats-interval 0 > "$run/agent$b.log" 2>&1 &
+done
+for b in 1 2 3; do
+  wait_for 15 "agent on backend$b" sh -c "ip -n $PREFIX-b$b addr show dev l4tun0 | grep -q 192.0.2.10"
+  in_ns "b$b" setsid node scripts/lab/servers.mjs "backend$b" 192.0.2.10 2001:db8::10 > "$run/servers$b.log" 2>&1 &
+done
+for m in 1 2; do
+  in_ns "mux$m" setsid "${l4mux[@]}" run --config "$run/mux$m.json" --control "$run/mux$m.sock" \
+    --pidfile "$run/mux$m.pid" > "$run/mux$m.log" 2>&1 &
+done
+for b in 1 2 3; do
+  wait_for 10 "servers on backend$b" sh -c "ip netns exec $PREFIX-b$b ss -ltn | grep -q ':80 '"
+done
+for m in 1 2; do
+  wait_for 20 "mux$m" in_ns "mux$m" "${l4mux[@]}" status --control "$run/mux$m.sock"
+done

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The l4mux lab: network namespaces on this machine, nothing in the root namespace.
+#
+#   scripts/lab/topology.sh up PREFIX [ENCAP]   build it; writes configs into /tmp/PREFIX/
+#   scripts/lab/topology.sh down PREFIX         remove it (idempotent, works after a crash)
+#
+#   client (10.200.0.2, fd00:200::2)
+#      |  MTU 1500
+#   router  -- kernel ECMP with L4 hashing for the VIPs --> mux1, mux2
+#      |  MTU 1600 (room for the tunnel headers)          (no VIP on the muxes)
+#   backend1..3: the `l4mux agent` decapsulates into a TUN device holding the VIPs;
+#                replies go straight back through the router, never through a mux.
+#
+# VIPs: 192.0.2.10 and 2001:db8::10, TCP 80 (HTTP) and UDP 53 (echo).
+set -euo pipefail
+
+readonly VIP4=192.0.2.10
+readonly VIP6=2001:db8::10
+readonly MUXES=(1 2)
+readonly BACKENDS=(1 2 3)
+
+ns() { echo "$PREFIX-$1"; }
+in_ns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+
+new_ns() {
+  local n; n=$(ns "$1")
+  ip netns add "$n"
+  ip -n "$n" link set lo up
+  # No duplicate address detection: tentative addresses would delay the first packets.
+  ip netns exec "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+}
+
+# link A IFA B IFB MTU: a veth pair between two namespaces
+link() {
+  ip -n "$(ns "$1")" link add "$2" mtu "$5" type veth peer name "$4" mtu "$5" netns "$(ns "$3")"
+  ip -n "$(ns "$1")" link set "$2" up
+  ip -n "$(ns "$3")" link set "$4" up
+}
+
+addr() { ip -n "$(ns "$1")" addr add "$3" dev "$2"; }
+
+up() {
+  local encap=${1:-ipip}
+  new_ns client
+  new_ns router
+  for m in "${MUXES[@]}"; do new_ns "mux$m"; done
+  for b in "${BACKENDS[@]}"; do new_ns "b$b"; done
+
+  in_ns router sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+    net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
+
+  link client eth0 router rt-cl 1500
+  addr client eth0 10.200.0.2/24; addr client eth0 fd00:200::2/64
+  addr router rt-cl 10.200.0.1/24; addr router rt-cl fd00:200::1/64
+  ip -n "$(ns client)" route add default via 10.200.0.1
+  ip -n "$(ns client)" -6 route add default via fd00:200::1
+
+  local nh4=() nh6=()
+  for m in "${MUXES[@]}"; do
+    link router "rt-m$m" "mux$m" eth0 1600
+    addr router "rt-m$m" "10.201.$m.1/24"; addr router "rt-m$m" "fd00:201:$m::1/64"
+    addr "mux$m" eth0 "10.201.$m.2/24"; addr "mux$m" eth0 "fd00:201:$m::2/64"
+    ip -n "$(ns "mux$m")" route add default via "10.201.$m.1"
+    ip -n "$(ns "mux$m")" -6 route add default via "fd00:201:$m::1"
+    nh4+=(nexthop via "10.201.$m.2"); nh6+=(nexthop via "fd00:201:$m::2")
+  done
+  ip -n "$(ns router)" route add "$VIP4/32" "${nh4[@]}"
+  ip -n "$(ns router)" -6 route add "$VIP6/128" "${nh6[@]}"
+
+  for b in "${BACKENDS[@]}"; do
+    link router "rt-b$b" "b$b" eth0 1600
+    addr router "rt-b$b" "10.202.$b.1/24"; addr router "rt-b$b" "fd00:202:$b::1/64"
+    addr "b$b" eth0 "10.202.$b.2/24"; addr "b$b" eth0 "fd00:202:$b::2/64"
+    ip -n "$(ns "b$b")" route add default via "10.202.$b.1"
+    ip -n "$(ns "b$b")" -6 route add default via "fd00:202:$b::1"
+  done
+
+  write_configs "$encap"
+}
+
+write_configs() {
+  local encap=$1 run=/tmp/$PREFIX
+  mkdir -p "$run"
+  local extra=""
+  [ "$encap" = gre ] && extra=', "gre": { "key": 42 }'
+  for m in "${MUXES[@]}"; do
+    cat > "$run/mux$m.json" <<EOF
+{
+  "version": 1,
+  "node": {
+    "seed": "0x1ab0000000c0ffee",
+    "interfaces": ["eth0"],
+    "io": "${L4MUX_LAB_IO:-auto}",
+    "workers": 1,
+    "outerSource": { "ipv4": "10.201.$m.2", "ipv6": "fd00:201:$m::2" }
+  },
+  "pools": {
+    "web4": { "backends": [ { "address": "10.202.1.2" }, { "address": "10.202.2.2" }, { "address": "10.202.3.2" } ] },
+    "web6": { "backends": [ { "address": "fd00:202:1::2" }, { "address": "fd00:202:2::2" }, { "address": "fd00:202:3::2" } ] }
+  },
+  "vips": [
+    { "name": "http4", "address": "$VIP4", "protocol": "tcp", "port": 80, "pool": "web4", "encapsulation": "$encap"$extra },
+    { "name": "echo4", "address": "$VIP4", "protocol": "udp", "port": 53, "pool": "web4", "encapsulation": "$encap"$extra },
+    { "name": "http6", "address": "$VIP6", "protocol": "tcp", "port": 80, "pool": "web6", "encapsulation": "$encap"$extra },
+    { "name": "echo6", "address": "$VIP6", "protocol": "udp", "port": 53, "pool": "web6", "encapsulation": "$encap"$extra }
+  ]
+}
+EOF
+  done
+  for b in "${BACKENDS[@]}"; do
+    local key=""
+    [ "$encap" = gre ] && key="--gre-key 42"
+    echo "--interface eth0 --tun l4tun0 --address 10.202.$b.2 --address fd00:202:$b::2 --vip $VIP4 --vip $VIP6 $key" > "$run/agent$b.args"
+  done
+  echo "$encap" > "$run/encap"
+}
+
+down() {
+  local n
+  for n in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true); do
+    # Processes left in the namespace (daemons of a crashed run) go first.
+    ip netns pids "$n" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
+  done
+  sleep 0.3
+  for n in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true); do
+    ip netns pids "$n" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$n" 2>/dev/null || true
+  done
+  rm -rf "/tmp/$PREFIX"
+}
+
+cmd=${1:-}; PREFIX=${2:-}
+if [ -z "$cmd" ] || [ -z "$PREFIX" ] || [[ ! "$PREFIX" =~ ^[a-z0-9]{1,8}$ ]]; then
+  echo "usage: $0 up|down PREFIX [ipip|gre|gue]   (PREFIX: 1-8 lowercase letters/digits)" >&2
+  exit 2
+fi
+case "$cmd" in
+  up) up "${3:-ipip}" ;;
+  down) down ;;
+  *) echo "unknown command $cmd" >&2; exit 2 ;;
+esac
