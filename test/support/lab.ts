@@ -1,0 +1,106 @@
+// The netns lab (scripts/lab) for tests: unique prefix, processes started by the same
+// scripts as `npm run lab`, and teardown that also runs after a failure.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const root = join(import.meta.dirname, '..', '..');
+export const VIP4 = '192.0.2.10';
+export const VIP6 = '2001:db8::10';
+const cli = join(root, 'dist', 'cli', 'main.js');
+
+export const isRoot = process.getuid?.() === 0;
+
+export class Lab {
+  readonly prefix: string;
+  readonly run: string;
+
+  constructor(tag: string) {
+    this.prefix = `${tag}${process.pid % 100000}`.slice(0, 8);
+    this.run = `/tmp/${this.prefix}`;
+  }
+
+  up(encap: 'ipip' | 'gre' | 'gue'): void {
+    this.down();
+    execFileSync('bash', [join(root, 'scripts/lab/topology.sh'), 'up', this.prefix, encap], { stdio: 'pipe' });
+    execFileSync('bash', [join(root, 'scripts/lab/start.sh'), this.prefix], { stdio: 'pipe', timeout: 60_000 });
+  }
+
+  down(): void {
+    spawnSync('bash', [join(root, 'scripts/lab/topology.sh'), 'down', this.prefix], { stdio: 'pipe' });
+  }
+
+  /** Runs a command in one of the lab's namespaces; returns stdout. */
+  exec(ns: string, args: string[], timeoutMs = 30_000): string {
+    return execFileSync('ip', ['netns', 'exec', `${this.prefix}-${ns}`, ...args], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  curl(url: string, extra: string[] = []): string {
+    return this.exec('client', ['curl', '-sS', '-m', '20', ...extra, url]);
+  }
+
+  /** One UDP datagram from the client (optionally from a fixed source port); the echo or ''. */
+  udp(vip: string, payload: string, sourcePort = 0): string {
+    const script = `
+      const s = require('dgram').createSocket(process.argv[1].includes(':') ? 'udp6' : 'udp4');
+      s.bind(Number(process.argv[3]), () => s.send(process.argv[2], 53, process.argv[1]));
+      s.on('message', (m) => { process.stdout.write(String(m)); process.exit(0); });
+      setTimeout(() => process.exit(0), 2000);`;
+    return this.exec('client', ['node', '-e', script, vip, payload, String(sourcePort)]);
+  }
+
+  l4mux(ns: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync('ip', ['netns', 'exec', `${this.prefix}-${ns}`, 'node', cli, ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  status(mux: 1 | 2): MuxStatus {
+    const r = this.l4mux(`mux${mux}`, ['status', '--control', `${this.run}/mux${mux}.sock`]);
+    if (r.status !== 0) throw new Error(`l4mux status failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as MuxStatus;
+  }
+
+  muxConfig(mux: 1 | 2): Record<string, unknown> {
+    return JSON.parse(readFileSync(`${this.run}/mux${mux}.json`, 'utf8')) as Record<string, unknown>;
+  }
+
+  writeMuxConfig(mux: 1 | 2, config: unknown): void {
+    writeFileSync(`${this.run}/mux${mux}.json`, JSON.stringify(config, null, 2));
+  }
+
+  /** Counts packets matching `filter` on a router port for `seconds` (the pcap package). */
+  countOnRouter(port: string, seconds: number, filter: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('ip', ['netns', 'exec', `${this.prefix}-router`, 'node', join(root, 'scripts/lab/count.mjs'), port, String(seconds), filter], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('error', reject);
+      child.on('exit', () => {
+        try {
+          resolve((JSON.parse(out) as { packets: number }).packets);
+        } catch {
+          reject(new Error(`count.mjs on ${port} printed ${JSON.stringify(out)}`));
+        }
+      });
+    });
+  }
+}
+
+export interface MuxStatus {
+  interfaces: Array<{
+    io: { mode: string; xdpMode?: string; reason?: string };
+    counters: {
+      rx: number;
+      tx: number;
+      dropped: number;
+      drops: Record<string, number>;
+      vips: Array<{ name: string; packets: number; newFlows: number }>;
+    };
+  }>;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
