@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# npm run bench:e2e (root): forwarded packet rate through one mux, against the kernel's own
+# IP forwarding over the same path, measured in the same run.
+#
+#   gen (l4mux_pktgen, also the router) --veth--> dut --veth--> gen --veth--> sink
+#   kernel: dut forwards the VIP traffic back to gen (ip_forward=1)
+#   mux:    dut runs `l4mux run` (AF_PACKET, then AF_XDP) and sends it IPIP to the sink
+# Each mode: max-rate runs (offered vs received at the sink, loss) and a short binary search
+# for the highest rate with no loss. Results: bench/results/e2e-<UTC time>.json.
+#   E2E_SECONDS (default 3), E2E_RUNS (3), E2E_SEARCH_STEPS (6)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+[ "$(id -u)" -eq 0 ] || { echo "bench:e2e needs root (network namespaces)" >&2; exit 1; }
+
+seconds=${E2E_SECONDS:-3}
+runs=${E2E_RUNS:-3}
+steps=${E2E_SEARCH_STEPS:-6}
+P=e2e$$
+P=${P:0:8}
+run=/tmp/$P
+vip=192.0.2.10
+
+cmake -S native -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DL4MUX_BENCH=ON >/dev/null
+cmake --build build/bench --target l4mux_pktgen >/dev/null
+[ -f dist/cli/main.js ] || npx tsc -p tsconfig.json
+
+cleanup() {
+  for n in gen dut sink; do ip netns pids "$P-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; done
+  for n in gen dut sink; do ip netns del "$P-$n" 2>/dev/null || true; done
+  rm -rf "$run"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$run"
+
+in_ns() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
+for n in gen dut sink; do
+  ip netns add "$P-$n"
+  ip -n "$P-$n" link set lo up
+  in_ns "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+done
+ip -n "$P-gen" link add g0 type veth peer name eth0 netns "$P-dut"
+ip -n "$P-gen" link add g1 type veth peer name s0 netns "$P-sink"
+ip -n "$P-gen" addr add 10.9.0.1/24 dev g0
+ip -n "$P-gen" addr add 10.9.1.1/24 dev g1
+ip -n "$P-dut" addr add 10.9.0.2/24 dev eth0
+ip -n "$P-sink" addr add 10.9.1.2/24 dev s0
+for l in "gen g0" "gen g1" "dut eth0" "sink s0"; do set -- $l; ip -n "$P-$1" link set "$2" up; done
+ip -n "$P-dut" route add default via 10.9.0.1
+ip -n "$P-sink" route add default via 10.9.1.1
+in_ns gen sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.g0.send_redirects=0
+ip -n "$P-gen" route add "$vip/32" via 10.9.1.2
+in_ns dut sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
+in_ns dut ping -c1 -W1 10.9.0.1 >/dev/null
+dut_mac=$(ip -n "$P-dut" -j link show eth0 | node -e 'console.log(JSON.parse(require("fs").readFileSync(0))[0].address)')
+gen_mac=$(ip -n "$P-gen" -j link show g0 | node -e 'console.log(JSON.parse(require("fs").readFileSync(0))[0].address)')
+
+sink_rx() { in_ns sink cat /sys/class/net/s0/statistics/rx_packets; }
+
+# measure RATE SECONDS -> "offered_pps received_pps loss_fraction"
+measure() {
+  local rate=$1 secs=$2 before after gen
+  before=$(sink_rx)
+  gen=$(in_ns gen "$root/build/bench/l4mux_pktgen" --interface g0 --dst-mac "$dut_mac" --src-mac "$gen_mac" \
+    --src 10.8.0.1 --dst "$vip" --dport 80 --flows 4096 --rate "$rate" --duration "$secs")
+  sleep 0.3  # let the last packets drain
+  after=$(sink_rx)
+  node -e '
+    const g = JSON.parse(process.argv[1]); const got = Number(process.argv[3]) - Number(process.argv[2]);
+    const loss = g.sent > 0 ? Math.max(0, 1 - got / g.sent) : 1;
+    console.log(`${Math.round(g.pps)} ${Math.round(got / g.seconds)} ${loss.toFixed(5)}`);' "$gen" "$before" "$after"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# bench_mode NAME -> JSON object on stdout
+bench_mode() {
+  local name=$1 offered=() received=() loss=() line
+  for ((i = 0; i < runs; i++)); do
+    read -r o r l <<< "$(measure 0 "$seconds")"
+    offered+=("$o"); received+=("$r"); loss+=("$l")
+  done
+  local off_med rec_med loss_med
+  off_med=$(printf '%s\n' "${offered[@]}" | median)
+  rec_med=$(printf '%s\n' "${received[@]}" | median)
+  loss_med=$(printf '%s\n' "${loss[@]}" | median)
+  # Highest rate without loss (< 0.1%: a few ARP/ICMP packets are not losses), binary search.
+  local lo=0 hi=$off_med mid
+  for ((s = 0; s < steps; s++)); do
+    mid=$(((lo + hi) / 2))
+    read -r o r l <<< "$(measure "$mid" 2)"
+    if node -e 'process.exit(Number(process.argv[1]) < 0.001 ? 0 : 1)' "$l"; then lo=$mid; else hi=$mid; fi
+  done
+  echo "{\"mode\": \"$name\", \"offered_pps_median\": $off_med, \"received_pps_median\": $rec_med, \"loss_median\": $loss_med, \"zero_loss_pps\": $lo, \"runs\": {\"offered\": [$(IFS=,; echo "${offered[*]}")], \"received\": [$(IFS=,; echo "${received[*]}")], \"loss\": [$(IFS=,; echo "${loss[*]}")]}}"
+}
+
+results=()
+echo "kernel forwarding baseline..." >&2
+in_ns dut sysctl -qw net.ipv4.ip_forward=1
+ip -n "$P-dut" route add "$vip/32" via 10.9.0.1
+results+=("$(bench_mode kernel_forwarding)")
+in_ns dut sysctl -qw net.ipv4.ip_forward=0
+ip -n "$P-dut" route del "$vip/32"
+
+for io in af_packet af_xdp; do
+  echo "l4mux with $io..." >&2
+  cat > "$run/$io.json" <<EOF
+{ "version": 1,
+  "node": { "seed": "0xbe7c4", "interfaces": ["eth0"], "io": "$io", "workers": 1, "outerSource": { "ipv4": "10.9.0.2" } },
+  "pools": { "sink": { "backends": [ { "address": "10.9.1.2" } ] } },
+  "vips": [ { "address": "$vip", "protocol": "tcp", "port": 80, "pool": "sink" } ] }
+EOF
+  in_ns dut node dist/cli/main.js run --config "$run/$io.json" --control "$run/$io.sock" --counters-interval 0 > "$run/$io.log" 2>&1 &
+  daemon=$!
+  for _ in $(seq 100); do in_ns dut node dist/cli/main.js status --control "$run/$io.sock" >/dev/null 2>&1 && break; sleep 0.2; done
+  if ! kill -0 "$daemon" 2>/dev/null; then echo "l4mux ($io) did not start:" >&2; cat "$run/$io.log" >&2; exit 1; fi
+  mode=$(in_ns dut node dist/cli/main.js status --control "$run/$io.sock" | node -e 'const i=JSON.parse(require("fs").readFileSync(0)).interfaces[0].io;console.log(i.mode+(i.xdpMode?"/"+i.xdpMode:""))')
+  results+=("$(bench_mode "l4mux_$io ($mode)")")
+  kill -TERM "$daemon"; wait "$daemon" || true
+done
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="bench/results/e2e-$stamp.json"
+mkdir -p bench/results
+node -e '
+  const [out, stamp, load, ...modes] = process.argv.slice(1);
+  const results = modes.map((m) => JSON.parse(m));
+  const base = results[0];
+  for (const r of results) {
+    r.ratio_to_kernel_at_max = +(r.received_pps_median / base.received_pps_median).toFixed(3);
+    r.ratio_to_kernel_zero_loss = base.zero_loss_pps > 0 ? +(r.zero_loss_pps / base.zero_loss_pps).toFixed(3) : null;
+  }
+  const doc = { time: stamp, host: { cores: require("os").cpus().length, loadAverageAtStart: load, kernel: require("os").release() },
+    frame: "64-byte TCP SYN, 4096 flows", path: "gen -> dut -> gen -> sink over veth", results };
+  require("fs").writeFileSync(out, JSON.stringify(doc, null, 2) + "\n");
+  console.log("mode                              offered pps  received pps   loss   zero-loss pps  ratio(max)  ratio(0-loss)");
+  for (const r of results) console.log(`${r.mode.padEnd(32)} ${String(r.offered_pps_median).padStart(12)} ${String(r.received_pps_median).padStart(13)} ${(r.loss_median * 100).toFixed(2).padStart(6)}% ${String(r.zero_loss_pps).padStart(14)} ${String(r.ratio_to_kernel_at_max).padStart(11)} ${String(r.ratio_to_kernel_zero_loss).padStart(13)}`);
+  console.log(`\nwritten to ${out}`);
+' "$out" "$stamp" "$(cut -d' ' -f1-3 /proc/loadavg)" "${results[@]}"
