@@ -404,6 +404,12 @@ void Agent::run() {
     if (now - last_stats > std::chrono::milliseconds(500)) {
       poll_kernel_drops();
       last_stats = now;
+      // A deleted interface does not always leave an error on the socket (the event can be
+      // consumed by an earlier read): look it up by name as well, twice a second.
+      if (static_cast<int>(::if_nametoindex(config_.interface.c_str())) != ifindex_) {
+        error = "interface " + config_.interface + " is gone (" + std::strerror(ENODEV) + ")";
+        break;
+      }
     }
     if (n <= 0) continue;
     if (fds[1].revents != 0) break;

@@ -747,7 +747,7 @@ TEST_F(AgentNetns, StartFailsCleanlyAndStopRemovesTheTunDevice) {
 TEST_F(AgentNetns, LoopEndsWithAnErrorWhenTheInterfaceDisappears) {
   ASSERT_NO_THROW(start_agent(true));
   must("ip -n " + backend_ + " link del veth0");
-  for (int i = 0; i < 100 && agent_->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 500 && agent_->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(agent_->running());
   EXPECT_NE(agent_->loop_error().find("veth0"), std::string::npos) << agent_->loop_error();
 }
