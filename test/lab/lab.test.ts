@@ -89,6 +89,7 @@ describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
     let out = '';
     transfer.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const done = new Promise<number | null>((resolve) => transfer.on('exit', resolve));
+    const originals = [lab.muxConfig(1), lab.muxConfig(2)];
     await sleep(1500);
     for (const m of [1, 2] as const) {
       const config = lab.muxConfig(m) as { pools: Record<string, { backends: Array<{ address: string }> }>; vips: Array<Record<string, unknown>> };
@@ -101,6 +102,11 @@ describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
     }
     expect(await done).toBe(0);
     expect(out).toBe('8000000');
+    // Back to the lab's own config: 10.202.9.2 exists only on paper, later tests need real backends.
+    for (const m of [1, 2] as const) {
+      lab.writeMuxConfig(m, originals[m - 1]);
+      expect(lab.l4mux(`mux${m}`, ['reload', '--control', `${lab.run}/mux${m}.sock`]).status).toBe(0);
+    }
   }, 60_000);
 
   it('a bad file at reload changes nothing and is reported as path: reason', () => {
