@@ -7,7 +7,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 
 import { issue, type Issue } from './issues.js';
-import { pointerToSegments, isRecord } from './path.js';
+import { pointerToSegments, isRecord, type PathSegment } from './path.js';
 import { closestMatch } from './suggest.js';
 
 /** Where the schema file is (next to this module, in src/config and dist/config). */
@@ -40,17 +40,24 @@ function compiled(): ValidateFunction {
 export function checkSchema(document: unknown): Issue[] {
   const validate = compiled();
   if (validate(document)) return [];
-  const errors = validate.errors ?? [];
-  // A value of the wrong type makes its other errors (const, enum, range) noise.
+  return schemaIssues(validate.errors ?? [], document);
+}
+
+/**
+ * ajv's errors for `document` (found at `prefix` inside the config file) as readable
+ * `path: reason` issues. A value of the wrong type makes its other errors (const, enum,
+ * range) noise, so those are left out.
+ */
+export function schemaIssues(errors: ErrorObject[], document: unknown, prefix: PathSegment[] = []): Issue[] {
   const typeErrorAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const valueKeywords = new Set(['const', 'enum', 'minimum', 'maximum', 'minItems', 'maxItems', 'minLength', 'maxLength']);
   return errors
     .filter((e) => !(valueKeywords.has(e.keyword) && typeErrorAt.has(e.instancePath)))
-    .map((e) => translate(e, document));
+    .map((e) => translate(e, document, prefix));
 }
 
-function translate(e: ErrorObject, document: unknown): Issue {
-  const path = pointerToSegments(e.instancePath, document);
+function translate(e: ErrorObject, document: unknown, prefix: PathSegment[]): Issue {
+  const path = [...prefix, ...pointerToSegments(e.instancePath, document)];
   const parent: Record<string, unknown> = isRecord(e.parentSchema) ? e.parentSchema : {};
   const params: Record<string, unknown> = isRecord(e.params) ? e.params : {};
   const hints = parent[HINT_KEYWORD];
@@ -113,6 +120,11 @@ function expectedType(type: string, schema: Record<string, unknown>): string {
       const min = schema['minimum'];
       const max = schema['maximum'];
       return typeof min === 'number' && typeof max === 'number' ? `an integer from ${min} to ${max}` : 'an integer';
+    }
+    case 'number': {
+      const min = schema['minimum'];
+      const max = schema['maximum'];
+      return typeof min === 'number' && typeof max === 'number' ? `a number from ${min} to ${max}` : 'a number';
     }
     case 'boolean':
       return 'true or false';

@@ -6,12 +6,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import Ajv2020 from 'ajv/dist/2020.js';
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 
-import { issue, type Issue } from '../config/issues.js';
-import { isRecord, pointerToSegments, type PathSegment } from '../config/path.js';
-import { describeValue } from '../config/schema.js';
-import { closestMatch } from '../config/suggest.js';
+import type { Issue } from '../config/issues.js';
+import { isRecord, type PathSegment } from '../config/path.js';
+import { schemaIssues } from '../config/schema.js';
 
 export const HEALTH_SCHEMA_PATH = fileURLToPath(new URL('./health.schema.json', import.meta.url));
 
@@ -87,87 +86,7 @@ export function checkHealthSchema(document: unknown): Issue[] {
   const validate = compiled();
   const issues: Issue[] = [];
   for (const { path, value } of healthCheckLocations(document)) {
-    if (validate(value)) continue;
-    const errors = validate.errors ?? [];
-    const typeErrorAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
-    const valueKeywords = new Set(['const', 'enum', 'minimum', 'maximum', 'minItems', 'maxItems', 'minLength', 'maxLength']);
-    for (const e of errors) {
-      if (valueKeywords.has(e.keyword) && typeErrorAt.has(e.instancePath)) continue;
-      issues.push(translate(e, value, path));
-    }
+    if (!validate(value)) issues.push(...schemaIssues(validate.errors ?? [], value, path));
   }
   return issues;
-}
-
-function translate(e: ErrorObject, value: unknown, prefix: PathSegment[]): Issue {
-  const path = [...prefix, ...pointerToSegments(e.instancePath, value)];
-  const parent: Record<string, unknown> = isRecord(e.parentSchema) ? e.parentSchema : {};
-  const params: Record<string, unknown> = isRecord(e.params) ? e.params : {};
-  const hints = parent[HINT_KEYWORD];
-  const hintText = isRecord(hints) ? hints[e.keyword] : undefined;
-  const hint = typeof hintText === 'string' ? `; ${hintText}` : '';
-  const data: unknown = e.data;
-  switch (e.keyword) {
-    case 'additionalProperties': {
-      const name = String(params['additionalProperty']);
-      const allowed = isRecord(parent['properties']) ? Object.keys(parent['properties']) : [];
-      const guess = closestMatch(name, allowed);
-      const advice = guess !== undefined ? `did you mean "${guess}"?` : allowed.length > 0 ? `allowed: ${allowed.join(', ')}` : 'none are allowed here';
-      return issue(path, `unknown property ${JSON.stringify(name)} (${advice})`);
-    }
-    case 'type':
-      return issue(path, `expected ${expectedType(String(params['type']), parent)}, got ${describeValue(data)}${hint}`);
-    case 'enum': {
-      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'] : [];
-      const list = allowed.map((v) => JSON.stringify(v)).join(', ');
-      if (typeof data !== 'string') return issue(path, `expected one of ${list}, got ${describeValue(data)}`);
-      const guess = closestMatch(data, allowed.filter((v): v is string => typeof v === 'string'));
-      return issue(path, `${JSON.stringify(data)} is not one of ${list}${guess !== undefined ? ` (did you mean "${guess}"?)` : ''}`);
-    }
-    case 'minimum':
-    case 'maximum':
-      return issue(path, `${describeValue(data)} is out of range (${range(parent)})${hint}`);
-    case 'maxItems':
-      return issue(path, `${Array.isArray(data) ? data.length : '?'} entries, more than the ${String(params['limit'])} allowed`);
-    case 'minLength':
-      return issue(path, 'an empty string');
-    case 'maxLength':
-      return issue(path, `${typeof data === 'string' ? data.length : '?'} characters long, more than the ${String(params['limit'])} allowed`);
-    default:
-      return issue(path, e.message ?? `fails schema keyword "${e.keyword}"`);
-  }
-}
-
-function range(schema: Record<string, unknown>): string {
-  const min = schema['minimum'];
-  const max = schema['maximum'];
-  if (typeof min === 'number' && typeof max === 'number') return `${min}..${max}`;
-  if (typeof min === 'number') return `at least ${min}`;
-  if (typeof max === 'number') return `at most ${max}`;
-  return 'no range';
-}
-
-function expectedType(type: string, schema: Record<string, unknown>): string {
-  switch (type) {
-    case 'integer': {
-      const min = schema['minimum'];
-      const max = schema['maximum'];
-      return typeof min === 'number' && typeof max === 'number' ? `an integer from ${min} to ${max}` : 'an integer';
-    }
-    case 'number': {
-      const min = schema['minimum'];
-      const max = schema['maximum'];
-      return typeof min === 'number' && typeof max === 'number' ? `a number from ${min} to ${max}` : 'a number';
-    }
-    case 'boolean':
-      return 'true or false';
-    case 'object':
-      return 'an object';
-    case 'array':
-      return 'an array';
-    case 'string':
-      return 'a string';
-    default:
-      return type;
-  }
 }
