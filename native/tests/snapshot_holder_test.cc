@@ -37,7 +37,11 @@ TEST(SnapshotHolderTest, ReadersNeverSeeAFreedSnapshotWhileWritersPublish) {
       }
     });
   }
-  for (uint64_t v = 2; v < 3000; ++v) holder.publish(std::make_unique<Versioned>(v));
+  // Publish while the readers read: at least 3000 swaps, and until they have done 30000 reads
+  // between them (bounded by a count, never by time, so a loaded machine only makes it slower).
+  for (uint64_t v = 2; v < 3000 || (reads.load() < 30000 && v < 5'000'000); ++v) {
+    holder.publish(std::make_unique<Versioned>(v));
+  }
   stop = true;
   for (auto& t : readers) t.join();
   EXPECT_FALSE(torn.load());
