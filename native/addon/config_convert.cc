@@ -78,6 +78,26 @@ HashFields parse_hash_fields(const Napi::Env& env, const std::string& s, const s
   fail(env, path, "unknown hash fields \"" + s + "\"");
 }
 
+bool has(const Napi::Object& obj, const char* name) {
+  return obj.Has(name) && !obj.Get(name).IsUndefined();
+}
+
+Scheduler parse_scheduler(const Napi::Env& env, const std::string& s, const std::string& path) {
+  if (s == "maglev") return Scheduler::kMaglev;
+  if (s == "source-hash") return Scheduler::kSourceHash;
+  if (s == "wrr") return Scheduler::kWrr;
+  if (s == "wlc") return Scheduler::kWlc;
+  if (s == "random") return Scheduler::kRandom;
+  fail(env, path, "unknown scheduler \"" + s + "\"");
+}
+
+AdminState parse_admin_state(const Napi::Env& env, const std::string& s, const std::string& path) {
+  if (s == "active") return AdminState::kActive;
+  if (s == "draining") return AdminState::kDraining;
+  if (s == "offline") return AdminState::kOffline;
+  fail(env, path, "unknown backend state \"" + s + "\"");
+}
+
 Napi::Array get_array(const Napi::Object& obj, const char* name, const std::string& path) {
   const Napi::Value v = field(obj, name);
   if (!v.IsArray()) fail(obj.Env(), path + "." + name, "expected an array");
@@ -141,6 +161,11 @@ ConfigSpec to_config_spec(const Napi::Object& config) {
     const Napi::Value echo = v.Get("icmpEcho");
     if (!echo.IsBoolean()) fail(env, path + ".icmpEcho", "expected a boolean");
     vip.icmp_echo = echo.As<Napi::Boolean>().Value();
+    // Optional here (absent: Maglev, active, healthy, no fall-over) so that hand-written
+    // configs of tests and tools stay short; src/config always fills them in.
+    if (has(v, "scheduler")) {
+      vip.scheduler = parse_scheduler(env, get_string(v, "scheduler", path), path + ".scheduler");
+    }
 
     const Napi::Array backends = get_array(v, "backends", path);
     for (uint32_t b = 0; b < backends.Length(); ++b) {
@@ -149,6 +174,23 @@ ConfigSpec to_config_spec(const Napi::Object& config) {
       BackendSpec backend;
       backend.addr = parse_addr(env, get_string(bo, "address", bpath), bpath + ".address");
       backend.weight = static_cast<uint32_t>(get_number(bo, "weight", bpath, 0, 1000000));
+      if (has(bo, "state")) {
+        backend.state = parse_admin_state(env, get_string(bo, "state", bpath), bpath + ".state");
+      }
+      if (has(bo, "healthy")) {
+        const Napi::Value healthy = bo.Get("healthy");
+        if (!healthy.IsBoolean()) fail(env, bpath + ".healthy", "expected a boolean");
+        backend.healthy = healthy.As<Napi::Boolean>().Value();
+      }
+      if (has(bo, "fallover")) {
+        const Napi::Array fallover = get_array(bo, "fallover", bpath);
+        for (uint32_t f = 0; f < fallover.Length(); ++f) {
+          const std::string fpath = bpath + ".fallover[" + std::to_string(f) + "]";
+          const Napi::Value a = fallover.Get(f);
+          if (!a.IsString()) fail(env, fpath, "expected a string");
+          backend.fallover.push_back(parse_addr(env, a.As<Napi::String>().Utf8Value(), fpath));
+        }
+      }
       vip.backends.push_back(backend);
     }
     spec.vips.push_back(std::move(vip));

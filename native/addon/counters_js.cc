@@ -21,6 +21,7 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
   out.Set("icmpErrorsForwarded", num(counters.icmp_errors_forwarded));
   out.Set("checksumsFinalized", num(counters.checksums_finalized));
   out.Set("icmpTooBigSent", num(counters.icmp_too_big_sent));
+  out.Set("tcpResetsSent", num(counters.tcp_resets_sent));
 
   Napi::Object drops = Napi::Object::New(env);
   for (size_t r = 0; r < kDropReasonCount; ++r) {
@@ -39,6 +40,7 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
     v.Set("packets", num(c->packets));
     v.Set("bytes", num(c->bytes));
     v.Set("newFlows", num(c->new_flows));
+    v.Set("noBackend", num(c->no_backend));
     vips.Set(slot, v);
   }
   out.Set("vips", vips);
@@ -52,6 +54,8 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
     b.Set("address", format_addr(view.backend_keys[slot]));
     b.Set("packets", num(c->packets));
     b.Set("bytes", num(c->bytes));
+    b.Set("activeFlows", num(c->active_flows));
+    b.Set("flowsCut", num(c->flows_cut));
     backends.Set(slot, b);
   }
   out.Set("backends", backends);

@@ -88,10 +88,11 @@ void* map_table(size_t bytes, size_t* mapped) {
 
 }  // namespace
 
-Conntrack::Conntrack(const ConntrackConfig& config)
+Conntrack::Conntrack(const ConntrackConfig& config, WorkerCounters* counters)
     : timeouts_(config.timeouts),
       bucket_count_(bucket_count_for(config.capacity)),
-      bucket_mask_(bucket_count_ - 1) {
+      bucket_mask_(bucket_count_ - 1),
+      counters_(counters) {
   static_assert(kConntrackWays == 8, "Bucket::match compares exactly 8 tags");
   static_assert(offsetof(Bucket, entries) == 64, "the tags have the first cache line");
   static_assert(sizeof(Bucket) == 64 * (1 + kConntrackWays), "no padding between buckets");
@@ -166,6 +167,7 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
   }
 
   FlowEntry& e = b.entries[slot];
+  if (b.tags[slot] != kEmptyTag) closed(e);  // the flow whose place this is
   e.key = key;
   e.backend = backend;
   e.state = next_flow_state(FlowState::kFree, key.proto, tcp_flags);
@@ -173,12 +175,37 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
   e.reserved = 0;
   b.tags[slot] = tag;
   ++stats_.inserts;
+  opened(e);
   return &e;
 }
 
 void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) const {
-  entry.state = next_flow_state(entry.state, entry.key.proto, tcp_flags);
+  const FlowState next = next_flow_state(entry.state, entry.key.proto, tcp_flags);
+  if (next != entry.state && is_open(entry.state) && !is_open(next)) closed(entry);
+  entry.state = next;
   entry.expires_ns = deadline(now_ns, timeout_for(entry.state));
+}
+
+void Conntrack::opened(const FlowEntry& e) const {
+  if (counters_ == nullptr || !is_open(e.state)) return;
+  if (BackendCounters* c = counters_->backend(e.backend)) c->active_flows.add();
+}
+
+void Conntrack::closed(const FlowEntry& e) const {
+  if (counters_ == nullptr || !is_open(e.state)) return;
+  if (BackendCounters* c = counters_->backend(e.backend)) c->active_flows.sub();
+}
+
+void Conntrack::sweep(uint64_t now_ns, uint32_t buckets) {
+  for (uint32_t n = 0; n < buckets && n < bucket_count_; ++n) {
+    Bucket& b = buckets_[sweep_cursor_];
+    sweep_cursor_ = (sweep_cursor_ + 1) & bucket_mask_;
+    for (uint32_t occupied = ~b.match(kEmptyTag) & ((1u << kConntrackWays) - 1); occupied != 0;
+         occupied &= occupied - 1) {
+      FlowEntry& e = b.entries[std::countr_zero(occupied)];
+      if (e.expires_ns <= now_ns) erase(e);
+    }
+  }
 }
 
 void Conntrack::erase(FlowEntry& entry) {
@@ -189,6 +216,7 @@ void Conntrack::erase(FlowEntry& entry) {
   const auto slot = static_cast<uint32_t>(&entry - b.entries);
   assert(offset / sizeof(Bucket) < bucket_count_ && slot < kConntrackWays);
   if (b.tags[slot] == kEmptyTag) return;  // already free: keep live_entries right
+  closed(entry);
   b.tags[slot] = kEmptyTag;
   entry.state = FlowState::kFree;
   entry.expires_ns = 0;

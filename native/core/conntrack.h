@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "counters.h"
 #include "types.h"
 
 namespace l4mux {
@@ -62,7 +63,9 @@ struct ConntrackStats {
 
 class Conntrack {
  public:
-  explicit Conntrack(const ConntrackConfig& config);
+  // With `counters`, each backend's active_flows gauge follows the open flows the table holds
+  // toward it (see is_open).
+  explicit Conntrack(const ConntrackConfig& config, WorkerCounters* counters = nullptr);
   ~Conntrack();
   Conntrack(const Conntrack&) = delete;
   Conntrack& operator=(const Conntrack&) = delete;
@@ -84,6 +87,11 @@ class Conntrack {
   // Removes an entry (e.g. its backend is gone and the flow is rescheduled).
   void erase(FlowEntry& entry);
 
+  // Frees the expired entries of the next `buckets` buckets (round robin over the table), so
+  // that flows which end without FIN or RST stop counting as open. Bounded work: call it once
+  // per batch with a small number.
+  void sweep(uint64_t now_ns, uint32_t buckets);
+
   uint32_t capacity() const { return bucket_count_ * kConntrackWays; }
   const ConntrackStats& stats() const { return stats_; }
   const ConntrackTimeouts& timeouts() const { return timeouts_; }
@@ -91,6 +99,8 @@ class Conntrack {
  private:
   struct Bucket;
   uint64_t timeout_for(FlowState state) const;
+  void opened(const FlowEntry& e) const;
+  void closed(const FlowEntry& e) const;
 
   ConntrackTimeouts timeouts_;
   uint32_t bucket_count_ = 0;
@@ -99,7 +109,12 @@ class Conntrack {
   void* mapping_ = nullptr;
   size_t mapping_size_ = 0;
   ConntrackStats stats_;
+  WorkerCounters* counters_ = nullptr;
+  uint32_t sweep_cursor_ = 0;
 };
+
+// A flow counts as open (an active connection) until its TCP FIN or RST, or until it expires.
+inline bool is_open(FlowState s) { return s != FlowState::kFree && s != FlowState::kTcpClosing; }
 
 // The state a flow is in after a packet with `tcp_flags` (for TCP) when it was in `state`.
 FlowState next_flow_state(FlowState state, uint8_t proto, uint8_t tcp_flags);

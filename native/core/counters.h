@@ -15,6 +15,8 @@ namespace l4mux {
 class Counter {
  public:
   void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  // For gauges: each sub() undoes an earlier add() of the same worker.
+  void sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
   uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -25,11 +27,16 @@ struct VipCounters {
   Counter packets;
   Counter bytes;
   Counter new_flows;
+  Counter no_backend;  // packets dropped because no backend could take them
 };
 
 struct BackendCounters {
   Counter packets;
   Counter bytes;
+  // Gauge: flows in the worker's connection table open toward this backend (TCP before its
+  // FIN or RST, UDP and others until idle): IPVS's ActiveConn, and what wlc balances.
+  Counter active_flows;
+  Counter flows_cut;  // flows ended because the backend went offline
 };
 
 class WorkerCounters {
@@ -44,6 +51,7 @@ class WorkerCounters {
   Counter icmp_errors_forwarded;
   Counter checksums_finalized;
   Counter icmp_too_big_sent;
+  Counter tcp_resets_sent;
   std::array<Counter, kDropReasonCount> drops;
 
   void drop(DropReason r) {
@@ -58,6 +66,9 @@ class WorkerCounters {
   const BackendCounters* backend(uint32_t slot) const {
     return slot < max_backends_ ? &backends_[slot] : nullptr;
   }
+  // Adds another worker's counters (the first vip_slots / backend_slots slots) to these.
+  void add(const WorkerCounters& other, uint32_t vip_slots, uint32_t backend_slots);
+
   uint32_t max_vips() const { return max_vips_; }
   uint32_t max_backends() const { return max_backends_; }
 

@@ -4,6 +4,7 @@
 #include "encap.h"
 #include "hash.h"
 #include "icmp.h"
+#include "tcp_reset.h"
 
 namespace l4mux {
 namespace {
@@ -17,8 +18,15 @@ bool is_new_connection_syn(uint8_t tcp_flags) {
 
 }  // namespace
 
+// Expired entries freed per batch: little work each time, the whole table over time.
+constexpr uint32_t kSweepBucketsPerBatch = 2;
+
 Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters)
-    : conntrack_(conntrack), counters_(counters) {}
+    : conntrack_(conntrack, &counters),
+      counters_(counters),
+      wrr_position_(new uint32_t[counters.max_vips()]()),
+      // Distinct per worker (the object's address differs), so workers do not pick in lockstep.
+      random_state_(0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(this)) {}
 
 void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns) {
   const size_t n = std::min<size_t>(batch.size(), kMaxBatch);
@@ -60,6 +68,7 @@ void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64
     if (batch[i].verdict == Verdict::kTx) counters_.tx.add();
     if (batch[i].verdict == Verdict::kPass) counters_.passed.add();
   }
+  conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
 }
 
 void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns) {
@@ -128,17 +137,28 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot
   const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
 
   FlowEntry* entry = conntrack_.lookup(w.key, w.flow_hash, now_ns);
-  // A kept entry must point at a backend still serving this VIP; a fresh SYN on a closing
-  // connection is a new connection reusing the 5-tuple and is scheduled anew.
-  if (entry != nullptr && vip.keeps_flow_on(entry->backend) &&
-      !(entry->state == FlowState::kTcpClosing && is_new_connection_syn(flags))) {
-    conntrack_.touch(*entry, flags, now_ns);
-    encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot, now_ns);
-    return;
+  // A fresh SYN on a closing connection is a new connection reusing the 5-tuple: it is
+  // scheduled anew whatever became of the old one.
+  if (entry != nullptr && !(entry->state == FlowState::kTcpClosing && is_new_connection_syn(flags))) {
+    switch (vip.fate_of(entry->backend)) {
+      case FlowFate::kKeep:
+        conntrack_.touch(*entry, flags, now_ns);
+        encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot, now_ns);
+        return;
+      case FlowFate::kCut:
+        if (!is_new_connection_syn(flags)) {
+          cut_flow(pkt, p, *entry);
+          return;
+        }
+        break;
+      case FlowFate::kReschedule:
+        break;
+    }
   }
 
   const uint32_t backend = select_backend(vip, w.key, w.flow_hash, snapshot.seed());
   if (backend == kMaglevNoBackend) {
+    if (VipCounters* c = counters_.vip(vip.slot)) c->no_backend.add();
     drop(pkt, DropReason::kNoBackend);
     return;
   }
@@ -158,6 +178,7 @@ void Pipeline::forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snap
   const uint64_t hash = hash_flow(key, HashFields::kThreeTuple, snapshot.seed());
   const uint32_t backend = vip.backend_for(hash);
   if (backend == kMaglevNoBackend) {
+    if (VipCounters* c = counters_.vip(vip.slot)) c->no_backend.add();
     drop(pkt, DropReason::kNoBackend);
     return;
   }
@@ -183,10 +204,10 @@ void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot
   const uint64_t hash = hash_flow(key, HashFields::kFiveTuple, snapshot.seed());
   uint32_t backend = kMaglevNoBackend;
   if (const FlowEntry* entry = conntrack_.lookup(key, hash, now_ns);
-      entry != nullptr && vip->keeps_flow_on(entry->backend)) {
+      entry != nullptr && vip->fate_of(entry->backend) == FlowFate::kKeep) {
     backend = entry->backend;
   } else {
-    backend = select_backend(*vip, key, hash, snapshot.seed());
+    backend = vip->backend_for(hash);  // where Maglev would send it; no scheduler state spent
   }
   if (backend == kMaglevNoBackend) {
     drop(pkt, DropReason::kNoBackend);
@@ -196,12 +217,78 @@ void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot
   encapsulate_to(pkt, w.parsed, *vip, backend, hash, snapshot, now_ns);
 }
 
+void Pipeline::cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry) {
+  // IPVS's expire_nodest_conn: the packet goes nowhere and the entry is forgotten, so that
+  // whatever the client sends later is a new flow. A TCP client is told at once.
+  if (BackendCounters* c = counters_.backend(entry.backend)) c->flows_cut.add();
+  conntrack_.erase(entry);
+  if (p.proto == kProtoTcp) {
+    if (const uint32_t len = make_tcp_reset(pkt.data, p); len != 0) {
+      pkt.len = len;
+      counters_.tcp_resets_sent.add();
+      return;  // verdict stays kTx: the reset goes back toward the client
+    }
+  }
+  drop(pkt, DropReason::kBackendOffline);
+}
+
 uint32_t Pipeline::select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
-                                  uint64_t seed) const {
-  const uint64_t hash = vip.hash_fields == HashFields::kFiveTuple
-                            ? five_tuple_hash
-                            : hash_flow(key, vip.hash_fields, seed);
-  return vip.backend_for(hash);
+                                  uint64_t seed) {
+  switch (vip.scheduler) {
+    case Scheduler::kMaglev:
+      return vip.backend_for(vip.hash_fields == HashFields::kFiveTuple
+                                 ? five_tuple_hash
+                                 : hash_flow(key, vip.hash_fields, seed));
+    case Scheduler::kSourceHash:
+      return vip.backend_for(hash_flow(key, HashFields::kSrcIp, seed));
+    case Scheduler::kRandom:
+      // The Maglev table holds every backend in proportion to its share (fall-overs
+      // included): a random entry is a weighted random pick.
+      return vip.backend_for(next_random());
+    case Scheduler::kWrr: {
+      const size_t n = vip.wrr_sequence.size();
+      if (n == 0) return kMaglevNoBackend;
+      uint32_t& position = wrr_position_[vip.slot < counters_.max_vips() ? vip.slot : 0];
+      if (position >= n) position = 0;  // the order is shorter since a reload
+      return vip.wrr_sequence[position++];
+    }
+    case Scheduler::kWlc:
+      return least_loaded(vip);
+  }
+  return kMaglevNoBackend;
+}
+
+uint32_t Pipeline::least_loaded(const Vip& vip) {
+  // Weighted least connections over this worker's open flows: the backend minimising
+  // (active + 1) / weight. The scan starts at a random place so ties spread.
+  const size_t n = vip.new_flow_backends.size();
+  if (n == 0) return kMaglevNoBackend;
+  const size_t start = static_cast<size_t>(next_random() % n);
+  uint32_t best = kMaglevNoBackend;
+  uint64_t best_load = 0;
+  uint64_t best_weight = 1;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    const uint32_t slot = vip.new_flow_backends[i];
+    const BackendCounters* c = counters_.backend(slot);
+    const uint64_t load = (c != nullptr ? c->active_flows.get() : 0) + 1;
+    const uint64_t weight = vip.new_flow_weights[i];
+    if (best == kMaglevNoBackend || load * best_weight < best_load * weight) {
+      best = slot;
+      best_load = load;
+      best_weight = weight;
+    }
+  }
+  return best;
+}
+
+uint64_t Pipeline::next_random() {
+  uint64_t x = random_state_;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  random_state_ = x;
+  return x;
 }
 
 void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip, uint32_t backend,

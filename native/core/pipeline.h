@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "conntrack.h"
@@ -59,8 +60,12 @@ class Pipeline {
   void forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   void forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
+  void cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry);
+  // The backend for a new flow, by the VIP's scheduler; kMaglevNoBackend when none can take it.
   uint32_t select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
-                          uint64_t seed) const;
+                          uint64_t seed);
+  uint32_t least_loaded(const Vip& vip);
+  uint64_t next_random();
   void encapsulate_to(Packet& pkt, const ParsedPacket& parsed, const Vip& vip, uint32_t backend,
                       uint64_t flow_hash, const Snapshot& snapshot, uint64_t now_ns);
   void send_too_big(Packet& pkt, const ParsedPacket& parsed, uint32_t inner_mtu, uint64_t now_ns);
@@ -69,6 +74,10 @@ class Pipeline {
   Conntrack conntrack_;
   WorkerCounters& counters_;
   std::array<Work, kMaxBatch> work_;
+  // Per-worker scheduler state: a position in each VIP's round-robin order (by VIP slot,
+  // sized once), and a xorshift generator for random picks and tie breaks.
+  std::unique_ptr<uint32_t[]> wrr_position_;
+  uint64_t random_state_;
   // Token bucket for the ICMP errors this worker originates (RFC 1812 4.3.2.8, RFC 4443 2.4(f)).
   uint64_t icmp_tokens_ = kIcmpBurst;
   uint64_t icmp_refilled_ns_ = 0;

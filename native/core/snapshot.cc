@@ -1,7 +1,10 @@
 #include "snapshot.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <functional>
+#include <queue>
 #include <stdexcept>
 
 #include "hash.h"
@@ -21,6 +24,104 @@ uint64_t hash_addr(const IpAddr& a, uint64_t seed) { return hash_vip_key(VipKey{
 
 // Index sizes: a power of two at least twice the entry count keeps linear probes short.
 size_t index_size_for(size_t n) { return std::bit_ceil(std::max<size_t>(4, n * 2)); }
+
+// Who takes the new flows a backend would get: itself while it is active and up, else the
+// first of its fall-overs able to, each following its own fall-overs in turn (depth first).
+// -1 when nobody can. `visiting` guards against loops validation should already have refused.
+int32_t fallover_target(const VipSpec& vs, size_t i, std::vector<uint8_t>& visiting) {
+  const BackendSpec& b = vs.backends[i];
+  if (b.state == AdminState::kActive && b.healthy) return static_cast<int32_t>(i);
+  if (visiting[i] != 0) return -1;
+  visiting[i] = 1;
+  int32_t target = -1;
+  for (const IpAddr& next : b.fallover) {
+    for (size_t j = 0; j < vs.backends.size() && target < 0; ++j) {
+      if (j != i && vs.backends[j].addr == next) target = fallover_target(vs, j, visiting);
+    }
+    if (target >= 0) break;
+  }
+  visiting[i] = 0;
+  return target;
+}
+
+// Stride scheduling: each pick goes to the backend whose next turn comes first, turns spaced
+// by 1/weight; ties go to the earlier backend. Deterministic and smooth.
+std::vector<uint32_t> wrr_order(const std::vector<uint32_t>& backends, std::vector<uint64_t> weights) {
+  uint64_t total = 0;
+  for (uint64_t w : weights) total += w;
+  if (total == 0) return {};
+  if (total > kWrrMaxSequence) {  // keep proportions, bound the length
+    uint64_t scaled_total = 0;
+    for (uint64_t& w : weights) {
+      w = std::max<uint64_t>(1, w * kWrrMaxSequence / total);
+      scaled_total += w;
+    }
+    total = scaled_total;
+  }
+  constexpr uint64_t kStrideScale = uint64_t{1} << 40;
+  using Turn = std::pair<uint64_t, uint32_t>;  // (pass, index)
+  std::priority_queue<Turn, std::vector<Turn>, std::greater<Turn>> turns;
+  for (uint32_t i = 0; i < backends.size(); ++i) {
+    if (weights[i] > 0) turns.emplace(kStrideScale / weights[i] / 2, i);
+  }
+  std::vector<uint32_t> order;
+  order.reserve(total);
+  while (order.size() < total) {
+    const auto [pass, i] = turns.top();
+    turns.pop();
+    order.push_back(backends[i]);
+    turns.emplace(pass + kStrideScale / weights[i], i);
+  }
+  return order;
+}
+
+// The backend-dependent part of a VIP: Maglev table with fall-overs, what happens to
+// existing flows per backend, and the new-flow set of the per-worker schedulers.
+void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t slot_count,
+                   uint64_t seed, Vip& vip) {
+  const size_t n = vs.backends.size();
+  std::vector<int32_t> target(n, -1);
+  std::vector<uint8_t> visiting(n, 0);
+  for (size_t i = 0; i < n; ++i) target[i] = fallover_target(vs, i, visiting);
+
+  std::vector<MaglevBackend> maglev;
+  maglev.reserve(n);
+  vip.flow_fate.assign(slot_count, FlowFate::kReschedule);
+  std::vector<uint64_t> share(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const BackendSpec& b = vs.backends[i];
+    if (target[i] >= 0 && b.weight > 0) {
+      maglev.push_back(MaglevBackend{slots[i], b.addr, b.weight});
+      share[static_cast<size_t>(target[i])] += b.weight;
+    }
+    vip.flow_fate[slots[i]] = b.state == AdminState::kOffline ? FlowFate::kCut
+                              : b.healthy                     ? FlowFate::kKeep
+                                                              : FlowFate::kReschedule;
+  }
+  vip.table = build_maglev_table(maglev, vs.table_size, seed);
+  std::vector<uint32_t> remap(slot_count, kMaglevNoBackend);
+  bool any_remap = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (target[i] >= 0 && static_cast<size_t>(target[i]) != i) {
+      remap[slots[i]] = slots[static_cast<size_t>(target[i])];
+      any_remap = true;
+    }
+  }
+  if (any_remap) {
+    for (uint32_t& entry : vip.table) {
+      if (entry != kMaglevNoBackend && remap[entry] != kMaglevNoBackend) entry = remap[entry];
+    }
+  }
+
+  std::vector<uint64_t> weights;
+  for (size_t i = 0; i < n; ++i) {
+    if (share[i] == 0) continue;
+    vip.new_flow_backends.push_back(slots[i]);
+    weights.push_back(share[i]);
+    vip.new_flow_weights.push_back(static_cast<uint32_t>(std::min<uint64_t>(share[i], UINT32_MAX)));
+  }
+  if (vs.scheduler == Scheduler::kWrr) vip.wrr_sequence = wrr_order(vip.new_flow_backends, weights);
+}
 
 }  // namespace
 
@@ -72,16 +173,9 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
     vip.icmp_echo = vs.icmp_echo;
     vip.table_size = vs.table_size;
 
-    std::vector<MaglevBackend> maglev;
-    maglev.reserve(vs.backends.size());
-    vip.serves_existing.assign(snap->backends_.size(), 0);
-    for (size_t i = 0; i < vs.backends.size(); ++i) {
-      const uint32_t backend_slot = pool_slots[v][i];
-      maglev.push_back(MaglevBackend{backend_slot, vs.backends[i].addr, vs.backends[i].weight});
-      vip.serves_existing[backend_slot] = 1;
-    }
+    vip.scheduler = vs.scheduler;
     try {
-      vip.table = build_maglev_table(maglev, vs.table_size, spec.seed);
+      plan_backends(vs, pool_slots[v], snap->backends_.size(), spec.seed, vip);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument("VIP \"" + vs.name + "\": " + e.what());
     }

@@ -21,8 +21,16 @@ namespace l4mux {
 // ---- What the control plane asks for (already validated by src/config) ----
 
 struct BackendSpec {
+  BackendSpec() = default;
+  BackendSpec(const IpAddr& address, uint32_t w) : addr(address), weight(w) {}
+
   IpAddr addr;
   uint32_t weight = 1;
+  AdminState state = AdminState::kActive;
+  bool healthy = true;  // false: down by health checks
+  // Backends of the same VIP that take this one's share of new flows while it cannot take
+  // them itself: the first able to, each following its own fall-overs in turn (depth first).
+  std::vector<IpAddr> fallover;
 };
 
 struct VipSpec {
@@ -34,6 +42,7 @@ struct VipSpec {
   HashFields hash_fields = HashFields::kFiveTuple;
   uint32_t table_size = kMaglevDefaultSize;
   bool icmp_echo = true;
+  Scheduler scheduler = Scheduler::kMaglev;
   std::vector<BackendSpec> backends;
 };
 
@@ -90,6 +99,15 @@ using VipRegistry = SlotRegistry<VipKey, VipKeyHash>;
 
 // ---- The snapshot ----
 
+// What becomes of a flow the connection table already gives to a backend.
+enum class FlowFate : uint8_t {
+  kReschedule = 0,  // the backend left the VIP or is down: the flow is scheduled anew
+  kKeep = 1,        // active or draining: the flow stays
+  kCut = 2,         // offline: the flow is cut (TCP: RST to the client) and forgotten
+};
+
+inline constexpr uint32_t kWrrMaxSequence = 1u << 16;
+
 struct Vip {
   VipKey key;
   uint32_t slot = 0;
@@ -99,17 +117,27 @@ struct Vip {
   uint16_t gue_port = 6080;
   HashFields hash_fields = HashFields::kFiveTuple;
   bool icmp_echo = true;
+  Scheduler scheduler = Scheduler::kMaglev;
   uint32_t table_size = 0;
-  std::vector<uint32_t> table;  // Maglev: flow hash % table_size -> backend slot
-  // Indexed by backend slot: 1 while the backend is in this VIP's pool (whatever its weight),
-  // i.e. while flows it already has may keep going to it.
-  std::vector<uint8_t> serves_existing;
+  // Maglev: flow hash % table_size -> backend slot. Built over the backends that take new
+  // flows plus those whose share falls over to another; their entries then name the
+  // fall-over, so only the entries of a backend that stops taking flows change hands.
+  std::vector<uint32_t> table;
+  // Indexed by backend slot (kReschedule beyond the VIP's pool).
+  std::vector<FlowFate> flow_fate;
+  // The backends that take new flows, with their share: own weight plus the weights of the
+  // backends falling over to them (wrr and wlc choose among these).
+  std::vector<uint32_t> new_flow_backends;
+  std::vector<uint32_t> new_flow_weights;
+  // Weighted round robin order over new_flow_backends (smooth: no backend twice in a row
+  // unless its share demands it); at most kWrrMaxSequence long.
+  std::vector<uint32_t> wrr_sequence;
 
   uint32_t backend_for(uint64_t hash) const {
     return table[static_cast<uint32_t>(hash % table_size)];
   }
-  bool keeps_flow_on(uint32_t backend_slot) const {
-    return backend_slot < serves_existing.size() && serves_existing[backend_slot] != 0;
+  FlowFate fate_of(uint32_t backend_slot) const {
+    return backend_slot < flow_fate.size() ? flow_fate[backend_slot] : FlowFate::kReschedule;
   }
 };
 

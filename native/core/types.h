@@ -80,6 +80,23 @@ enum class HashFields : uint8_t {
   kSrcIpPort = 3,   // source address and source port
 };
 
+// How a VIP picks the backend of a new flow (seed 002's set beside Maglev). Maglev and
+// source-hash decide alike on every mux; the others are decided by each worker alone.
+enum class Scheduler : uint8_t {
+  kMaglev = 0,      // Maglev table on the VIP's hash fields
+  kSourceHash = 1,  // Maglev table on the client address: client affinity across muxes
+  kWrr = 2,         // weighted round robin (smooth, per worker)
+  kWlc = 3,         // weighted least connections (the worker's own active flows)
+  kRandom = 4,      // weighted random (a random entry of the Maglev table)
+};
+
+// Administrative state of a backend (seed 003: available / preparing for shutdown / offline).
+enum class AdminState : uint8_t {
+  kActive = 0,    // new and existing flows
+  kDraining = 1,  // no new flows; existing flows continue until they end
+  kOffline = 2,   // no new flows; existing flows cut (TCP answered with RST)
+};
+
 enum class Encap : uint8_t {
   kIpip = 0,  // IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6 or IPv6-in-IPv4 by the two families
   kGre = 1,   // GRE (RFC 2784/2890), optional key
@@ -131,9 +148,9 @@ enum class Verdict : uint8_t {
   X(kHeadroomExhausted, "headroom_exhausted")                                          \
   X(kOuterSourceMissing, "outer_source_missing")                                       \
   X(kIcmpEmbeddedMalformed, "icmp_embedded_malformed")                                 \
-  X(kFrameTooLarge, "frame_too_large")                                                 \
   X(kMtuExceeded, "mtu_exceeded")                                                      \
-  X(kIcmpRateLimited, "icmp_too_big_rate_limited")
+  X(kIcmpRateLimited, "icmp_too_big_rate_limited")                                     \
+  X(kBackendOffline, "backend_offline")
 
 enum class DropReason : uint8_t {
 #define L4MUX_X(name, str) name,

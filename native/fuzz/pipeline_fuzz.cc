@@ -31,8 +31,10 @@ struct Harness {
     spec.seed = 7;
     spec.outer_source_v4 = ip("10.0.0.1");
     spec.outer_source_v6 = ip("fd00::1");
-    auto add = [&](const char* addr, uint8_t proto, uint16_t port, Encap encap, bool v6_backend) {
+    auto add = [&](const char* addr, uint8_t proto, uint16_t port, Encap encap, bool v6_backend,
+                   Scheduler scheduler = Scheduler::kMaglev) {
       VipSpec v;
+      v.scheduler = scheduler;
       v.name = addr;
       v.key = VipKey{ip(addr), proto, port};
       v.encap = encap;
@@ -40,14 +42,18 @@ struct Harness {
       if (encap == Encap::kGre) v.gre_key = 9;
       v.backends.push_back({ip(v6_backend ? "fd00:1::1" : "10.1.0.1"), 1});
       v.backends.push_back({ip(v6_backend ? "fd00:1::2" : "10.1.0.2"), 2});
+      // An offline backend falling over to the first: flows cut with RSTs, shares moved.
+      v.backends.push_back({ip(v6_backend ? "fd00:1::3" : "10.1.0.3"), 1});
+      v.backends.back().state = AdminState::kOffline;
+      v.backends.back().fallover = {v.backends.front().addr};
       spec.vips.push_back(v);
     };
     // Addresses the fuzzer can find in the seeds: 192.0.2.10 and 2001:db8::10.
     add("192.0.2.10", kProtoTcp, 80, Encap::kIpip, false);
-    add("192.0.2.10", kProtoUdp, 0, Encap::kGue, true);
-    add("192.0.2.10", kProtoTcp, 0, Encap::kGre, false);
-    add("2001:db8::10", kProtoTcp, 443, Encap::kIpip, true);
-    add("2001:db8::10", kProtoUdp, 53, Encap::kGue, false);
+    add("192.0.2.10", kProtoUdp, 0, Encap::kGue, true, Scheduler::kWlc);
+    add("192.0.2.10", kProtoTcp, 0, Encap::kGre, false, Scheduler::kWrr);
+    add("2001:db8::10", kProtoTcp, 443, Encap::kIpip, true, Scheduler::kRandom);
+    add("2001:db8::10", kProtoUdp, 53, Encap::kGue, false, Scheduler::kSourceHash);
     snapshot = Snapshot::build(spec, backends, vips);
   }
 };

@@ -14,12 +14,18 @@ export interface VipCounters {
   packets: number;
   bytes: number;
   newFlows: number;
+  /** Packets dropped because no backend could take their new flow (every backend down). */
+  noBackend: number;
 }
 
 export interface BackendCounters {
   address: string;
   packets: number;
   bytes: number;
+  /** Open flows in the connection tables toward this backend (IPVS's ActiveConn). */
+  activeFlows: number;
+  /** Flows cut because the backend was set offline. */
+  flowsCut: number;
 }
 
 export interface CountersSnapshot {
@@ -31,6 +37,7 @@ export interface CountersSnapshot {
   icmpErrorsForwarded: number;
   checksumsFinalized: number;
   icmpTooBigSent: number;
+  tcpResetsSent: number;
   drops: Record<string, number>;
   vips: VipCounters[];
   backends: BackendCounters[];

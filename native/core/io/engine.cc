@@ -9,13 +9,6 @@ namespace {
 
 constexpr uint32_t kMaxWorkers = 1024;
 
-// counters() sums WorkerCounters field by field. A tripwire for whoever adds a counter:
-// add it to the sum in counters() (and to addon/counters_js.cc), then update the count here.
-constexpr size_t kScalarCounters = 8;  // rx ... icmp_too_big_sent
-static_assert(sizeof(WorkerCounters) - sizeof(WorkerCounters::drops) ==
-                  kScalarCounters * sizeof(Counter) + 2 * sizeof(uint32_t) + 2 * sizeof(void*),
-              "WorkerCounters changed: update the sum in Engine::counters()");
-
 IoStats& operator+=(IoStats& a, const IoStats& b) {
   a.rx_packets += b.rx_packets;
   a.rx_kernel_drops += b.rx_kernel_drops;
@@ -156,30 +149,7 @@ EngineCounters Engine::counters() const {
   for (size_t i = 0; i < workers_.size(); ++i) {
     const Worker& w = *workers_[i];
     const WorkerCounters& c = w.counters();
-    t.rx.add(c.rx.get());
-    t.tx.add(c.tx.get());
-    t.passed.add(c.passed.get());
-    t.dropped.add(c.dropped.get());
-    t.echo_replies.add(c.echo_replies.get());
-    t.icmp_errors_forwarded.add(c.icmp_errors_forwarded.get());
-    t.checksums_finalized.add(c.checksums_finalized.get());
-    t.icmp_too_big_sent.add(c.icmp_too_big_sent.get());
-    for (size_t r = 0; r < kDropReasonCount; ++r) t.drops[r].add(c.drops[r].get());
-    for (uint32_t s = 0; s < vip_slots; ++s) {
-      const VipCounters* from = c.vip(s);
-      VipCounters* to = t.vip(s);
-      if (from == nullptr || to == nullptr) continue;
-      to->packets.add(from->packets.get());
-      to->bytes.add(from->bytes.get());
-      to->new_flows.add(from->new_flows.get());
-    }
-    for (uint32_t s = 0; s < backend_slots; ++s) {
-      const BackendCounters* from = c.backend(s);
-      BackendCounters* to = t.backend(s);
-      if (from == nullptr || to == nullptr) continue;
-      to->packets.add(from->packets.get());
-      to->bytes.add(from->bytes.get());
-    }
+    t.add(c, vip_slots, backend_slots);
 
     WorkerStatus ws;
     ws.rx = c.rx.get();
