@@ -30,7 +30,8 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                        {InstanceMethod<&Dataplane::SetConfig>("setConfig"),
                         InstanceMethod<&Dataplane::Process>("process"),
                         InstanceMethod<&Dataplane::Replay>("replay"),
-                        InstanceMethod<&Dataplane::Counters>("counters")});
+                        InstanceMethod<&Dataplane::Counters>("counters"),
+                        InstanceMethod<&Dataplane::Table>("table")});
   }
 
   explicit Dataplane(const Napi::CallbackInfo& info)
@@ -160,6 +161,30 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     return counters_to_js(info.Env(), CountersView{counters_, vips_.keys(), vip_names_, backends_.keys(),
                                                    pipeline_->conntrack().stats(),
                                                    pipeline_->conntrack().capacity()});
+  }
+
+  // table(vipName) -> {backends: string[], entries: Int32Array}: the VIP's Maglev table, each
+  // entry an index into backends (-1: no backend). For tests and tools measuring disruption.
+  Napi::Value Table(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "table(vipName): a name expected");
+    const std::string name = info[0].As<Napi::String>();
+    const Snapshot& snap = current(env);
+    for (const Vip& vip : snap.vips()) {
+      auto it = vip_names_.find(vip.slot);
+      if (it == vip_names_.end() || it->second != name) continue;
+      Napi::Array backends = Napi::Array::New(env, snap.backends().size());
+      for (uint32_t s = 0; s < snap.backends().size(); ++s) backends.Set(s, format_addr(snap.backends()[s].addr));
+      Napi::Int32Array entries = Napi::Int32Array::New(env, vip.table.size());
+      for (size_t i = 0; i < vip.table.size(); ++i) {
+        entries[i] = vip.table[i] == kMaglevNoBackend ? -1 : static_cast<int32_t>(vip.table[i]);
+      }
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("backends", backends);
+      out.Set("entries", entries);
+      return out;
+    }
+    throw Napi::Error::New(env, "no VIP named \"" + name + "\"");
   }
 
   BackendRegistry backends_;

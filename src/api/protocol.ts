@@ -1,8 +1,21 @@
 // The control socket's protocol: a unix domain stream socket carrying JSON lines. Each request
-// is one line, {"cmd": "reload"} or {"cmd": "status"}; each gets one line back.
+// is one line, {"cmd": "reload"}, {"cmd": "status"} or {"cmd": "backend", ...}; each gets one
+// line back.
+import type { PoolStatusWithChecks } from '../daemon/pools.js';
+import type { BackendAdminState } from '../dataplane/types.js';
 import type { EngineCounters, IoModeReport } from '../dataplane/engine.js';
 
-export type ControlRequest = { cmd: 'reload' } | { cmd: 'status' };
+/** An operator's change to one backend: its state, its weight, or both. */
+export interface BackendRequest {
+  pool: string;
+  address: string;
+  state?: BackendAdminState;
+  weight?: number;
+}
+
+export type ControlRequest = { cmd: 'reload' } | { cmd: 'status' } | ({ cmd: 'backend' } & BackendRequest);
+
+export type BackendResponse = { ok: true; changes: string[] } | { ok: false; errors: string[] };
 
 export interface ReloadOk {
   ok: true;
@@ -30,8 +43,12 @@ export interface VipSummary {
   port: number | null;
   pool: string;
   encapsulation: string;
+  scheduler: string;
   backends: number;
+  /** Backends taking new flows now (active, up, weight > 0). */
   activeBackends: number;
+  /** Every backend of its pool is down by health checks. */
+  allDown: boolean;
 }
 
 export interface InterfaceStatus {
@@ -64,8 +81,9 @@ export interface StatusReport {
     io: string;
     workers: number;
     vips: VipSummary[];
-    pools: Record<string, { backends: number; activeBackends: number }>;
   };
+  /** Backends by pool: state, health, weights, checks, all-down episodes. */
+  pools: Record<string, PoolStatusWithChecks>;
   interfaces: InterfaceStatus[];
   /** Sums over the interfaces of the main counters. */
   totals: { rx: number; tx: number; dropped: number; passed: number };
@@ -73,7 +91,7 @@ export interface StatusReport {
 
 export type StatusResponse = { ok: true; status: StatusReport } | { ok: false; errors: string[] };
 
-export type ControlResponse = ReloadResponse | StatusResponse | { ok: false; errors: string[] };
+export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | { ok: false; errors: string[] };
 
 /** Longest request line accepted. */
 export const MAX_REQUEST_BYTES = 64 * 1024;

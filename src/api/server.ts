@@ -5,11 +5,21 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 
 import type { Logger } from 'pino';
 
-import { MAX_REQUEST_BYTES, type ControlResponse, type ReloadResponse, type StatusResponse } from './protocol.js';
+import type { BackendAdminState } from '../dataplane/types.js';
+import { ADMIN_STATES } from '../pools/runtime.js';
+import {
+  MAX_REQUEST_BYTES,
+  type BackendRequest,
+  type BackendResponse,
+  type ControlResponse,
+  type ReloadResponse,
+  type StatusResponse,
+} from './protocol.js';
 
 export interface ControlHandlers {
   reload(): Promise<ReloadResponse>;
   status(): Promise<StatusResponse> | StatusResponse;
+  backend(request: BackendRequest): Promise<BackendResponse>;
 }
 
 /** Whether something accepts connections on the socket at `path`. */
@@ -106,11 +116,34 @@ async function handle(line: string, handlers: ControlHandlers, logger: Logger): 
         return await handlers.reload();
       case 'status':
         return await handlers.status();
+      case 'backend': {
+        const parsed = parseBackendRequest(request as Record<string, unknown>);
+        return 'errors' in parsed ? { ok: false, errors: parsed.errors } : await handlers.backend(parsed);
+      }
       default:
-        return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: reload, status)`] };
+        return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: reload, status, backend)`] };
     }
   } catch (e) {
     logger.error({ err: e, cmd }, 'control command failed');
     return { ok: false, errors: [e instanceof Error ? e.message : String(e)] };
   }
+}
+
+function parseBackendRequest(r: Record<string, unknown>): BackendRequest | { errors: string[] } {
+  const errors: string[] = [];
+  const { pool, address, state, weight } = r;
+  if (typeof pool !== 'string') errors.push('pool: expected a string');
+  if (typeof address !== 'string') errors.push('address: expected a string');
+  if (state !== undefined && (typeof state !== 'string' || !ADMIN_STATES.includes(state as BackendAdminState))) {
+    errors.push(`state: expected one of ${ADMIN_STATES.join(', ')}`);
+  }
+  if (weight !== undefined && typeof weight !== 'number') errors.push('weight: expected a number');
+  if (state === undefined && weight === undefined) errors.push('nothing to change: give a state, a weight or both');
+  if (errors.length > 0) return { errors };
+  return {
+    pool: pool as string,
+    address: address as string,
+    ...(state !== undefined && { state: state as BackendAdminState }),
+    ...(weight !== undefined && { weight: weight as number }),
+  };
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 
 import { agentCommand } from './commands/agent.js';
+import { backendCommand } from './commands/backend.js';
 import { reloadCommand } from './commands/reload.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
@@ -32,5 +33,6 @@ export function buildProgram(io: CommandIo = processIo): Command {
     .addCommand(runCommand(io, version))
     .addCommand(reloadCommand(io))
     .addCommand(statusCommand(io))
+    .addCommand(backendCommand(io))
     .addCommand(agentCommand(io));
 }

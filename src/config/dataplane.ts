@@ -1,7 +1,8 @@
 // From the normalized config to what the dataplane addon is given.
 import type { ConntrackSettings, DataplaneConfig, DataplaneVip } from '../dataplane/types.js';
 import { DEFAULT_GATEWAY_MAC, DEFAULT_GUE_PORT, DEFAULT_SOURCE_MAC } from './defaults.js';
-import type { L4muxConfig, Protocol } from './types.js';
+import type { BackendAdminState } from '../dataplane/types.js';
+import type { BackendConfig, L4muxConfig, Protocol } from './types.js';
 
 export const PROTOCOL_NUMBERS: Readonly<Record<Protocol, number>> = { tcp: 6, udp: 17 };
 
@@ -19,8 +20,20 @@ export interface LinkFacts {
   mtu?: number;
 }
 
+/** The runtime view of a backend: health and overrides. */
+export interface BackendRuntime {
+  healthy: boolean;
+  weight: number;
+  state: BackendAdminState;
+}
+
+/** How the daemon sees each backend now (src/pools); absent: healthy, as configured. */
+export type BackendView = (pool: string, backend: BackendConfig) => BackendRuntime;
+
+const asConfigured: BackendView = (_pool, b) => ({ healthy: true, weight: b.weight, state: b.state });
+
 /** Resolves each VIP's pool into its backends (weight-0 backends included: they keep their flows). */
-export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}): DataplaneConfig {
+export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}, view: BackendView = asConfigured): DataplaneConfig {
   const { node } = config;
   const vips = config.vips.map((v): DataplaneVip => {
     const pool = Object.hasOwn(config.pools, v.pool) ? config.pools[v.pool] : undefined;
@@ -36,7 +49,11 @@ export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}): Da
       hashFields: v.hashFields,
       tableSize: v.tableSize,
       icmpEcho: v.icmpEcho,
-      backends: pool.backends.map((b) => ({ address: b.address, weight: b.weight })),
+      scheduler: v.scheduler,
+      backends: pool.backends.map((b) => {
+        const now = view(v.pool, b);
+        return { address: b.address, weight: now.weight, state: now.state, healthy: now.healthy, fallover: b.fallover };
+      }),
     };
   });
   const mtu = node.mtu ?? link.mtu;

@@ -1,6 +1,7 @@
 // Default values and limits of the version 1 format. The schema's "default"/"minimum"/
 // "maximum" annotations say the same (a test keeps them in step).
-import type { ConntrackConfig, Encapsulation, HashFields, IoChoice, XdpModeChoice } from './types.js';
+import type { BackendAdminState, SchedulerName } from '../dataplane/types.js';
+import type { AllDownPolicy, ConntrackConfig, Encapsulation, HashFields, IoChoice, XdpModeChoice } from './types.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -21,6 +22,11 @@ export const DEFAULT_GUE_PORT = 6080;
 export const DEFAULT_HASH_FIELDS: HashFields = '5-tuple';
 export const DEFAULT_TABLE_SIZE = 65537;
 export const DEFAULT_ICMP_ECHO = true;
+export const DEFAULT_SCHEDULER: SchedulerName = 'maglev';
+/** Schedulers that decide per mux (and per worker): consistent across muxes only with sync. */
+export const PER_MUX_SCHEDULERS: readonly SchedulerName[] = ['wrr', 'wlc', 'random'];
+export const DEFAULT_BACKEND_STATE: BackendAdminState = 'active';
+export const DEFAULT_ALL_DOWN: AllDownPolicy = 'drop';
 
 export const MIN_TABLE_SIZE = 251;
 export const MAX_TABLE_SIZE = 1000003;

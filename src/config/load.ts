@@ -1,6 +1,7 @@
 // Entry points: text or file in, a normalized config (plus warnings) or the list of errors out.
 import { readFile } from 'node:fs/promises';
 
+import { checkHealthSemantics } from '../health/validate.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
 import { normalize } from './normalize.js';
@@ -39,11 +40,12 @@ export async function loadConfigFile(path: string): Promise<ConfigResult> {
 function check(document: unknown, earlier: Issue[]): ConfigResult {
   const schemaIssues = checkSchema(document);
   const semantic = checkSemantics(document, schemaIssues);
-  const errors = [...earlier, ...schemaIssues, ...semantic.errors];
+  const health = checkHealthSemantics(document, schemaIssues);
+  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors];
   if (errors.length > 0) return { ok: false, errors: formatIssues(errors, document) };
   // The schema and the semantic checks passed: the document has the input shape.
-  const config = normalize(document as L4muxConfigInput);
-  return { ok: true, config, warnings: formatIssues(semantic.warnings, document) };
+  const config = normalize(document as L4muxConfigInput, health.checks);
+  return { ok: true, config, warnings: formatIssues([...semantic.warnings, ...health.warnings], document) };
 }
 
 function describeFsError(e: unknown): string {

@@ -2,12 +2,15 @@
 // L4muxConfig: defaults filled in, addresses, MACs and the seed in canonical form.
 import { parseAddress } from './addresses.js';
 import {
+  DEFAULT_ALL_DOWN,
+  DEFAULT_BACKEND_STATE,
   DEFAULT_ENCAPSULATION,
   DEFAULT_GUE_PORT,
   DEFAULT_HASH_FIELDS,
   DEFAULT_ICMP_ECHO,
   DEFAULT_IO,
   DEFAULT_MANAGE_OFFLOADS,
+  DEFAULT_SCHEDULER,
   DEFAULT_TABLE_SIZE,
   DEFAULT_WEIGHT,
   DEFAULT_XDP_MODE,
@@ -16,10 +19,14 @@ import {
 import { parseMac } from './mac.js';
 import { parseSeed } from './seed.js';
 import { defaultVipName } from './semantic.js';
+import type { HealthCheckSpec } from '../health/types.js';
 import type { L4muxConfig, L4muxConfigInput, PoolConfig, VipConfig } from './types.js';
 
-/** Only for validated input: throws if a value turns out to be invalid after all. */
-export function normalize(input: L4muxConfigInput): L4muxConfig {
+/**
+ * Only for validated input: throws if a value turns out to be invalid after all.
+ * `healthChecks` are the checks the health validation resolved from the same document.
+ */
+export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec[] = []): L4muxConfig {
   const { node } = input;
   const defaults = defaultConntrackConfig();
   const outerSource: L4muxConfig['node']['outerSource'] = {};
@@ -30,7 +37,13 @@ export function normalize(input: L4muxConfigInput): L4muxConfig {
   for (const [name, pool] of Object.entries(input.pools)) {
     pools[name] = {
       ...(pool.description !== undefined && { description: pool.description }),
-      backends: pool.backends.map((b) => ({ address: address(b.address), weight: b.weight ?? DEFAULT_WEIGHT })),
+      backends: pool.backends.map((b) => ({
+        address: address(b.address),
+        weight: b.weight ?? DEFAULT_WEIGHT,
+        state: b.state ?? DEFAULT_BACKEND_STATE,
+        fallover: (b.fallover ?? []).map(address),
+      })),
+      allDown: pool.allDown ?? DEFAULT_ALL_DOWN,
     };
   }
 
@@ -51,6 +64,7 @@ export function normalize(input: L4muxConfigInput): L4muxConfig {
       hashFields: v.hashFields ?? DEFAULT_HASH_FIELDS,
       tableSize: v.tableSize ?? DEFAULT_TABLE_SIZE,
       icmpEcho: v.icmpEcho ?? DEFAULT_ICMP_ECHO,
+      scheduler: v.scheduler ?? DEFAULT_SCHEDULER,
     };
   });
 
@@ -76,6 +90,7 @@ export function normalize(input: L4muxConfigInput): L4muxConfig {
     },
     pools,
     vips,
+    healthChecks,
   };
 }
 

@@ -6,6 +6,7 @@
 import { familyName, parseUnicast, type ParsedAddress } from './addresses.js';
 import {
   DEFAULT_ENCAPSULATION,
+  DEFAULT_HASH_FIELDS,
   DEFAULT_ICMP_ECHO,
   DEFAULT_TABLE_SIZE,
   DEFAULT_WEIGHT,
@@ -14,8 +15,10 @@ import {
   MIN_IPV6_MTU,
   MAX_TABLE_SIZE,
   MIN_TABLE_SIZE,
+  PER_MUX_SCHEDULERS,
   TABLE_ENTRIES_PER_BACKEND,
 } from './defaults.js';
+import { checkFallovers, type FalloverInput } from './fallover.js';
 import { issue, makeIssueLookup, type Issue } from './issues.js';
 import { isGroupMac, isZeroMac, parseMac } from './mac.js';
 import { formatPath, isRecord, type PathSegment } from './path.js';
@@ -121,8 +124,11 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
     const backends = get(get(pools, name), 'backends');
     if (!Array.isArray(backends)) continue;
     const seen = new Map<string, number>();
+    const fallovers: FalloverInput[] = [];
     backends.forEach((backend: unknown, b) => {
       const path: PathSegment[] = [...poolPath, 'backends', b, 'address'];
+      const fallover: FalloverInput = { address: undefined, fallover: get(backend, 'fallover'), path: [...poolPath, 'backends', b] };
+      fallovers.push(fallover);
       const text = str(get(backend, 'address'), path);
       if (text === undefined) return;
       const parsed = parseUnicast(text, 'a backend');
@@ -131,6 +137,7 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
         return;
       }
       const { canonical, family } = parsed.address;
+      fallover.address = canonical;
       const first = seen.get(canonical);
       if (first !== undefined) {
         errors.push(issue(path, `backend ${canonical} is listed twice (first at ${formatPath([...poolPath, 'backends', first])})`));
@@ -142,6 +149,7 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
       const weight = get(backend, 'weight') ?? DEFAULT_WEIGHT;
       if (typeof weight === 'number' && weight > 0) summary.active++;
     });
+    errors.push(...checkFallovers(name, fallovers));
   }
   if (distinctBackends.size > MAX_DISTINCT_BACKENDS) {
     errors.push(issue(['pools'], `${distinctBackends.size} distinct backend addresses, more than the ${MAX_DISTINCT_BACKENDS} the dataplane can hold`));
@@ -219,6 +227,16 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
         warnings.push(issue(at('tableSize'), `${which} for the ${pool.active} backends of pool ${JSON.stringify(poolName)} will spread load unevenly; Maglev recommends at least ${TABLE_ENTRIES_PER_BACKEND} entries per backend (a prime of at least ${pool.active * TABLE_ENTRIES_PER_BACKEND})`));
       }
     }
+    // Scheduler.
+    const scheduler = str(get(vip, 'scheduler'), at('scheduler'));
+    const hashFields = str(get(vip, 'hashFields'), at('hashFields'));
+    if (scheduler === 'source-hash' && hashFields !== undefined && hashFields !== DEFAULT_HASH_FIELDS && hashFields !== 'src-ip') {
+      errors.push(issue(at('hashFields'), `${JSON.stringify(hashFields)} contradicts "scheduler": "source-hash", which hashes the client address only (omit hashFields)`));
+    }
+    if (scheduler !== undefined && (PER_MUX_SCHEDULERS as readonly string[]).includes(scheduler)) {
+      warnings.push(issue(at('scheduler'), `${JSON.stringify(scheduler)} is decided by each mux alone: a flow keeps its backend when the router moves it to another mux only with connection-table sync (maglev and source-hash need none)`));
+    }
+
     if (pool !== undefined && pool.active === 0) {
       warnings.push(issue(at('pool'), `pool ${JSON.stringify(poolName)} has no backend with weight > 0, so this VIP cannot take new flows`));
     }

@@ -1,6 +1,7 @@
 // Types of the l4mux configuration file (version 1): the file as written (`L4muxConfigInput`)
 // and the validated, normalized form every other module consumes (`L4muxConfig`).
-import type { EncapKind, HashFieldsName } from '../dataplane/types.js';
+import type { BackendAdminState, EncapKind, HashFieldsName, SchedulerName } from '../dataplane/types.js';
+import type { HealthCheckInput, HealthCheckSpec } from '../health/types.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Encapsulation = EncapKind;
@@ -61,11 +62,17 @@ export interface BackendConfig {
   /** Canonical address (dotted quad, or RFC 5952 IPv6). */
   address: string;
   weight: number;
+  state: BackendAdminState;
+  /** Canonical addresses of backends of the same pool; acyclic. */
+  fallover: string[];
 }
+
+export type AllDownPolicy = 'drop' | 'keep-last';
 
 export interface PoolConfig {
   description?: string;
   backends: BackendConfig[];
+  allDown: AllDownPolicy;
 }
 
 export interface VipConfig {
@@ -84,6 +91,7 @@ export interface VipConfig {
   hashFields: HashFields;
   tableSize: number;
   icmpEcho: boolean;
+  scheduler: SchedulerName;
 }
 
 export interface L4muxConfig {
@@ -92,6 +100,8 @@ export interface L4muxConfig {
   /** Pools by name, in file order. */
   pools: Record<string, PoolConfig>;
   vips: VipConfig[];
+  /** The resolved health check of every checked backend (defaults, pool, backend merged). */
+  healthChecks: HealthCheckSpec[];
 }
 
 // ---- As written in the file (what the schema accepts) ----
@@ -117,7 +127,15 @@ export interface L4muxConfigInput {
       timeouts?: Partial<ConntrackTimeouts>;
     };
   };
-  pools: Record<string, { description?: string; backends: { address: string; weight?: number }[] }>;
+  pools: Record<
+    string,
+    {
+      description?: string;
+      allDown?: AllDownPolicy;
+      healthCheck?: HealthCheckInput;
+      backends: { address: string; weight?: number; state?: BackendAdminState; fallover?: string[]; healthCheck?: HealthCheckInput }[];
+    }
+  >;
   vips: {
     name?: string;
     description?: string;
@@ -131,6 +149,7 @@ export interface L4muxConfigInput {
     hashFields?: HashFields;
     tableSize?: number;
     icmpEcho?: boolean;
+    scheduler?: SchedulerName;
   }[];
 }
 

@@ -5,7 +5,15 @@
 import type { Logger } from 'pino';
 
 import { ControlServer } from '../api/server.js';
-import type { InterfaceStatus, ReloadResponse, StatusReport, StatusResponse, VipSummary } from '../api/protocol.js';
+import type {
+  BackendRequest,
+  BackendResponse,
+  InterfaceStatus,
+  ReloadResponse,
+  StatusReport,
+  StatusResponse,
+  VipSummary,
+} from '../api/protocol.js';
 import { conntrackSettings, loadConfigFile, toDataplaneConfig, type L4muxConfig } from '../config/index.js';
 import { MAX_WORKERS } from '../config/defaults.js';
 import type { DataplaneConfig } from '../dataplane/types.js';
@@ -25,6 +33,7 @@ import { OffloadManager } from '../net/offloads.js';
 import { formatCpuList } from './cpus.js';
 import { diffConfigs, effectiveConfig } from './diff.js';
 import { removePidfile, writePidfile } from './pidfile.js';
+import { defaultHealthChecker, PoolSupervisor, type HealthCheckerFactory } from './pools.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/l4mux/l4mux.json';
 export const DEFAULT_COUNTERS_INTERVAL_S = 60;
@@ -60,6 +69,8 @@ export interface DaemonDeps {
   /** A line for the person who started the daemon (standard error). */
   printError: (line: string) => void;
   version?: string;
+  /** Health checks of the pools; default: the real checker. */
+  createHealthChecker?: HealthCheckerFactory;
 }
 
 /** Why the daemon did not start: one line per problem. */
@@ -111,13 +122,20 @@ function sameRequest(a: NextHopRequest, b: NextHopRequest): boolean {
   return a.interface === b.interface && a.gateway === b.gateway && JSON.stringify([...a.targets].sort()) === JSON.stringify([...b.targets].sort());
 }
 
-/** The config one engine gets: the file's values, else the interface's and the next hop's. */
-function dataplaneFor(config: L4muxConfig, link: LinkInfo, resolution: NextHopResolution | undefined): DataplaneConfig {
-  return toDataplaneConfig(config, {
-    ...(link.mac !== undefined && { sourceMac: link.mac }),
-    ...(resolution?.mac !== undefined && { gatewayMac: resolution.mac }),
-    mtu: link.mtu,
-  });
+/**
+ * The config one engine gets: the file's values, else the interface's and the next hop's;
+ * backends as the pools see them now (health, runtime states and weights).
+ */
+function dataplaneFor(config: L4muxConfig, link: LinkInfo, resolution: NextHopResolution | undefined, pools: PoolSupervisor): DataplaneConfig {
+  return toDataplaneConfig(
+    config,
+    {
+      ...(link.mac !== undefined && { sourceMac: link.mac }),
+      ...(resolution?.mac !== undefined && { gatewayMac: resolution.mac }),
+      mtu: link.mtu,
+    },
+    pools.view(),
+  );
 }
 
 function describeHop(resolution: NextHopResolution | undefined, config: L4muxConfig): Record<string, unknown> {
@@ -132,6 +150,7 @@ export class Daemon {
   private readonly served = new Map<string, Served>();
   private readonly offloads: OffloadManager;
   private tracker: NextHopTracker | undefined;
+  private pools!: PoolSupervisor;
   private control: ControlServer | undefined;
   private countersTimer: NodeJS.Timeout | undefined;
   private lastCounters = new Map<string, { at: number; rx: number; tx: number }>();
@@ -205,6 +224,7 @@ export class Daemon {
     const config = loaded.config;
     if (config.node.interfaces.length === 0) throw new StartupError([INTERFACES_REQUIRED]);
     this.config = config;
+    this.pools = new PoolSupervisor(config, logger, this.deps.createHealthChecker ?? defaultHealthChecker);
 
     // Privileges.
     const caps = checkCapabilities(await this.deps.readPrivileges(), config.node.io);
@@ -291,7 +311,7 @@ export class Daemon {
         conntrack: conntrackSettings(config),
       };
       const resolution = resolutions.get(link.name);
-      const dataplane = dataplaneFor(config, link, resolution);
+      const dataplane = dataplaneFor(config, link, resolution, this.pools);
       let engine: EngineLike;
       try {
         engine = this.deps.createEngine(engineOptions);
@@ -346,8 +366,19 @@ export class Daemon {
     tracker.start();
     this.tracker = tracker;
 
+    // Health checks: each burst of changes becomes one new snapshot.
+    this.pools.onChange((why) => void this.serialize(() => this.applyPools(why)));
+    this.pools.setChecks(config.healthChecks);
+    if (config.healthChecks.length > 0) {
+      logger.info({ checks: config.healthChecks.length }, `health checks: ${config.healthChecks.length} ${config.healthChecks.length === 1 ? 'backend' : 'backends'} checked`);
+    }
+
     if (this.options.controlSocket !== undefined) {
-      this.control = await ControlServer.listen(this.options.controlSocket, { reload: () => this.reload('control'), status: () => this.statusResponse() }, logger);
+      this.control = await ControlServer.listen(this.options.controlSocket, {
+        reload: () => this.reload('control'),
+        status: () => this.statusResponse(),
+        backend: (request) => this.setBackend(request),
+      }, logger);
     }
 
     const interval = this.options.countersIntervalMs ?? DEFAULT_COUNTERS_INTERVAL_S * 1000;
@@ -439,7 +470,7 @@ export class Daemon {
     if (errors.length > 0) return fail(errors);
     for (const plan of plans) {
       try {
-        plan.dataplane = dataplaneFor(next, plan.served.link, plan.resolution);
+        plan.dataplane = dataplaneFor(next, plan.served.link, plan.resolution, this.pools);
       } catch (e) {
         return fail([`${plan.served.name}: ${message(e)}`]);
       }
@@ -479,6 +510,7 @@ export class Daemon {
       this.tracker?.track(plan.request, { link: plan.served.link, resolution: plan.resolution ?? { interface: plan.served.name, hops: [], source: 'none' } });
     }
     this.config = next;
+    this.pools.setConfig(next);  // new checks; an all-down policy may now apply: applyPools below
     this.restartRequired = diff.restartRequired;
     for (const warning of warnings) logger.warn({ trigger, warning }, `config warning: ${warning}`);
     for (const change of diff.changes) logger.info({ trigger, change }, `reload: ${change}`);
@@ -489,7 +521,38 @@ export class Daemon {
       diff.changes.length === 0 ? 'reload done: no changes' : `reload done: ${diff.changes.length} ${diff.changes.length === 1 ? 'change' : 'changes'} applied`,
     );
     this.lastReload = { at: new Date().toISOString(), trigger, ok: true, changes };
+    await this.applyPools('reload');
     return { ok: true, changes, restartRequired: diff.restartRequired, warnings };
+  }
+
+  /** Gives every engine the backends as the pools now see them (no-op when nothing changed). */
+  private async applyPools(why: string): Promise<void> {
+    if (this.stopping) return;
+    for (const served of this.served.values()) {
+      const dataplane = dataplaneFor(this.config, served.link, served.resolution, this.pools);
+      if (JSON.stringify(dataplane) === JSON.stringify(served.applied)) continue;
+      try {
+        served.engine.setConfig(dataplane);
+        served.applied = dataplane;
+        this.log.info({ interface: served.name, why }, `${served.name}: backends changed (${why}): new snapshot applied`);
+      } catch (e) {
+        this.log.error({ interface: served.name, why, err: message(e) }, `${served.name}: backends changed (${why}) but the dataplane refused the snapshot: ${message(e)}`);
+      }
+    }
+  }
+
+  /** `l4mux backend`: an operator's state or weight for one backend, applied at once. */
+  private setBackend(request: BackendRequest): Promise<BackendResponse> {
+    return this.serialize(async () => {
+      if (this.stopping) return { ok: false, errors: ['l4mux is stopping'] };
+      const result = this.pools.override(request.pool, request.address, {
+        ...(request.state !== undefined && { state: request.state }),
+        ...(request.weight !== undefined && { weight: request.weight }),
+      });
+      if (!result.ok) return { ok: false, errors: [result.error] };
+      await this.applyPools(result.change);
+      return { ok: true, changes: [result.change] };
+    });
   }
 
   /** The tracker saw the link or the next hop change: push a snapshot with the new facts. */
@@ -499,7 +562,7 @@ export class Daemon {
     const before = served.applied;
     served.link = now.link;
     if (this.config.node.gatewayMac === undefined) served.resolution = now.resolution;
-    const dataplane = dataplaneFor(this.config, served.link, served.resolution);
+    const dataplane = dataplaneFor(this.config, served.link, served.resolution, this.pools);
     if (JSON.stringify(dataplane) === JSON.stringify(before)) return;
     const what = { interface: name, gatewayMac: [before.gatewayMac, dataplane.gatewayMac], sourceMac: [before.sourceMac, dataplane.sourceMac], mtu: [before.mtu, dataplane.mtu] };
     try {
@@ -519,8 +582,10 @@ export class Daemon {
 
   status(): StatusReport {
     const config = this.config;
+    const pools = this.pools.status();
     const vips: VipSummary[] = config.vips.map((v) => {
-      const backends = config.pools[v.pool]?.backends ?? [];
+      const pool = pools[v.pool];
+      const backends = pool?.backends ?? [];
       return {
         name: v.name,
         address: v.address,
@@ -528,13 +593,12 @@ export class Daemon {
         port: v.port ?? null,
         pool: v.pool,
         encapsulation: v.encapsulation,
+        scheduler: v.scheduler,
         backends: backends.length,
-        activeBackends: backends.filter((b) => b.weight > 0).length,
+        activeBackends: backends.filter((b) => b.state === 'active' && b.healthy && b.weight > 0).length,
+        allDown: pool?.allDown ?? false,
       };
     });
-    const pools = Object.fromEntries(
-      Object.entries(config.pools).map(([name, p]) => [name, { backends: p.backends.length, activeBackends: p.backends.filter((b) => b.weight > 0).length }]),
-    );
     const totals = { rx: 0, tx: 0, dropped: 0, passed: 0 };
     const interfaces: InterfaceStatus[] = [...this.served.values()].map((s) => {
       let counters: EngineCounters | null = null;
@@ -572,7 +636,8 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       lastReload: this.lastReload,
       restartRequired: this.restartRequired,
-      config: { seed: config.node.seed, interfaces: config.node.interfaces, io: config.node.io, workers: this.workers, vips, pools },
+      config: { seed: config.node.seed, interfaces: config.node.interfaces, io: config.node.io, workers: this.workers, vips },
+      pools,
       interfaces,
       totals,
     };
@@ -644,6 +709,7 @@ export class Daemon {
       this.logCounters(true);
     }
     await this.tracker?.stop();
+    await this.pools?.stop();
     if (this.control !== undefined) {
       await this.control.close().catch((e: unknown) => logger.warn({ err: message(e) }, 'closing the control socket failed'));
     }

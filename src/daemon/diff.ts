@@ -1,6 +1,6 @@
 // What a reload changes: VIPs, pools and backends added, removed or changed, node settings, and
 // the node settings that only a restart can change.
-import type { L4muxConfig, NodeConfig, VipConfig } from '../config/types.js';
+import type { BackendConfig, L4muxConfig, NodeConfig, VipConfig } from '../config/types.js';
 
 /** Node settings fixed for the daemon's lifetime (engines, their threads and tables). */
 export const RESTART_SETTINGS = ['interfaces', 'io', 'xdpMode', 'workers', 'cpus', 'manageOffloads', 'conntrack'] as const;
@@ -43,6 +43,14 @@ function vipFieldChanges(a: VipConfig, b: VipConfig): string[] {
   return out;
 }
 
+function backendFieldChanges(a: BackendConfig, b: BackendConfig): string[] {
+  const out: string[] = [];
+  if (a.weight !== b.weight) out.push(`weight ${a.weight} -> ${b.weight}`);
+  if (a.state !== b.state) out.push(`state ${a.state} -> ${b.state}`);
+  if (!same(a.fallover, b.fallover)) out.push(`fallover ${show(a.fallover)} -> ${show(b.fallover)}`);
+  return out;
+}
+
 /** `before` is the running config, `after` the new file. */
 export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff {
   const changes: string[] = [];
@@ -64,12 +72,16 @@ export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff
       changes.push(`pool ${name} added (${pool.backends.length} ${pool.backends.length === 1 ? 'backend' : 'backends'})`);
       continue;
     }
-    const oldBackends = new Map(old.backends.map((b) => [b.address, b.weight]));
-    const newBackends = new Map(pool.backends.map((b) => [b.address, b.weight]));
-    for (const [address, weight] of newBackends) {
+    if (old.allDown !== pool.allDown) changes.push(`pool ${name}: allDown ${old.allDown} -> ${pool.allDown}`);
+    const oldBackends = new Map(old.backends.map((b) => [b.address, b]));
+    const newBackends = new Map(pool.backends.map((b) => [b.address, b]));
+    for (const [address, backend] of newBackends) {
       const was = oldBackends.get(address);
-      if (was === undefined) changes.push(`pool ${name}: backend ${address} added (weight ${weight})`);
-      else if (was !== weight) changes.push(`pool ${name}: backend ${address} weight ${was} -> ${weight}`);
+      if (was === undefined) changes.push(`pool ${name}: backend ${address} added (weight ${backend.weight}${backend.state !== 'active' ? `, ${backend.state}` : ''})`);
+      else {
+        const fields = backendFieldChanges(was, backend);
+        if (fields.length > 0) changes.push(`pool ${name}: backend ${address} ${fields.join(', ')}`);
+      }
     }
     for (const address of oldBackends.keys()) {
       if (!newBackends.has(address)) changes.push(`pool ${name}: backend ${address} removed`);
@@ -92,6 +104,18 @@ export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff
   }
   for (const name of oldVips.keys()) {
     if (!newVips.has(name)) changes.push(`vip ${name} removed`);
+  }
+
+  // Health checks, by backend.
+  const oldChecks = new Map(before.healthChecks.map((c) => [c.key, c]));
+  const newChecks = new Map(after.healthChecks.map((c) => [c.key, c]));
+  for (const [key, check] of newChecks) {
+    const old = oldChecks.get(key);
+    if (old === undefined) changes.push(`health check ${key} added (${check.kind})`);
+    else if (!same(old, check)) changes.push(`health check ${key} changed`);
+  }
+  for (const key of oldChecks.keys()) {
+    if (!newChecks.has(key)) changes.push(`health check ${key} removed`);
   }
   return { changes, restartRequired };
 }

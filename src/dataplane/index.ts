@@ -71,6 +71,13 @@ interface NativeDataplane {
   process(packets: InputPacket[], nowNs: bigint): ProcessedPacket[];
   replay(inPath: string, outPath: string): ReplaySummary;
   counters(): CountersSnapshot;
+  table(vipName: string): LookupTable;
+}
+
+/** A VIP's Maglev table: each entry an index into `backends`, or -1 (no backend). */
+export interface LookupTable {
+  backends: string[];
+  entries: Int32Array;
 }
 
 export interface NativeModule {
@@ -138,6 +145,11 @@ export class Dataplane {
 
   counters(): CountersSnapshot {
     return this.impl.counters();
+  }
+
+  /** The current Maglev table of a VIP (by name), after health and fall-overs. */
+  table(vipName: string): LookupTable {
+    return this.impl.table(vipName);
   }
 }
 

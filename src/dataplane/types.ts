@@ -4,9 +4,34 @@
 export type EncapKind = 'ipip' | 'gre' | 'gue';
 export type HashFieldsName = '5-tuple' | '3-tuple' | 'src-ip' | 'src-ip-port';
 
+/**
+ * Administrative state of a backend (Proto Balance's green / yellow / red):
+ * `active` takes new flows and keeps its flows; `draining` takes no new flows and keeps the
+ * ones it has until they end; `offline` takes no new flows and its flows are cut (TCP answered
+ * with a RST, other packets dropped).
+ */
+export type BackendAdminState = 'active' | 'draining' | 'offline';
+
+/**
+ * How a VIP picks the backend of a new flow. `maglev` (and `source-hash`, Maglev keyed on the
+ * client address) give every mux the same answer; `wrr`, `wlc` and `random` are decided by each
+ * mux (and worker) alone, so flows keep their backend across muxes only with connection sync.
+ */
+export type SchedulerName = 'maglev' | 'source-hash' | 'wrr' | 'wlc' | 'random';
+
 export interface DataplaneBackend {
   address: string;
+  /** Share of new flows (any scale); 0 takes no new flows but keeps existing ones. */
   weight: number;
+  state: BackendAdminState;
+  /** false: down by health checks: no new flows, and its flows are rescheduled. */
+  healthy: boolean;
+  /**
+   * Backends (addresses in the same VIP) that take this one's share of new flows while it
+   * cannot (down, draining or offline): the first one able to, following their own fall-overs
+   * in turn. Acyclic (validated by src/config).
+   */
+  fallover: string[];
 }
 
 export interface DataplaneVip {
@@ -25,6 +50,7 @@ export interface DataplaneVip {
   tableSize: number;
   /** Answer ICMP/ICMPv6 echo requests sent to the VIP address. */
   icmpEcho: boolean;
+  scheduler: SchedulerName;
   backends: DataplaneBackend[];
 }
 

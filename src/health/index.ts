@@ -11,7 +11,7 @@
 //   await checker.stop();                                      // on shutdown
 export { HealthChecker, type HealthCheckerOptions } from './checker.js';
 export { validateHealthConfig, checkHealthSemantics, type HealthConfigResult, type HealthIssues } from './validate.js';
-export { checkHealthSchema, healthCheckLocations, loadHealthSchema, mergeHealthSchema, HEALTH_SCHEMA_PATH } from './schema.js';
+export { checkHealthSchema, healthCheckLocations, healthSchemaDefs } from './schema.js';
 export { mergeHealthCheck } from './merge.js';
 export { DEFAULT_HEALTH, DEFAULT_HTTP, DEFAULT_ICMP_PAYLOAD, DEFAULT_MAX_CONCURRENT_EXEC, DEFAULT_PORTS, LIMITS } from './defaults.js';
 export { countResult, type Streaks } from './state.js';

@@ -11,7 +11,7 @@ const cases: Array<[string, (c: Json) => void, string]> = [
   ['unknown property, differently cased', (c) => { c.node.Seed = c.node.seed; delete c.node.seed; },
     'node: unknown property "Seed" (did you mean "seed"?)\nnode.seed: required property is missing'],
   ['unknown property, nothing close', (c) => { c.pools.web.backends[0].zone = 'a'; },
-    'pools.web.backends[0]: unknown property "zone" (allowed: address, weight)'],
+    'pools.web.backends[0]: unknown property "zone" (allowed: address, weight, state, fallover, healthCheck)'],
   ['unknown top-level property', (c) => { c.vip = []; },
     '(root): unknown property "vip" (did you mean "vips"?)'],
   ['missing required property', (c) => { delete c.vips[0].pool; },

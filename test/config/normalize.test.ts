@@ -43,17 +43,19 @@ describe('a full config', () => {
       pools: {
         web: {
           backends: [
-            { address: '10.1.0.1', weight: 3 },
-            { address: '10.1.0.2', weight: 1 },
-            { address: '10.1.0.3', weight: 0 },
+            { address: '10.1.0.1', weight: 3, state: 'active', fallover: [] },
+            { address: '10.1.0.2', weight: 1, state: 'active', fallover: [] },
+            { address: '10.1.0.3', weight: 0, state: 'active', fallover: [] },
           ],
+          allDown: 'drop',
         },
         dns: {
           description: 'resolvers',
           backends: [
-            { address: '2001:db8::1:0:0:53', weight: 1 },
-            { address: '10.2.0.53', weight: 1 },
+            { address: '2001:db8::1:0:0:53', weight: 1, state: 'active', fallover: [] },
+            { address: '10.2.0.53', weight: 1, state: 'active', fallover: [] },
           ],
+          allDown: 'drop',
         },
       },
       vips: [
@@ -67,6 +69,7 @@ describe('a full config', () => {
           hashFields: '5-tuple',
           tableSize: 65537,
           icmpEcho: true,
+          scheduler: 'maglev',
         },
         {
           name: '2001:db8::10:udp:53',
@@ -80,6 +83,7 @@ describe('a full config', () => {
           hashFields: 'src-ip',
           tableSize: 251,
           icmpEcho: false,
+          scheduler: 'maglev',
         },
         {
           name: '192.0.2.10:tcp:*',
@@ -91,6 +95,7 @@ describe('a full config', () => {
           hashFields: '3-tuple',
           tableSize: 1000003,
           icmpEcho: true,
+          scheduler: 'maglev',
         },
         {
           name: 'dns-v4',
@@ -103,6 +108,7 @@ describe('a full config', () => {
           hashFields: '5-tuple',
           tableSize: 65537,
           icmpEcho: true,
+          scheduler: 'maglev',
         },
         {
           name: '192.0.2.54:udp:53',
@@ -114,8 +120,10 @@ describe('a full config', () => {
           hashFields: '5-tuple',
           tableSize: 65537,
           icmpEcho: true,
+          scheduler: 'maglev',
         },
       ],
+      healthChecks: [],
     });
   });
 
@@ -137,10 +145,11 @@ describe('a full config', () => {
         hashFields: '5-tuple',
         tableSize: 65537,
         icmpEcho: true,
+        scheduler: 'maglev',
         backends: [
-          { address: '10.1.0.1', weight: 3 },
-          { address: '10.1.0.2', weight: 1 },
-          { address: '10.1.0.3', weight: 0 },
+          { address: '10.1.0.1', weight: 3, state: 'active', healthy: true, fallover: [] },
+          { address: '10.1.0.2', weight: 1, state: 'active', healthy: true, fallover: [] },
+          { address: '10.1.0.3', weight: 0, state: 'active', healthy: true, fallover: [] },
         ],
       },
       {
@@ -154,9 +163,10 @@ describe('a full config', () => {
         hashFields: 'src-ip',
         tableSize: 251,
         icmpEcho: false,
+        scheduler: 'maglev',
         backends: [
-          { address: '2001:db8::1:0:0:53', weight: 1 },
-          { address: '10.2.0.53', weight: 1 },
+          { address: '2001:db8::1:0:0:53', weight: 1, state: 'active', healthy: true, fallover: [] },
+          { address: '10.2.0.53', weight: 1, state: 'active', healthy: true, fallover: [] },
         ],
       },
       expect.objectContaining({ name: '192.0.2.10:tcp:*', protocol: 6, port: 0, encap: 'gue', guePort: 6080 }),
@@ -198,7 +208,7 @@ describe('defaults', () => {
           timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30 },
         },
       },
-      pools: { web: { backends: [{ address: '10.1.0.1', weight: 1 }] } },
+      pools: { web: { backends: [{ address: '10.1.0.1', weight: 1, state: 'active', fallover: [] }], allDown: 'drop' } },
       vips: [
         {
           name: '192.0.2.10:tcp:80',
@@ -210,8 +220,10 @@ describe('defaults', () => {
           hashFields: '5-tuple',
           tableSize: 65537,
           icmpEcho: true,
+          scheduler: 'maglev',
         },
       ],
+      healthChecks: [],
     });
     const dp = toDataplaneConfig(config);
     expect(dp.sourceMac).toBe('00:00:00:00:00:00');

@@ -1,5 +1,6 @@
 // The daemon's lifecycle, in-process: start, reloads (SIGHUP and the control socket), next-hop
 // changes, status, counters, and a clean stop; fake engines on a modelled host.
+import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -7,10 +8,13 @@ import { describe, expect, it } from 'vitest';
 
 import { sendControl } from '../../src/api/client.js';
 import type { ReloadResponse, StatusResponse } from '../../src/api/protocol.js';
+import { runBackend } from '../../src/cli/commands/backend.js';
 import { runReload } from '../../src/cli/commands/reload.js';
 import { runStatus } from '../../src/cli/commands/status.js';
 import type { CommandIo } from '../../src/cli/io.js';
 import { Daemon, INTERFACES_REQUIRED, runDaemon } from '../../src/daemon/index.js';
+import type { HealthCheckerLike } from '../../src/daemon/pools.js';
+import type { BackendHealth, HealthCheckSpec } from '../../src/health/types.js';
 import { daemonConfig, harness, type Harness, type Json } from './harness.js';
 
 function captureIo(): CommandIo & { stdout: string[]; stderr: string[] } {
@@ -48,7 +52,7 @@ describe('starting', () => {
         gatewayMac: '02:00:00:00:00:fe', // the router's, resolved by ARP
         mtu: 1500, // eth0's MTU
         outerSourceV4: '10.9.0.2',
-        vips: [expect.objectContaining({ name: 'web', backends: [{ address: '10.1.0.1', weight: 1 }, { address: '10.1.0.2', weight: 1 }] })],
+        vips: [expect.objectContaining({ name: 'web', backends: [{ address: '10.1.0.1', weight: 1, state: 'active', healthy: true, fallover: [] }, { address: '10.1.0.2', weight: 1, state: 'active', healthy: true, fallover: [] }] })],
       });
       // GRO turned off, the pid file and the control socket in place.
       expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(false);
@@ -235,8 +239,8 @@ describe('reloading', () => {
       const engine = h.engines.get('eth0')!;
       expect(engine.configs).toHaveLength(2);
       expect(engine.current?.vips.map((v) => [v.name, v.backends])).toEqual([
-        ['web', [{ address: '10.1.0.1', weight: 0 }, { address: '10.1.0.3', weight: 1 }]],
-        ['api', [{ address: '10.1.0.9', weight: 1 }]],
+        ['web', [{ address: '10.1.0.1', weight: 0, state: 'active', healthy: true, fallover: [] }, { address: '10.1.0.3', weight: 1, state: 'active', healthy: true, fallover: [] }]],
+        ['api', [{ address: '10.1.0.9', weight: 1, state: 'active', healthy: true, fallover: [] }]],
       ]);
       expect(engine.current?.gatewayMac).toBe('02:00:00:00:00:fe');
     } finally {
@@ -416,8 +420,14 @@ describe('the control socket', () => {
           interfaces: ['eth0'],
           io: 'auto',
           workers: 2,
-          vips: [{ name: 'web', address: '192.0.2.10', protocol: 'tcp', port: 80, pool: 'web', encapsulation: 'ipip', backends: 2, activeBackends: 2 }],
-          pools: { web: { backends: 2, activeBackends: 2 } },
+          vips: [{ name: 'web', address: '192.0.2.10', protocol: 'tcp', port: 80, pool: 'web', encapsulation: 'ipip', scheduler: 'maglev', backends: 2, activeBackends: 2, allDown: false }],
+        },
+        pools: {
+          web: expect.objectContaining({
+            allDown: false,
+            allDownPolicy: 'drop',
+            backends: [expect.objectContaining({ address: '10.1.0.1', state: 'active', health: 'unchecked', healthy: true }), expect.objectContaining({ address: '10.1.0.2' })],
+          }),
         },
         totals: { rx: 42, tx: 42, dropped: 0, passed: 0 },
       });
@@ -455,7 +465,7 @@ describe('the control socket', () => {
       socket.destroy();
       const lines = received.trim().split('\n').map((l) => JSON.parse(l) as Json);
       expect(lines[0]).toEqual({ ok: false, errors: ['request is not JSON (send one JSON object per line, e.g. {"cmd":"status"})'] });
-      expect(lines[1]).toEqual({ ok: false, errors: ['unknown command "shutdown" (commands: reload, status)'] });
+      expect(lines[1]).toEqual({ ok: false, errors: ['unknown command "shutdown" (commands: reload, status, backend)'] });
       expect(lines[2]?.['ok']).toBe(true);
     } finally {
       await stopped(h, daemon);
@@ -492,7 +502,7 @@ describe('the control socket', () => {
       expect(await runStatus(socket, io)).toBe(0);
       const status = JSON.parse(io.stdout.join('\n')) as Json;
       expect(status['lastReload']).toMatchObject({ trigger: 'control', ok: false, errors: ['vips[0].address: "nope" is not an IPv4 or IPv6 address'] });
-      expect(status['config'].pools.web.backends).toBe(3);
+      expect(status['pools'].web.backends).toHaveLength(3);
     } finally {
       await stopped(h, daemon);
     }
@@ -540,5 +550,94 @@ describe('stopping', () => {
     await h.waitForLog(/^counters$/, h.logs.indexOf(line) + 1);
     await stopped(h, daemon);
     expect(h.logs.filter((l) => l.msg === 'counters (final)')).toHaveLength(1);
+  });
+});
+
+describe('pools at runtime', () => {
+  /** A health checker the test drives: the daemon's listeners, and the checks it was given. */
+  class FakeChecker extends EventEmitter {
+    updates: HealthCheckSpec[][] = [];
+    update(specs: readonly HealthCheckSpec[]): void {
+      this.updates.push([...specs]);
+    }
+    snapshot(): BackendHealth[] {
+      return [];
+    }
+    async stop(): Promise<void> {}
+  }
+
+  function withChecker(h: Harness): FakeChecker {
+    const checker = new FakeChecker();
+    h.deps.createHealthChecker = () => checker as unknown as HealthCheckerLike;
+    return checker;
+  }
+
+  const backendsOf = (h: Harness): Array<{ address: string; healthy: boolean; state: string; weight: number }> =>
+    h.engines.get('eth0')?.current?.vips[0]?.backends ?? [];
+
+  it('a backend marked down by its check gets a new snapshot at once; back up, another', async () => {
+    const doc = daemonConfig();
+    doc.pools.web.healthCheck = { kind: 'tcp', interval: 500 };
+    const h = harness(doc);
+    const checker = withChecker(h);
+    const daemon = await started(h);
+    try {
+      expect(checker.updates[0]?.map((c) => c.key)).toEqual(['web/10.1.0.1', 'web/10.1.0.2']);
+      const transition = (address: string, from: string, to: string): void => {
+        checker.emit('transition', { backend: `web/${address}`, pool: 'web', address, from, to, reason: 'test', at: Date.now() });
+      };
+      transition('10.1.0.2', 'up', 'down');
+      await h.waitForLog(/backends changed \(backend web\/10\.1\.0\.2 down\): new snapshot applied/);
+      expect(backendsOf(h).map((b) => b.healthy)).toEqual([true, false]);
+      transition('10.1.0.2', 'down', 'up');
+      await h.waitForLog(/backends changed \(backend web\/10\.1\.0\.2 up\)/);
+      expect(backendsOf(h).map((b) => b.healthy)).toEqual([true, true]);
+
+      checker.emit('weight', { backend: 'web/10.1.0.1', pool: 'web', address: '10.1.0.1', from: 1, to: 5, reason: 'reported', at: Date.now() });
+      await h.waitForLog(/backend web\/10\.1\.0\.1 weight 5/);
+      expect(backendsOf(h).map((b) => b.weight)).toEqual([5, 1]);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('every backend down: the pool is all down in status and the error is logged', async () => {
+    const doc = daemonConfig();
+    doc.pools.web.healthCheck = { kind: 'tcp' };
+    const h = harness(doc);
+    const checker = withChecker(h);
+    const daemon = await started(h);
+    try {
+      for (const address of ['10.1.0.1', '10.1.0.2']) {
+        checker.emit('transition', { backend: `web/${address}`, pool: 'web', address, from: 'up', to: 'down', reason: 'test', at: Date.now() });
+      }
+      await h.waitForLog(/pool web: every backend is down: its VIPs drop new flows/);
+      const status = daemon.status();
+      expect(status.pools['web']).toMatchObject({ allDown: true, allDownEpisodes: 1 });
+      expect(status.config.vips[0]).toMatchObject({ allDown: true, activeBackends: 0 });
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('`l4mux backend` drains, takes offline and reweighs a backend at once, and refuses unknown ones', async () => {
+    const h = harness();
+    const daemon = await started(h);
+    const socket = h.options.controlSocket!;
+    try {
+      let io = captureIo();
+      expect(await runBackend(socket, { pool: 'web', address: '10.1.0.2', state: 'draining' }, io)).toBe(0);
+      expect(io.stdout).toEqual(['pool web: backend 10.1.0.2: state draining (runtime)']);
+      expect(backendsOf(h).map((b) => b.state)).toEqual(['active', 'draining']);
+      io = captureIo();
+      expect(await runBackend(socket, { pool: 'web', address: '10.1.0.1', state: 'offline', weight: 3 }, io)).toBe(0);
+      expect(backendsOf(h)[0]).toMatchObject({ state: 'offline', weight: 3 });
+      io = captureIo();
+      expect(await runBackend(socket, { pool: 'web', address: '10.9.9.9', state: 'offline' }, io)).toBe(1);
+      expect(io.stderr).toEqual(['pool web has no backend 10.9.9.9']);
+      expect(daemon.status().pools['web']?.backends[1]).toMatchObject({ state: 'draining', stateSource: 'runtime' });
+    } finally {
+      await stopped(h, daemon);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // The netns lab (scripts/lab) for tests: unique prefix, processes started by the same
 // scripts as `npm run lab`, and teardown that also runs after a failure.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -49,6 +49,65 @@ export class Lab {
     return this.exec('client', ['node', '-e', script, vip, payload, String(sourcePort)]);
   }
 
+  /**
+   * One UDP datagram from each of `count` source ports (firstPort, firstPort + 1, ...) to the
+   * VIP's echo, all at once from one process; the backend that answered each port ('' if none).
+   */
+  udpFlows(vip: string, firstPort: number, count: number): string[] {
+    const script = `
+      const dgram = require('dgram');
+      const [vip, first, count] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+      const got = new Array(count).fill('');
+      let left = count;
+      const sockets = [];
+      for (let i = 0; i < count; i++) {
+        const s = dgram.createSocket(vip.includes(':') ? 'udp6' : 'udp4');
+        sockets.push(s);
+        s.bind(first + i, () => s.send('who', 53, vip));
+        s.on('message', (m) => { got[i] = String(m).split(':')[0]; if (--left === 0) done(); });
+      }
+      const done = () => { process.stdout.write(JSON.stringify(got)); process.exit(0); };
+      setTimeout(done, 3000);`;
+    return JSON.parse(this.exec('client', ['node', '-e', script, vip, String(firstPort), String(count)])) as string[];
+  }
+
+  /** Stops the HTTP/UDP/health servers of backend b (as if the service died). */
+  stopServers(b: 1 | 2 | 3): void {
+    const pid = Number(readFileSync(`${this.run}/servers${b}.pid`, 'utf8'));
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Starts backend b's servers again. */
+  startServers(b: 1 | 2 | 3): void {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', `${this.prefix}-b${b}`, 'env', `LAB_STATE=${this.run}`, 'setsid', 'node', join(root, 'scripts/lab/servers.mjs'), `backend${b}`, VIP4, VIP6],
+      { stdio: 'ignore', detached: true },
+    );
+    child.unref();
+    writeFileSync(`${this.run}/servers${b}.pid`, String(child.pid));
+  }
+
+  /** The load report backend b's health endpoint gives (x-weight); undefined removes it. */
+  setReportedWeight(b: 1 | 2 | 3, weight: number | undefined): void {
+    const file = `${this.run}/backend${b}.weight`;
+    if (weight === undefined) rmSync(file, { force: true });
+    else writeFileSync(file, String(weight));
+  }
+
+  /** `l4mux backend` on a mux. */
+  backend(mux: 1 | 2, pool: string, address: string, options: string[]): { status: number | null; stdout: string; stderr: string } {
+    return this.l4mux(`mux${mux}`, ['backend', pool, address, ...options, '--control', `${this.run}/mux${mux}.sock`]);
+  }
+
+  reload(mux: 1 | 2): { status: number | null; stdout: string; stderr: string } {
+    return this.l4mux(`mux${mux}`, ['reload', '--control', `${this.run}/mux${mux}.sock`]);
+  }
+
   l4mux(ns: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
     const r = spawnSync('ip', ['netns', 'exec', `${this.prefix}-${ns}`, 'node', cli, ...args], { encoding: 'utf8', timeout: 30_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -88,7 +147,17 @@ export class Lab {
   }
 }
 
+export interface MuxBackendStatus {
+  address: string;
+  state: string;
+  health: string;
+  healthy: boolean;
+  weight: number;
+  weightSource: string;
+}
+
 export interface MuxStatus {
+  pools: Record<string, { allDown: boolean; allDownEpisodes: number; backends: MuxBackendStatus[] }>;
   interfaces: Array<{
     io: { mode: string; xdpMode?: string; reason?: string };
     counters: {
@@ -96,11 +165,23 @@ export interface MuxStatus {
       tx: number;
       dropped: number;
       drops: Record<string, number>;
-      vips: Array<{ name: string; packets: number; newFlows: number }>;
+      vips: Array<{ name: string; packets: number; newFlows: number; noBackend: number }>;
+      backends: Array<{ address: string; packets: number; activeFlows: number; flowsCut: number }>;
+      tcpResetsSent: number;
     };
   }>;
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `probe` every `everyMs` until it returns true; false after `timeoutMs`. */
+export async function waitUntil(probe: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (probe()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
 }

@@ -19,7 +19,7 @@ export async function runReload(control: string, io: CommandIo = processIo): Pro
     io.err(`l4mux reload: failed (${n} ${n === 1 ? 'error' : 'errors'}); the running config is unchanged`);
     return EXIT_FAILURE;
   }
-  if (!('changes' in response)) {
+  if (!('warnings' in response)) {
     io.err('l4mux reload: unexpected answer from the daemon');
     return EXIT_FAILURE;
   }

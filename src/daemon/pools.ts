@@ -1,0 +1,129 @@
+// The daemon's side of backend pools: runs the health checks of the config, keeps the pools'
+// runtime state (PoolRuntime) and says when the dataplane should get a new snapshot. Health
+// events arrive in bursts (a switch failing takes several backends at once), so changes are
+// coalesced: one snapshot per turn of the event loop, however many backends moved.
+import type { Logger } from 'pino';
+
+import type { BackendView } from '../config/dataplane.js';
+import type { L4muxConfig } from '../config/types.js';
+import { HealthChecker, type HealthCheckerOptions } from '../health/index.js';
+import type { BackendHealth, HealthCheckSpec } from '../health/types.js';
+import { PoolRuntime, type BackendOverride, type OverrideResult, type PoolStatus } from '../pools/runtime.js';
+
+/** What the daemon needs of a health checker (HealthChecker; tests may substitute one). */
+export type HealthCheckerLike = Pick<HealthChecker, 'update' | 'snapshot' | 'stop' | 'on'>;
+export type HealthCheckerFactory = (options: HealthCheckerOptions) => HealthCheckerLike;
+
+export const defaultHealthChecker: HealthCheckerFactory = (options) => new HealthChecker(options);
+
+export interface PoolStatusWithChecks extends PoolStatus {
+  checks: Array<Pick<BackendHealth, 'address' | 'kind' | 'state' | 'reason' | 'since' | 'checks'> & { lastLatencyMs: number | null }>;
+}
+
+export class PoolSupervisor {
+  private readonly runtime: PoolRuntime;
+  private readonly checker: HealthCheckerLike;
+  private pending: NodeJS.Immediate | undefined;
+  private listener: ((why: string) => void) | undefined;
+  private reasons: string[] = [];
+  private stopped = false;
+
+  constructor(
+    config: L4muxConfig,
+    private readonly logger: Logger,
+    createChecker: HealthCheckerFactory = defaultHealthChecker,
+  ) {
+    this.runtime = new PoolRuntime(config);
+    this.checker = createChecker({});
+    this.checker.on('transition', (e) => {
+      const level = e.to === 'down' ? 'warn' : 'info';
+      this.logger[level]({ pool: e.pool, backend: e.address, from: e.from, to: e.to, reason: e.reason }, `pool ${e.pool}: backend ${e.address} ${e.from} -> ${e.to}: ${e.reason}`);
+      this.runtime.setHealth(e.backend, e.to);
+      this.changed(`backend ${e.backend} ${e.to}`);
+    });
+    this.checker.on('weight', (e) => {
+      this.logger.info({ pool: e.pool, backend: e.address, from: e.from, to: e.to }, `pool ${e.pool}: backend ${e.address} reports weight ${e.to} (was ${e.from})`);
+      this.runtime.setReportedWeight(e.backend, e.to);
+      this.changed(`backend ${e.backend} weight ${e.to}`);
+    });
+  }
+
+  /** Called (once per burst of changes) when the dataplane should be given a new snapshot. */
+  onChange(listener: (why: string) => void): void {
+    this.listener = listener;
+  }
+
+  /** Starts (or, after a reload, replaces) the health checks. */
+  setChecks(checks: readonly HealthCheckSpec[]): void {
+    this.checker.update(checks);
+  }
+
+  /** A reloaded config: checks replaced, overrides the file superseded dropped. */
+  setConfig(config: L4muxConfig): void {
+    for (const note of this.runtime.setConfig(config)) this.logger.warn({ note }, note);
+    this.checker.update(config.healthChecks);
+    this.logAllDown();
+  }
+
+  override(pool: string, address: string, change: BackendOverride): OverrideResult {
+    const result = this.runtime.override(pool, address, change);
+    if (result.ok) {
+      this.logger.info({ pool, backend: address, ...change }, result.change);
+      this.changed(result.change);
+    }
+    return result;
+  }
+
+  view(): BackendView {
+    return this.runtime.view();
+  }
+
+  status(): Record<string, PoolStatusWithChecks> {
+    const checks = this.checker.snapshot();
+    const pools = this.runtime.status();
+    return Object.fromEntries(
+      Object.entries(pools).map(([name, pool]) => [
+        name,
+        {
+          ...pool,
+          checks: checks
+            .filter((c) => c.pool === name)
+            .map((c) => ({ address: c.address, kind: c.kind, state: c.state, reason: c.reason, since: c.since, checks: c.checks, lastLatencyMs: c.lastResult?.latencyMs ?? null })),
+        },
+      ]),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pending !== undefined) clearImmediate(this.pending);
+    await this.checker.stop();
+  }
+
+  private changed(why: string): void {
+    if (this.stopped) return;
+    this.reasons.push(why);
+    this.pending ??= setImmediate(() => {
+      this.pending = undefined;
+      const reasons = this.reasons;
+      this.reasons = [];
+      this.logAllDown();
+      this.listener?.(reasons.join(', '));
+    });
+  }
+
+  private logAllDown(): void {
+    for (const change of this.runtime.takeAllDownChanges()) {
+      if (change.to === 'down') {
+        this.logger.error(
+          { pool: change.pool, policy: change.policy },
+          change.policy === 'drop'
+            ? `pool ${change.pool}: every backend is down: its VIPs drop new flows (allDown: drop)`
+            : `pool ${change.pool}: every backend is down: its VIPs keep sending to the last healthy backends (allDown: keep-last)`,
+        );
+      } else {
+        this.logger.info({ pool: change.pool }, `pool ${change.pool}: a backend is up again`);
+      }
+    }
+  }
+}
