@@ -1,8 +1,13 @@
 // Servers of a lab backend, bound to the VIPs: HTTP on port 80 answering with the backend's
 // name and the client's address (/big?bytes=N streams N bytes), and a UDP echo on port 53
-// that prefixes the backend's name. Runs until SIGTERM.
+// that prefixes the backend's name. Also a health endpoint for the muxes' checks on the
+// backend's own addresses, port 9090: GET /healthz answers 200 with the backend's load
+// report in the x-weight header (the number in $LAB_STATE/NAME.weight when that file exists).
+// With $LAB_STATE, the process id goes to $LAB_STATE/NAME.pid.
+// Runs until SIGTERM.
 //   node servers.mjs NAME VIP...
 import { createSocket } from 'node:dgram';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { isIPv6 } from 'node:net';
 
@@ -48,10 +53,29 @@ function echo(vip) {
   closers.push(() => socket.close());
 }
 
+function health() {
+  const weightFile = process.env.LAB_STATE ? `${process.env.LAB_STATE}/${name}.weight` : undefined;
+  const server = createServer((req, res) => {
+    let weight;
+    try {
+      weight = weightFile && readFileSync(weightFile, 'utf8').trim();
+    } catch {
+      weight = undefined;
+    }
+    res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain', ...(weight && { 'x-weight': weight }) });
+    res.end(`${name} ok\n`);
+  });
+  server.listen({ host: '::', port: 9090 });  // dual stack: every address of the backend
+  closers.push(() => server.close());
+}
+
 for (const vip of vips) {
   http(vip);
   echo(vip);
 }
+health();
+// Tests stop and restart a backend's service through this.
+if (process.env.LAB_STATE) writeFileSync(`${process.env.LAB_STATE}/${name}.pid`, String(process.pid));
 console.log(`servers of ${name} listening on ${vips.join(', ')}`);
 process.on('SIGTERM', () => {
   for (const close of closers) close();

@@ -24,7 +24,7 @@ for b in 1 2 3; do
 done
 for b in 1 2 3; do
   wait_for 15 "agent on backend$b" sh -c "ip -n $PREFIX-b$b addr show dev l4tun0 | grep -q 192.0.2.10"
-  in_ns "b$b" setsid node scripts/lab/servers.mjs "backend$b" 192.0.2.10 2001:db8::10 > "$run/servers$b.log" 2>&1 &
+  in_ns "b$b" env LAB_STATE="$run" setsid node scripts/lab/servers.mjs "backend$b" 192.0.2.10 2001:db8::10 > "$run/servers$b.log" 2>&1 &
 done
 for m in 1 2; do
   in_ns "mux$m" setsid "${l4mux[@]}" run --config "$run/mux$m.json" --control "$run/mux$m.sock" \

@@ -73,7 +73,7 @@ export class Lab {
 
   /** Stops the HTTP/UDP/health servers of backend b (as if the service died). */
   stopServers(b: 1 | 2 | 3): void {
-    const pid = Number(readFileSync(`${this.run}/servers${b}.pid`, 'utf8'));
+    const pid = Number(readFileSync(`${this.run}/backend${b}.pid`, 'utf8'));
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -89,7 +89,6 @@ export class Lab {
       { stdio: 'ignore', detached: true },
     );
     child.unref();
-    writeFileSync(`${this.run}/servers${b}.pid`, String(child.pid));
   }
 
   /** The load report backend b's health endpoint gives (x-weight); undefined removes it. */
