@@ -6,7 +6,8 @@
 #   kernel: dut forwards the VIP traffic back to gen (ip_forward=1)
 #   mux:    dut runs `l4mux run` (AF_PACKET, then AF_XDP) and sends it IPIP to the sink
 # Each mode: max-rate runs (offered vs received at the sink, loss) and a short binary search
-# for the highest rate with no loss. Results: bench/results/e2e-<UTC time>.json.
+# for the highest rate with no loss (a rate is lossy when two 2 s tries both lose >= 0.1%).
+# Results: bench/results/e2e-<UTC time>.json.
 #   E2E_SECONDS (default 3), E2E_RUNS (3), E2E_SEARCH_STEPS (6)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -86,11 +87,16 @@ bench_mode() {
   rec_med=$(printf '%s\n' "${received[@]}" | median)
   loss_med=$(printf '%s\n' "${loss[@]}" | median)
   # Highest rate without loss (< 0.1%: a few ARP/ICMP packets are not losses), binary search.
+  # A rate counts as lossy only when a second try loses too: on a shared VM a neighbour's
+  # burst can cost one 2 s run its packets, and one such run would otherwise pin the search
+  # far below what the path carries (every later step only goes lower).
   local lo=0 hi=$off_med mid
+  lossless() { node -e 'process.exit(Number(process.argv[1]) < 0.001 ? 0 : 1)' "$1"; }
   for ((s = 0; s < steps; s++)); do
     mid=$(((lo + hi) / 2))
     read -r o r l <<< "$(measure "$mid" 2)"
-    if node -e 'process.exit(Number(process.argv[1]) < 0.001 ? 0 : 1)' "$l"; then lo=$mid; else hi=$mid; fi
+    if ! lossless "$l"; then read -r o r l <<< "$(measure "$mid" 2)"; fi
+    if lossless "$l"; then lo=$mid; else hi=$mid; fi
   done
   echo "{\"mode\": \"$name\", \"offered_pps_median\": $off_med, \"received_pps_median\": $rec_med, \"loss_median\": $loss_med, \"zero_loss_pps\": $lo, \"runs\": {\"offered\": [$(IFS=,; echo "${offered[*]}")], \"received\": [$(IFS=,; echo "${received[*]}")], \"loss\": [$(IFS=,; echo "${loss[*]}")]}}"
 }

@@ -5,8 +5,10 @@
 import type { Logger } from 'pino';
 
 import type { BackendView } from '../config/dataplane.js';
+import { DEFAULT_GUE_PORT } from '../config/defaults.js';
 import type { L4muxConfig } from '../config/types.js';
-import { HealthChecker, type HealthCheckerOptions } from '../health/index.js';
+import { HealthChecker, type HealthCheckerOptions, type TunnelHook, type TunnelRequest } from '../health/index.js';
+import { probeTunnelled, type TunnelPath } from '../health/probes/tunnelled.js';
 import type { BackendHealth, HealthCheckSpec } from '../health/types.js';
 import { PoolRuntime, type BackendOverride, type OverrideResult, type PoolStatus } from '../pools/runtime.js';
 
@@ -27,14 +29,22 @@ export class PoolSupervisor {
   private listener: ((why: string) => void) | undefined;
   private reasons: string[] = [];
   private stopped = false;
+  private config: L4muxConfig;
 
   constructor(
     config: L4muxConfig,
     private readonly logger: Logger,
     createChecker: HealthCheckerFactory = defaultHealthChecker,
   ) {
+    this.config = config;
     this.runtime = new PoolRuntime(config);
-    this.checker = createChecker({});
+    const tunnel: TunnelHook = {
+      open: async (request) => {
+        const path = this.tunnelPath(request);
+        return { probe: (ctx) => probeTunnelled(path, ctx), close: () => undefined };
+      },
+    };
+    this.checker = createChecker({ tunnel });
     this.checker.on('transition', (e) => {
       const level = e.to === 'down' ? 'warn' : 'info';
       this.logger[level]({ pool: e.pool, backend: e.address, from: e.from, to: e.to, reason: e.reason }, `pool ${e.pool}: backend ${e.address} ${e.from} -> ${e.to}: ${e.reason}`);
@@ -60,6 +70,7 @@ export class PoolSupervisor {
 
   /** A reloaded config: checks replaced, overrides the file superseded dropped. */
   setConfig(config: L4muxConfig): void {
+    this.config = config;
     for (const note of this.runtime.setConfig(config)) this.logger.warn({ note }, note);
     this.checker.update(config.healthChecks);
     this.logAllDown();
@@ -98,6 +109,27 @@ export class PoolSupervisor {
     this.stopped = true;
     if (this.pending !== undefined) clearImmediate(this.pending);
     await this.checker.stop();
+  }
+
+  /** How the dataplane sends this VIP's traffic to the backend, for its tunnelled checks. */
+  private tunnelPath(request: TunnelRequest): TunnelPath {
+    const vip = this.config.vips.find((v) => v.name === request.vip);
+    if (vip === undefined) throw new Error(`VIP ${request.vip} is not in the running config`);
+    const source = vip.address.includes(':') ? this.config.node.outerSource.ipv6 : this.config.node.outerSource.ipv4;
+    if (source === undefined) throw new Error(`node.outerSource has no address of VIP ${vip.name}'s family to receive answers on`);
+    const port = request.port ?? vip.port;
+    if (port === undefined) throw new Error(`VIP ${vip.name} takes every port: the check needs one`);
+    return {
+      backend: request.backend,
+      vipAddress: vip.address,
+      port,
+      protocol: request.protocol,
+      encap: vip.encapsulation,
+      ...(vip.gre?.key !== undefined && { greKey: vip.gre.key }),
+      guePort: vip.gue?.port ?? DEFAULT_GUE_PORT,
+      source,
+      ...(request.udp !== undefined && { udp: { payload: Buffer.from(request.udp.payloadHex, 'hex'), expect: request.udp.expect } }),
+    };
   }
 
   private changed(why: string): void {

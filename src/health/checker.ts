@@ -267,8 +267,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
 
   private async probeOnce(entry: Entry, signal: AbortSignal): Promise<ProbeResult> {
     const { spec } = entry;
-    const target: ProbeTarget = { address: spec.target.address };
-    if (spec.target.port !== undefined) target.port = spec.target.port;
+    const ctx = { timeoutMs: spec.timeout, signal, baseWeight: spec.weight };
     if (spec.tunnel !== undefined && this.options.tunnel !== undefined) {
       const hook = this.options.tunnel;
       entry.route ??= hook.open({
@@ -279,15 +278,20 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
         vipAddress: spec.tunnel.vipAddress,
         ...(spec.target.port !== undefined && { port: spec.target.port }),
         protocol: spec.kind === 'udp' ? 'udp' : 'tcp',
+        ...(spec.udp !== undefined && { udp: spec.udp }),
       });
+      let route: TunnelRoute;
       try {
-        target.localAddress = (await entry.route).localAddress;
+        route = await entry.route;
       } catch (e) {
         entry.route = undefined; // try again next time
         return { ok: false, latencyMs: 0, detail: `tunnel route: ${describeError(e)}` };
       }
+      return route.probe(ctx);
     }
-    return entry.probe(target, { timeoutMs: spec.timeout, signal, baseWeight: spec.weight });
+    const target: ProbeTarget = { address: spec.target.address };
+    if (spec.target.port !== undefined) target.port = spec.target.port;
+    return entry.probe(target, ctx);
   }
 
   private complete(entry: Entry, result: ProbeResult): void {

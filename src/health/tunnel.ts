@@ -1,12 +1,12 @@
-// Tunnelled checks: the probe is aimed at the VIP, and the dataplane makes it travel the way
-// client traffic does (encapsulated to one particular backend), so that a check proves that
-// the backend decapsulates and serves the VIP, not only that its own address answers
-// (GLB's and Katran's "health checks through the tunnel").
+// Tunnelled checks: the probe is aimed at the VIP and travels the way client traffic does
+// (encapsulated to one particular backend), so that a check proves that the backend
+// decapsulates and serves the VIP, not only that its own address answers (GLB's and
+// Katran's "health checks through the tunnel").
 //
-// The health engine only needs a source address per backend: the dataplane (later) installs a
-// rule "packets from <that source> to <the VIP> are encapsulated to <that backend>", hands the
-// address out through this hook, and removes the rule when the route is closed. TCP, HTTP(S)
-// and UDP probes bind to `localAddress` and connect to the VIP's address and port.
+// The health engine asks a hook for the route of one backend's checks; the daemon provides
+// it from the config (the VIP's encapsulation, the mux's own address), and the route probes
+// along it (probes/tunnelled.ts).
+import type { ProbeContext, ProbeResult, UdpCheckOptions } from './types.js';
 
 export interface TunnelRequest {
   /** The check's key, "<pool>/<backend address>". */
@@ -17,12 +17,14 @@ export interface TunnelRequest {
   vipAddress: string;
   port?: number;
   protocol: 'tcp' | 'udp';
+  /** UDP checks: the request and the expected reply. */
+  udp?: UdpCheckOptions;
 }
 
 export interface TunnelRoute {
-  /** Source address the probes bind to. */
-  localAddress: string;
-  /** Undoes the route; called when the check is removed or the checker stops. */
+  /** One probe along the route. */
+  probe(ctx: ProbeContext): Promise<ProbeResult>;
+  /** Releases what the route holds; called when the check is removed or the checker stops. */
   close(): void | Promise<void>;
 }
 
@@ -32,4 +34,4 @@ export interface TunnelHook {
 }
 
 /** Why a check cannot run without a hook (shown as its reason; it stays "unknown"). */
-export const NO_TUNNEL_HOOK = 'tunnelled check, but the dataplane provides no tunnel route yet';
+export const NO_TUNNEL_HOOK = 'tunnelled check, but nothing provides tunnel routes here (only `l4mux run` does)';

@@ -145,7 +145,9 @@ const WEIGHT_KINDS: Record<Exclude<WeightSource, 'none'>, CheckKind[]> = {
   header: ['http', 'https'],
 };
 const PORT_KINDS: CheckKind[] = ['tcp', 'http', 'https', 'udp'];
-const TUNNEL_KINDS: CheckKind[] = ['tcp', 'http', 'https', 'udp'];
+// The mux builds a tunnelled probe's packets itself: a TCP handshake's first step, or a UDP
+// request. HTTP through the tunnel would need a TCP stack of its own.
+const TUNNEL_KINDS: CheckKind[] = ['tcp', 'udp'];
 /** RFC 9110 token. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MANAGED_HEADERS = ['host', 'connection', 'content-length', 'transfer-encoding'];

@@ -128,7 +128,7 @@ describe('health check validation: one "path: reason" per problem', () => {
     ['weight from a header of a udp check', (c) => { hc(c).kind = 'udp'; hc(c).udp = { send: 'a' }; hc(c).weightFrom = 'header'; },
       'pools.web.healthCheck.weightFrom: "header" is only for http or https checks (this check is "udp")'],
     ['tunnelled icmp', (c) => { hc(c).kind = 'icmp'; hc(c).tunnelled = true; },
-      'pools.web.healthCheck.tunnelled: tunnelled checks are tcp, http, https or udp checks (this check is "icmp")'],
+      'pools.web.healthCheck.tunnelled: tunnelled checks are tcp or udp checks (this check is "icmp")'],
     ['tunnelled, several VIPs', (c) => { c.vips.push({ address: '192.0.2.10', protocol: 'tcp', port: 443, pool: 'web' }); hc(c).tunnelled = true; },
       'pools.web.healthCheck.vip: required for a tunnelled check: pool "web" is used by 2 VIPs ("192.0.2.10:tcp:80", "192.0.2.10:tcp:443"); name the one to check'],
     ['tunnelled, unknown VIP', (c) => { hc(c).tunnelled = true; hc(c).vip = 'www'; },
@@ -267,7 +267,7 @@ describe('health check resolution', () => {
     expect(a).toMatchObject({ key: 'web/10.1.0.1', backend: '10.1.0.1', target: { address: '192.0.2.10', port: 80 }, tunnel: { vip: '192.0.2.10:tcp:80', vipAddress: '192.0.2.10' } });
     const [named] = checks((c) => {
       c.vips.push({ name: 'www-tls', address: '192.0.2.10', protocol: 'tcp', port: 443, pool: 'web' });
-      Object.assign(hc(c), { tunnelled: true, vip: 'www-tls', kind: 'https' });
+      Object.assign(hc(c), { tunnelled: true, vip: 'www-tls', kind: 'tcp' });
     });
     expect(named).toMatchObject({ target: { address: '192.0.2.10', port: 443 }, tunnel: { vip: 'www-tls' } });
   });

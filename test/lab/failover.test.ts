@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { toDataplaneConfig, validateConfig } from '../../src/config/index.js';
 import { Dataplane } from '../../src/dataplane/index.js';
-import { isRoot, Lab, sleep, VIP4, waitUntil } from '../support/lab.js';
+import { isRoot, Lab, sleep, VIP4, VIP6, waitUntil } from '../support/lab.js';
 
 const B = { 1: '10.202.1.2', 2: '10.202.2.2', 3: '10.202.3.2' } as const;
+const B6 = { 1: 'fd00:202:1::2', 2: 'fd00:202:2::2', 3: 'fd00:202:3::2' } as const;
 const INTERVAL_MS = 300;
 const TIMEOUT_MS = 300;
 const FALL = 2;
@@ -83,8 +84,16 @@ describe.skipIf(!isRoot)('lab: pools, health checks and failover', () => {
     return lab.status(mux).pools['web4']?.backends.find((b) => b.address === address)?.health;
   }
 
+  function health6(mux: 1 | 2, address: string): string | undefined {
+    return lab.status(mux).pools['web6']?.backends.find((b) => b.address === address)?.health;
+  }
+
   async function allUp(timeoutMs = 10_000): Promise<boolean> {
-    return waitUntil(() => muxes.every((m) => Object.values(B).every((a) => health(m, a) === 'up')), timeoutMs, 200);
+    return waitUntil(
+      () => muxes.every((m) => Object.values(B).every((a) => health(m, a) === 'up') && Object.values(B6).every((a) => health6(m, a) === 'up')),
+      timeoutMs,
+      200,
+    );
   }
 
   function setState(address: string, state: 'active' | 'draining' | 'offline'): void {
@@ -115,6 +124,8 @@ describe.skipIf(!isRoot)('lab: pools, health checks and failover', () => {
         weightFrom: 'header',
       };
       pool.backends[0].fallover = [B[3]];  // backend1's share falls over to backend3
+      // IPv6: checked through the tunnel, as client traffic goes (SYN to the VIP, encapsulated).
+      config['pools']['web6'].healthCheck = { kind: 'tcp', tunnelled: true, vip: 'http6', interval: INTERVAL_MS, timeout: TIMEOUT_MS, rise: 2, fall: FALL };
       lab.writeMuxConfig(m, config);
       const r = lab.reload(m);
       expect(r.status, r.stderr).toBe(0);
@@ -266,6 +277,23 @@ describe.skipIf(!isRoot)('lab: pools, health checks and failover', () => {
       for (const b of [1, 2, 3] as const) lab.setReportedWeight(b, undefined);
     }
   }, 60_000);
+
+  it('tunnelled checks: a backend that lost the VIP is down although its own address answers', async () => {
+    const tun = (op: 'add' | 'del'): string => lab.exec('b2', ['ip', '-6', 'addr', op, `${VIP6}/128`, 'dev', 'l4tun0']);
+    const before = Date.now();
+    tun('del');
+    try {
+      expect(await waitUntil(() => muxes.every((m) => health6(m, B6[2]) === 'down'), 5_000, 100)).toBe(true);
+      // The backend itself is fine: its own address still answers.
+      expect(lab.exec('client', ['curl', '-sS', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://[${B6[2]}]:9090/healthz`])).toBe('200');
+      expect(muxes.every((m) => health6(m, B6[1]) === 'up' && health6(m, B6[3]) === 'up')).toBe(true);
+      const detail = lab.status(1).pools['web6'];
+      console.log(`tunnelled check: backend2 without the VIP marked down after ${Date.now() - before} ms (${JSON.stringify(detail?.backends[1]?.health)})`);
+    } finally {
+      tun('add');
+    }
+    expect(await waitUntil(() => muxes.every((m) => health6(m, B6[2]) === 'up'), 5_000, 100)).toBe(true);
+  }, 30_000);
 
   it('no false positives: under load, healthy backends stay up', async () => {
     const since = Date.now();
