@@ -49,10 +49,19 @@ inline uint64_t deadline(uint64_t now_ns, uint64_t timeout_ns) {
 
 }  // namespace
 
-// Tags sit on their own cache line ahead of the entries, so a lookup reads one line to find
-// candidates and then only the line of the entry whose tag matched.
+// Deadlines in coarse units (2^30 ns, about a second), floor: enough to order entries by
+// expiry and to tell surely-expired ones, without touching their cache lines.
+inline uint32_t coarse(uint64_t ns) {
+  const uint64_t c = ns >> 30;
+  return c > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(c);
+}
+
+// Tags and coarse deadlines share the line ahead of the entries, so a lookup reads one line
+// to find candidates and then only the line of the entry whose tag matched, and choosing an
+// eviction victim (or sweeping) reads that one line too, not all eight entries.
 struct alignas(64) Conntrack::Bucket {
   uint32_t tags[kConntrackWays] = {};
+  uint32_t deadlines[kConntrackWays] = {};        // coarse(entries[i].expires_ns)
   alignas(64) FlowEntry entries[kConntrackWays];  // each on its own line, after the tag line
 
   // Bit i set when tags[i] == tag.
@@ -152,11 +161,12 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
       slot = static_cast<uint32_t>(std::countr_zero(empty));
       ++stats_.live_entries;
     } else {
-      // Full bucket: the entry closest to expiry goes. It is expired if any entry is, so one
-      // pass picks an expired slot when there is one and the eviction victim otherwise.
+      // Full bucket: the entry closest to expiry goes (by the coarse deadlines on the tag
+      // line). It is expired if any entry is, give or take a second of rounding, so this picks
+      // an expired slot when there is one and the eviction victim otherwise.
       slot = 0;
       for (uint32_t i = 1; i < kConntrackWays; ++i) {
-        if (b.entries[i].expires_ns < b.entries[slot].expires_ns) slot = i;
+        if (b.deadlines[i] < b.deadlines[slot]) slot = i;
       }
       if (b.entries[slot].expires_ns <= now_ns) {
         ++stats_.expired_reused;
@@ -174,16 +184,30 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
   e.expires_ns = deadline(now_ns, timeout_for(e.state));
   e.reserved = 0;
   b.tags[slot] = tag;
+  b.deadlines[slot] = coarse(e.expires_ns);
   ++stats_.inserts;
   opened(e);
   return &e;
 }
 
-void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) const {
+Conntrack::Bucket& Conntrack::bucket_of(const FlowEntry& entry, uint32_t* slot) const {
+  // Entries only live inside buckets_: the bucket and slot follow from the address.
+  const auto offset = static_cast<size_t>(reinterpret_cast<const char*>(&entry) -
+                                          reinterpret_cast<const char*>(buckets_));
+  Bucket& b = buckets_[offset / sizeof(Bucket)];
+  *slot = static_cast<uint32_t>(&entry - b.entries);
+  assert(offset / sizeof(Bucket) < bucket_count_ && *slot < kConntrackWays);
+  return b;
+}
+
+void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
   const FlowState next = next_flow_state(entry.state, entry.key.proto, tcp_flags);
   if (next != entry.state && is_open(entry.state) && !is_open(next)) closed(entry);
   entry.state = next;
   entry.expires_ns = deadline(now_ns, timeout_for(entry.state));
+  uint32_t slot = 0;
+  Bucket& b = bucket_of(entry, &slot);
+  b.deadlines[slot] = coarse(entry.expires_ns);
 }
 
 void Conntrack::opened(const FlowEntry& e) const {
@@ -197,27 +221,27 @@ void Conntrack::closed(const FlowEntry& e) const {
 }
 
 void Conntrack::sweep(uint64_t now_ns, uint32_t buckets) {
+  const uint32_t now = coarse(now_ns);
   for (uint32_t n = 0; n < buckets && n < bucket_count_; ++n) {
     Bucket& b = buckets_[sweep_cursor_];
     sweep_cursor_ = (sweep_cursor_ + 1) & bucket_mask_;
+    // Only entries surely expired by their coarse deadline: the tag line is all that is read
+    // for the others (the rest go at their next lookup or insert).
     for (uint32_t occupied = ~b.match(kEmptyTag) & ((1u << kConntrackWays) - 1); occupied != 0;
          occupied &= occupied - 1) {
-      FlowEntry& e = b.entries[std::countr_zero(occupied)];
-      if (e.expires_ns <= now_ns) erase(e);
+      const int i = std::countr_zero(occupied);
+      if (b.deadlines[i] < now) erase(b.entries[i]);
     }
   }
 }
 
 void Conntrack::erase(FlowEntry& entry) {
-  // The entry's bucket and slot follow from its address: entries only live inside buckets_.
-  const auto offset = static_cast<size_t>(reinterpret_cast<const char*>(&entry) -
-                                          reinterpret_cast<const char*>(buckets_));
-  Bucket& b = buckets_[offset / sizeof(Bucket)];
-  const auto slot = static_cast<uint32_t>(&entry - b.entries);
-  assert(offset / sizeof(Bucket) < bucket_count_ && slot < kConntrackWays);
+  uint32_t slot = 0;
+  Bucket& b = bucket_of(entry, &slot);
   if (b.tags[slot] == kEmptyTag) return;  // already free: keep live_entries right
   closed(entry);
   b.tags[slot] = kEmptyTag;
+  b.deadlines[slot] = 0;
   entry.state = FlowState::kFree;
   entry.expires_ns = 0;
   --stats_.live_entries;

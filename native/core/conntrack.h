@@ -82,7 +82,7 @@ class Conntrack {
                     uint64_t now_ns);
 
   // Advances the entry's state with a packet's TCP flags and refreshes its deadline.
-  void touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) const;
+  void touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns);
 
   // Removes an entry (e.g. its backend is gone and the flow is rescheduled).
   void erase(FlowEntry& entry);
@@ -99,6 +99,7 @@ class Conntrack {
  private:
   struct Bucket;
   uint64_t timeout_for(FlowState state) const;
+  Bucket& bucket_of(const FlowEntry& entry, uint32_t* slot) const;
   void opened(const FlowEntry& e) const;
   void closed(const FlowEntry& e) const;
 

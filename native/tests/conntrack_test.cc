@@ -358,7 +358,9 @@ TEST(Conntrack, ExpiredEntryOfAnotherFlowIsReusedAndCounted) {
 }
 
 TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
-  Conntrack ct(config(64));
+  // Real timeouts (seconds): the table orders deadlines at about one-second resolution.
+  constexpr uint64_t kS = 1'000'000'000;
+  Conntrack ct(ConntrackConfig{64, ConntrackTimeouts{}});  // SYN 30 s, established 900 s
   const uint32_t bucket = 1;
   std::vector<FlowKey> keys;
   std::vector<FlowEntry*> entries;
@@ -366,27 +368,27 @@ TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
   const uint64_t insert_time[kConntrackWays] = {50, 60, 70, 10, 80, 90, 20, 30};
   for (uint32_t i = 0; i < kConntrackWays; ++i) {
     keys.push_back(v4_key(i, 7));
-    entries.push_back(ct.insert(keys[i], bucket_hash(bucket, i), i, kAck, insert_time[i]));
+    entries.push_back(ct.insert(keys[i], bucket_hash(bucket, i), i, kAck, insert_time[i] * kS));
   }
   const FlowKey fresh = v4_key(99, 7);
-  FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 99), 42, kSyn, 100);
+  FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 99), 42, kSyn, 100 * kS);
   EXPECT_EQ(e, entries[3]);
   EXPECT_EQ(ct.stats().evictions, 1u);
   EXPECT_EQ(ct.stats().expired_reused, 0u);
   EXPECT_EQ(ct.stats().inserts, kConntrackWays + 1);
-  EXPECT_EQ(ct.lookup(fresh, bucket_hash(bucket, 99), 100), e);
-  EXPECT_EQ(ct.lookup(keys[3], bucket_hash(bucket, 3), 100), nullptr);
+  EXPECT_EQ(ct.lookup(fresh, bucket_hash(bucket, 99), 100 * kS), e);
+  EXPECT_EQ(ct.lookup(keys[3], bucket_hash(bucket, 3), 100 * kS), nullptr);
   for (uint32_t i = 0; i < kConntrackWays; ++i) {
     if (i != 3) {
-      EXPECT_EQ(ct.lookup(keys[i], bucket_hash(bucket, i), 100), entries[i]) << i;
+      EXPECT_EQ(ct.lookup(keys[i], bucket_hash(bucket, i), 100 * kS), entries[i]) << i;
     }
   }
-  // The deadline decides, not the age: the newest flow, a SYN (deadline 1100), now expires
-  // before the established flow inserted at 20 (deadline 9020), so it goes next.
+  // The deadline decides, not the age: the newest flow, a SYN (deadline 130 s), now expires
+  // before the established flow inserted at 20 s (deadline 920 s), so it goes next.
   const FlowKey another = v4_key(98, 7);
-  EXPECT_EQ(ct.insert(another, bucket_hash(bucket, 98), 43, kAck, 100), e);
-  EXPECT_EQ(ct.lookup(fresh, bucket_hash(bucket, 99), 100), nullptr);
-  EXPECT_NE(ct.lookup(keys[6], bucket_hash(bucket, 6), 100), nullptr);
+  EXPECT_EQ(ct.insert(another, bucket_hash(bucket, 98), 43, kAck, 100 * kS), e);
+  EXPECT_EQ(ct.lookup(fresh, bucket_hash(bucket, 99), 100 * kS), nullptr);
+  EXPECT_NE(ct.lookup(keys[6], bucket_hash(bucket, 6), 100 * kS), nullptr);
   EXPECT_EQ(ct.stats().evictions, 2u);
 }
 
