@@ -17,11 +17,6 @@
 namespace l4mux {
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpRst = 0x04;
-constexpr uint8_t kTcpAck = 0x10;
-
 // A tag of 0 marks an empty slot, so a flow whose tag bits are 0 is given tag 1.
 constexpr uint32_t kEmptyTag = 0;
 

@@ -5,6 +5,7 @@
 
 #include "bytes.h"
 #include "checksum.h"
+#include "ip_reply.h"
 
 namespace l4mux {
 namespace {
@@ -16,7 +17,6 @@ constexpr uint8_t kIcmpEchoRequest = 8;
 constexpr uint8_t kIcmpv6PacketTooBig = 2;
 constexpr uint8_t kIcmpv6EchoRequest = 128;
 constexpr uint8_t kIcmpv6EchoReply = 129;
-constexpr uint8_t kReplyTtl = 64;
 constexpr uint32_t kIcmpHeaderLen = 8;
 // How much of the offending packet an error quotes: the whole error stays within the
 // minimum MTU of its family (RFC 1812 4.3.2.3: 576 bytes; RFC 4443 2.4(c): 1280 bytes).
@@ -91,34 +91,17 @@ uint8_t* make_too_big(uint8_t* frame, const ParsedPacket& pkt, uint32_t mtu, uin
   uint8_t* ip = reply + kEthHeaderLen;
   uint8_t* icmp = ip + ip_len;
   const uint32_t icmp_len = kIcmpHeaderLen + quoted;
+  write_reply_ip_header(ip, icmp_len, v4 ? kProtoIcmp : kProtoIcmpv6, pkt.dst, pkt.src);
+  store_be16(icmp + 2, 0);
   if (v4) {
-    ip[0] = 0x45;
-    ip[1] = 0;
-    store_be16(ip + 2, static_cast<uint16_t>(ip_len + icmp_len));
-    store_be16(ip + 4, 0);
-    store_be16(ip + 6, 0x4000);
-    ip[8] = kReplyTtl;
-    ip[9] = kProtoIcmp;
-    store_be16(ip + 10, 0);
-    std::memcpy(ip + 12, pkt.dst.bytes.data(), 4);
-    std::memcpy(ip + 16, pkt.src.bytes.data(), 4);
-    store_be16(ip + 10, ipv4_header_checksum(ip, ip_len));
     icmp[0] = kIcmpDestUnreachable;
     icmp[1] = kIcmpFragNeeded;
-    store_be16(icmp + 2, 0);
     store_be16(icmp + 4, 0);
     store_be16(icmp + 6, static_cast<uint16_t>(std::min<uint32_t>(mtu, 0xffff)));
     store_be16(icmp + 2, csum_fold(csum_partial(icmp, icmp_len)));
   } else {
-    store_be32(ip, 6u << 28);
-    store_be16(ip + 4, static_cast<uint16_t>(icmp_len));
-    ip[6] = kProtoIcmpv6;
-    ip[7] = kReplyTtl;
-    std::memcpy(ip + 8, pkt.dst.bytes.data(), 16);
-    std::memcpy(ip + 24, pkt.src.bytes.data(), 16);
     icmp[0] = kIcmpv6PacketTooBig;
     icmp[1] = 0;
-    store_be16(icmp + 2, 0);
     store_be32(icmp + 4, mtu);
     const uint32_t sum = pseudo_header_sum(pkt.dst, pkt.src, kProtoIcmpv6, icmp_len);
     store_be16(icmp + 2, csum_fold(csum_partial(icmp, icmp_len, sum)));

@@ -9,9 +9,6 @@
 namespace l4mux {
 namespace {
 
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpAck = 0x10;
-
 bool is_new_connection_syn(uint8_t tcp_flags) {
   return (tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
 }

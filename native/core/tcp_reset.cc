@@ -4,16 +4,12 @@
 
 #include "bytes.h"
 #include "checksum.h"
+#include "ip_reply.h"
 
 namespace l4mux {
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpRst = 0x04;
-constexpr uint8_t kTcpAck = 0x10;
 constexpr uint32_t kTcpHeaderLen = 20;
-constexpr uint8_t kResetTtl = 64;
 
 }  // namespace
 
@@ -37,30 +33,9 @@ uint32_t make_tcp_reset(uint8_t* frame, const ParsedPacket& pkt) {
   std::memcpy(frame, frame + 6, 6);
   std::memcpy(frame + 6, mac, 6);
 
-  const bool v4 = pkt.family == Family::kIpv4;
-  const uint32_t ip_len = v4 ? kIpv4HeaderLen : kIpv6HeaderLen;
   uint8_t* ip = frame + pkt.l3_offset;
+  const uint32_t ip_len = write_reply_ip_header(ip, kTcpHeaderLen, kProtoTcp, pkt.dst, pkt.src);
   uint8_t* tcp = ip + ip_len;
-  if (v4) {
-    ip[0] = 0x45;
-    ip[1] = 0;
-    store_be16(ip + 2, static_cast<uint16_t>(ip_len + kTcpHeaderLen));
-    store_be16(ip + 4, 0);
-    store_be16(ip + 6, 0x4000);
-    ip[8] = kResetTtl;
-    ip[9] = kProtoTcp;
-    store_be16(ip + 10, 0);
-    std::memcpy(ip + 12, pkt.dst.bytes.data(), 4);
-    std::memcpy(ip + 16, pkt.src.bytes.data(), 4);
-    store_be16(ip + 10, ipv4_header_checksum(ip, ip_len));
-  } else {
-    store_be32(ip, 6u << 28);
-    store_be16(ip + 4, static_cast<uint16_t>(kTcpHeaderLen));
-    ip[6] = kProtoTcp;
-    ip[7] = kResetTtl;
-    std::memcpy(ip + 8, pkt.dst.bytes.data(), 16);
-    std::memcpy(ip + 24, pkt.src.bytes.data(), 16);
-  }
   // The new header may start before the old one (options dropped): ports were read above
   // through the parse, sequence numbers already copied out.
   store_be16(tcp, pkt.dst_port);

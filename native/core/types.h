@@ -18,6 +18,12 @@ inline constexpr uint8_t kProtoIpv6 = 41;
 inline constexpr uint8_t kProtoGre = 47;
 inline constexpr uint8_t kProtoIcmpv6 = 58;
 
+// TCP flag bits (the header's 14th byte).
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpAck = 0x10;
+
 inline constexpr uint16_t kEthTypeIpv4 = 0x0800;
 inline constexpr uint16_t kEthTypeIpv6 = 0x86DD;
 inline constexpr uint16_t kEthTypeVlan = 0x8100;
