@@ -46,10 +46,12 @@ struct AfXdpOptions {
   uint32_t queue = 0;
   int xsks_map_fd = -1;  // XdpProgram::xsks_map_fd() of the program attached to `interface`
   AfXdpZeroCopy zero_copy = AfXdpZeroCopy::kAuto;
-  uint32_t frame_count = 4096;   // UMEM frames, power of two (4096 x 4096 B = 16 MiB per worker)
+  // Deep enough to ride out a worker being descheduled for ~30 ms at 250k pps (shared or
+  // oversubscribed hosts): the rx ring, and frames to fill it, are the only buffer AF_XDP has.
+  uint32_t frame_count = 16384;  // UMEM frames, power of two (16384 x 4096 B = 64 MiB per worker)
   uint32_t frame_size = 4096;    // 2048 or 4096
   uint32_t frame_headroom = 0;   // extra headroom on top of the kernel's XDP_PACKET_HEADROOM (256)
-  uint32_t ring_size = 2048;     // rx, tx and completion rings, power of two
+  uint32_t ring_size = 8192;     // rx, tx and completion rings, power of two
   uint32_t max_batch = kMaxBatch;  // the largest batch receive() fills
   // Mark TCP/UDP packets whose checksum field holds only the pseudo-header sum (Linux's
   // CHECKSUM_PARTIAL state, which veth passes through XDP unchanged) kPacketChecksumPartial,
