@@ -136,7 +136,7 @@ FlowEntry* Conntrack::lookup(const FlowKey& key, uint64_t hash, uint64_t now_ns)
 }
 
 FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend,
-                             uint8_t tcp_flags, uint64_t now_ns) {
+                             uint8_t tcp_flags, uint64_t now_ns, uint32_t vip) {
   Bucket& b = buckets_[hash & bucket_mask_];
   const uint32_t tag = tag_of(hash);
 
@@ -177,7 +177,7 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
   e.backend = backend;
   e.state = next_flow_state(FlowState::kFree, key.proto, tcp_flags);
   e.expires_ns = deadline(now_ns, timeout_for(e.state));
-  e.reserved = 0;
+  e.vip = vip;
   b.tags[slot] = tag;
   b.deadlines[slot] = coarse(e.expires_ns);
   ++stats_.inserts;

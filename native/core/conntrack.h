@@ -48,7 +48,8 @@ struct FlowEntry {
   uint32_t backend = 0;  // backend slot
   FlowState state = FlowState::kFree;
   uint8_t pad[3] = {0, 0, 0};
-  uint32_t reserved = 0;
+  // The VIP slot the flow was scheduled under: a hit finds its VIP without the VIP index.
+  uint32_t vip = 0;
 };
 static_assert(sizeof(FlowEntry) == 64, "one cache line per entry");
 
@@ -78,8 +79,9 @@ class Conntrack {
 
   // Creates the entry for a new flow (key must not be present live) and returns it.
   // Never allocates. State comes from the protocol and the TCP flags of the first packet.
+  // `vip` is the VIP slot the flow was scheduled under (FlowEntry::vip).
   FlowEntry* insert(const FlowKey& key, uint64_t hash, uint32_t backend, uint8_t tcp_flags,
-                    uint64_t now_ns);
+                    uint64_t now_ns, uint32_t vip = 0);
 
   // Advances the entry's state with a packet's TCP flags and refreshes its deadline.
   void touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns);

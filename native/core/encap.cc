@@ -8,8 +8,6 @@
 namespace l4mux {
 namespace {
 
-constexpr uint32_t kGreBaseLen = 4;
-constexpr uint32_t kGreKeyLen = 4;
 constexpr uint16_t kGreKeyPresent = 0x2000;
 // GUE source ports come from the ephemeral range so that backends' RSS spreads flows.
 constexpr uint16_t kGueSourcePortBase = 49152;
@@ -21,24 +19,7 @@ uint16_t inner_ethertype(Family inner) {
   return inner == Family::kIpv4 ? kEthTypeIpv4 : kEthTypeIpv6;
 }
 
-uint32_t tunnel_header_len(Encap kind, bool has_gre_key) {
-  switch (kind) {
-    case Encap::kIpip:
-      return 0;
-    case Encap::kGre:
-      return kGreBaseLen + (has_gre_key ? kGreKeyLen : 0);
-    case Encap::kGue:
-      return kUdpHeaderLen;
-  }
-  return 0;
-}
-
 }  // namespace
-
-uint32_t encap_overhead(Encap kind, Family outer, bool has_gre_key) {
-  const uint32_t ip = outer == Family::kIpv4 ? kIpv4HeaderLen : kIpv6HeaderLen;
-  return static_cast<uint32_t>(kEthHeaderLen) + ip + tunnel_header_len(kind, has_gre_key);
-}
 
 uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const EncapParams& params,
                      uint32_t* frame_len) {

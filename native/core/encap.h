@@ -26,8 +26,28 @@ struct EncapParams {
   const MacAddr* dst_mac = nullptr;
 };
 
-// Bytes written in front of the inner IP packet (Ethernet included).
-uint32_t encap_overhead(Encap kind, Family outer, bool has_gre_key);
+inline constexpr uint32_t kGreBaseLen = 4;
+inline constexpr uint32_t kGreKeyLen = 4;
+
+// Bytes between the outer IP header and the inner packet: GRE (with its key), GUE's UDP header.
+inline uint32_t tunnel_header_len(Encap kind, bool has_gre_key) {
+  switch (kind) {
+    case Encap::kIpip:
+      return 0;
+    case Encap::kGre:
+      return kGreBaseLen + (has_gre_key ? kGreKeyLen : 0);
+    case Encap::kGue:
+      return kUdpHeaderLen;
+  }
+  return 0;
+}
+
+// Bytes written in front of the inner IP packet (Ethernet included). Inline: every forwarded
+// packet asks.
+inline uint32_t encap_overhead(Encap kind, Family outer, bool has_gre_key) {
+  const uint32_t ip = outer == Family::kIpv4 ? kIpv4HeaderLen : kIpv6HeaderLen;
+  return static_cast<uint32_t>(kEthHeaderLen) + ip + tunnel_header_len(kind, has_gre_key);
+}
 
 struct InnerPacket {
   uint8_t* ip = nullptr;    // first byte of the inner IP header

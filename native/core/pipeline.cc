@@ -72,8 +72,12 @@ void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t n
   const ParsedPacket& p = w.parsed;
 
   if (w.tracked) {
-    if (const Vip* vip = snapshot.find_vip(p.dst, p.proto, p.dst_port)) {
-      forward_flow(pkt, w, *vip, snapshot, now_ns);
+    // A known flow names its VIP; only new flows (and non-VIP traffic) search the VIP index.
+    FlowEntry* entry = conntrack_.lookup(w.key, w.flow_hash, now_ns);
+    const Vip* vip = entry != nullptr ? snapshot.vip_by_slot(entry->vip) : nullptr;
+    if (vip == nullptr) vip = snapshot.find_vip(p.dst, p.proto, p.dst_port);
+    if (vip != nullptr) {
+      forward_flow(pkt, w, *vip, entry, snapshot, now_ns);
       return;
     }
   }
@@ -128,12 +132,11 @@ void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t n
   }
 }
 
-void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot,
-                            uint64_t now_ns) {
+void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry,
+                            const Snapshot& snapshot, uint64_t now_ns) {
   const ParsedPacket& p = w.parsed;
   const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
 
-  FlowEntry* entry = conntrack_.lookup(w.key, w.flow_hash, now_ns);
   // A fresh SYN on a closing connection is a new connection reusing the 5-tuple: it is
   // scheduled anew whatever became of the old one.
   if (entry != nullptr && !(entry->state == FlowState::kTcpClosing && is_new_connection_syn(flags))) {
@@ -160,7 +163,7 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot
     return;
   }
   if (entry != nullptr) conntrack_.erase(*entry);
-  conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns);
+  conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns, vip.slot);
   if (VipCounters* c = counters_.vip(vip.slot)) c->new_flows.add();
   encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot, now_ns);
 }

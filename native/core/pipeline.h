@@ -57,7 +57,8 @@ class Pipeline {
   };
 
   void decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
-  void forward_flow(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
+  void forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, const Snapshot& snapshot,
+                    uint64_t now_ns);
   void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   void forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
   void cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry);

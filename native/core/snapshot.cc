@@ -182,6 +182,9 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
     snap->vips_.push_back(std::move(vip));
   }
 
+  snap->vip_by_slot_.assign(vip_registry.keys().size(), -1);
+  for (size_t v = 0; v < snap->vips_.size(); ++v) snap->vip_by_slot_[snap->vips_[v].slot] = static_cast<int32_t>(v);
+
   // VIP index.
   snap->vip_index_.assign(index_size_for(snap->vips_.size()), VipSlot{});
   const size_t vip_mask = snap->vip_index_.size() - 1;

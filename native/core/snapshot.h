@@ -168,6 +168,11 @@ class Snapshot {
   const Vip* find_vip(const IpAddr& addr, uint8_t proto, uint16_t port) const;
   // nullptr when `addr` is not the address of any VIP.
   const VipAddressInfo* find_address(const IpAddr& addr) const;
+  // The VIP holding `slot` in this snapshot, or nullptr. A slot always stands for the same
+  // (address, protocol, port), so a flow scheduled under it still belongs to it.
+  const Vip* vip_by_slot(uint32_t slot) const {
+    return slot < vip_by_slot_.size() && vip_by_slot_[slot] >= 0 ? &vips_[vip_by_slot_[slot]] : nullptr;
+  }
   const Vip* fragment_vip(const VipAddressInfo& info, uint8_t proto) const;
 
   const std::vector<Vip>& vips() const { return vips_; }
@@ -195,6 +200,7 @@ class Snapshot {
 
   std::vector<Vip> vips_;
   std::vector<VipSlot> vip_index_;
+  std::vector<int32_t> vip_by_slot_;  // VIP slot -> position in vips_, -1 when absent
   std::vector<AddrSlot> addr_index_;
   std::vector<VipAddressInfo> addr_infos_;
   std::vector<BackendState> backends_;
