@@ -72,4 +72,28 @@ for m in 1 2; do
     const drops = Object.entries(c.drops ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(" ") || "none";
     console.log(`mux'"$m"': rx ${c.rx}  tx ${c.tx}  passed to kernel ${c.passed}  dropped ${c.dropped} (${drops})  new flows ${c.vips.reduce((n, v) => n + v.newFlows, 0)}`);'
 done
+status() { ip netns exec "$PREFIX-mux$1" node dist/cli/main.js status --control "$run/mux$1.sock"; }
+health_of() {  # health_of MUX ADDRESS
+  status "$1" | node -e 'const s=JSON.parse(require("fs").readFileSync(0));console.log(s.pools.web4.backends.find((b)=>b.address===process.argv[1]).health)' "$2"
+}
+who() { for i in $(seq "$1"); do client curl -s -m 5 http://192.0.2.10/ | cut -d' ' -f1; done | sort | uniq -c | sed 's/^/  /'; }
+
+say "failover: backend2's service stops (the muxes check /healthz on each backend every 500 ms)"
+kill -9 "$(cat "$run/backend2.pid")"
+start=$(date +%s%N)
+until [ "$(health_of 1 10.202.2.2)" = down ] && [ "$(health_of 2 10.202.2.2)" = down ]; do
+  if [ $(( ($(date +%s%N) - start) / 1000000 )) -gt 5000 ]; then echo "backend2 not marked down within 5 s" >&2; exit 1; fi
+  sleep 0.05
+done
+echo "backend2 marked down by both muxes after $(( ($(date +%s%N) - start) / 1000000 )) ms; 12 new requests:"
+who 12
+
+say "drain: l4mux backend web4 10.202.3.2 --state draining (no new flows; existing ones continue)"
+for m in 1 2; do ip netns exec "$PREFIX-mux$m" node dist/cli/main.js backend web4 10.202.3.2 --state draining --control "$run/mux$m.sock"; done
+echo "12 new requests:"
+who 12
+status 1 | node -e '
+  const s = JSON.parse(require("fs").readFileSync(0));
+  for (const b of s.pools.web4.backends) console.log(`  mux1 pool web4: ${b.address.padEnd(11)} state ${b.state.padEnd(8)} health ${b.health}`);'
+
 say "done: tearing the lab down"

@@ -95,7 +95,10 @@ write_configs() {
     "outerSource": { "ipv4": "10.201.$m.2", "ipv6": "fd00:201:$m::2" }
   },
   "pools": {
-    "web4": { "backends": [ { "address": "10.202.1.2" }, { "address": "10.202.2.2" }, { "address": "10.202.3.2" } ] },
+    "web4": {
+      "healthCheck": { "kind": "http", "port": 9090, "interval": 500, "timeout": 300, "fall": 2, "rise": 2, "http": { "path": "/healthz" } },
+      "backends": [ { "address": "10.202.1.2" }, { "address": "10.202.2.2" }, { "address": "10.202.3.2" } ]
+    },
     "web6": { "backends": [ { "address": "fd00:202:1::2" }, { "address": "fd00:202:2::2" }, { "address": "fd00:202:3::2" } ] }
   },
   "vips": [
