@@ -5,6 +5,7 @@
 #include <new>
 #include <type_traits>
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <cstddef>
@@ -26,6 +27,9 @@ inline uint32_t tag_of(uint64_t hash) {
   const auto tag = static_cast<uint32_t>(hash >> 32);
   return tag == kEmptyTag ? 1 : tag;
 }
+
+// The largest step by which a live flow's deadline is refreshed (see touch).
+constexpr uint64_t kRefreshStepNs = uint64_t{1} << 30;
 
 // Caps the table at 2^31 entries so that capacity() fits in a uint32_t.
 constexpr uint32_t kMaxBuckets = 1u << 28;
@@ -115,11 +119,18 @@ Conntrack::~Conntrack() {
   munmap(mapping_, mapping_size_);
 }
 
-void Conntrack::prefetch(uint64_t hash) const {
+void Conntrack::prefetch_bucket(uint64_t hash) const {
   const Bucket& b = buckets_[hash & bucket_mask_];
   __builtin_prefetch(b.tags);
   // Slots fill first-free, so slot 0 is where a bucket's flow is when it holds only one.
   __builtin_prefetch(&b.entries[0]);
+}
+
+void Conntrack::prefetch_entry(uint64_t hash) const {
+  const Bucket& b = buckets_[hash & bucket_mask_];
+  for (uint32_t m = b.match(tag_of(hash)) & ~1u; m != 0; m &= m - 1) {
+    __builtin_prefetch(&b.entries[std::countr_zero(m)]);
+  }
 }
 
 FlowEntry* Conntrack::lookup(const FlowKey& key, uint64_t hash, uint64_t now_ns) {
@@ -197,9 +208,16 @@ Conntrack::Bucket& Conntrack::bucket_of(const FlowEntry& entry, uint32_t* slot) 
 
 void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
   const FlowState next = next_flow_state(entry.state, entry.key.proto, tcp_flags);
+  const uint64_t timeout = timeout_for(next);
+  const uint64_t expires = deadline(now_ns, timeout);
+  // Most packets of a flow would move its deadline by microseconds. Writing that every time
+  // would dirty two cache lines per packet; the deadline moves only once it has fallen behind
+  // by 1/64 of the timeout (at most about a second), as Linux's conntrack refreshes by the
+  // second. A flow may so expire that much early, never late.
+  if (next == entry.state && expires - entry.expires_ns < std::min(timeout >> 6, kRefreshStepNs)) return;
   if (next != entry.state && is_open(entry.state) && !is_open(next)) closed(entry);
   entry.state = next;
-  entry.expires_ns = deadline(now_ns, timeout_for(entry.state));
+  entry.expires_ns = expires;
   uint32_t slot = 0;
   Bucket& b = bucket_of(entry, &slot);
   b.deadlines[slot] = coarse(entry.expires_ns);

@@ -71,8 +71,12 @@ class Conntrack {
   Conntrack(const Conntrack&) = delete;
   Conntrack& operator=(const Conntrack&) = delete;
 
-  // Brings the flow's bucket into cache; call for a batch before looking flows up.
-  void prefetch(uint64_t hash) const;
+  // Lookups of a batch go in three steps so that the table's cache misses overlap rather
+  // than follow each other: prefetch_bucket() for every flow (the bucket's tag line), then
+  // prefetch_entry() for every flow (reads the tags, prefetches the entries they point to),
+  // then lookup().
+  void prefetch_bucket(uint64_t hash) const;
+  void prefetch_entry(uint64_t hash) const;
 
   // The live entry for `key`, or nullptr. `hash` is hash_flow(key, kFiveTuple, seed).
   FlowEntry* lookup(const FlowKey& key, uint64_t hash, uint64_t now_ns);

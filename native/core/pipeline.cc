@@ -15,6 +15,8 @@ bool is_new_connection_syn(uint8_t tcp_flags) {
 
 }  // namespace
 
+// How many frames ahead of the one being parsed are prefetched.
+constexpr size_t kFramePrefetchAhead = 8;
 // Expired entries freed per batch: little work each time, the whole table over time.
 constexpr uint32_t kSweepBucketsPerBatch = 2;
 
@@ -29,9 +31,12 @@ void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64
   const size_t n = std::min<size_t>(batch.size(), kMaxBatch);
   const uint64_t seed = snapshot.seed();
 
-  // Pass 1: parse, hash, and prefetch each flow's connection-table bucket so that the
-  // lookups of pass 2 find it in cache.
+  // Pass 1: parse, hash, and prefetch each flow's connection-table bucket. Frames arrive
+  // out of cache (a NIC wrote them), so the headers of those a few places ahead are fetched
+  // while this one is parsed.
+  for (size_t i = 0; i < std::min<size_t>(n, kFramePrefetchAhead); ++i) __builtin_prefetch(batch[i].data);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kFramePrefetchAhead < n) __builtin_prefetch(batch[i + kFramePrefetchAhead].data);
     Packet& pkt = batch[i];
     Work& w = work_[i];
     counters_.rx.add();
@@ -51,11 +56,16 @@ void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64
       w.key = p.flow_key();
       w.flow_hash = hash_flow(w.key, HashFields::kFiveTuple, seed);
       w.tracked = true;
-      conntrack_.prefetch(w.flow_hash);
+      conntrack_.prefetch_bucket(w.flow_hash);
     }
   }
 
-  // Pass 2: decide and rewrite.
+  // Pass 2: with the buckets in cache, prefetch the entries their tags point to.
+  for (size_t i = 0; i < n; ++i) {
+    if (work_[i].tracked) conntrack_.prefetch_entry(work_[i].flow_hash);
+  }
+
+  // Pass 3: decide and rewrite.
   for (size_t i = 0; i < n; ++i) {
     if (batch[i].verdict != Verdict::kTx) continue;
     decide(batch[i], work_[i], snapshot, now_ns);
@@ -293,15 +303,14 @@ uint64_t Pipeline::next_random() {
 
 void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip, uint32_t backend,
                               uint64_t flow_hash, const Snapshot& snapshot, uint64_t now_ns) {
-  const IpAddr& backend_addr = snapshot.backends()[backend].addr;
-  const std::optional<IpAddr>& outer_src =
-      backend_addr.is_v4() ? snapshot.outer_source_v4() : snapshot.outer_source_v6();
-  if (!outer_src) {
+  const VipMember* member = vip.member(backend);
+  if (member == nullptr || !member->tunnel.usable()) {
+    // Schedulers only pick members; an unusable tunnel lacks the outer source of its family.
     drop(pkt, DropReason::kOuterSourceMissing);
     return;
   }
-  const uint32_t overhead = encap_overhead(vip.encap, backend_addr.family, vip.has_gre_key);
-  const uint32_t tunnel_bytes = overhead - static_cast<uint32_t>(kEthHeaderLen);
+  const TunnelHeader& tunnel = member->tunnel;
+  const uint32_t tunnel_bytes = tunnel.len - static_cast<uint32_t>(kEthHeaderLen);
   const uint32_t mtu = snapshot.egress_mtu();
   if (mtu != 0 && p.l3_length + tunnel_bytes > mtu) {
     // Never send what the link cannot carry. A sender that forbids fragmentation (DF, or any
@@ -314,7 +323,6 @@ void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip
     }
     return;
   }
-  uint8_t* ip = pkt.data + p.l3_offset;
 
   if ((pkt.flags & kPacketChecksumPartial) != 0 && p.has_l4 && !p.is_fragment) {
     const uint32_t l4_len = p.l3_length - (p.l4_offset - p.l3_offset);
@@ -323,21 +331,11 @@ void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip
     }
   }
 
-  EncapParams params;
-  params.kind = vip.encap;
-  params.outer_src = &*outer_src;
-  params.backend = &backend_addr;
-  params.has_gre_key = vip.has_gre_key;
-  params.gre_key = vip.gre_key;
-  params.gue_port = vip.gue_port;
-  params.flow_hash = flow_hash;
-  params.src_mac = &snapshot.source_mac();
-  params.dst_mac = &snapshot.gateway_mac();
-  const InnerPacket inner{ip, p.l3_length, p.family, p.traffic_class, p.dont_fragment};
-
+  const InnerPacket inner{pkt.data + p.l3_offset, p.l3_length, p.family, p.traffic_class,
+                          p.dont_fragment};
   uint8_t* const buffer_start = pkt.data - pkt.headroom;
   uint32_t frame_len = 0;
-  uint8_t* frame = encapsulate(inner, buffer_start, params, &frame_len);
+  uint8_t* frame = encapsulate(inner, buffer_start, tunnel, flow_hash, &frame_len);
   if (frame == nullptr) {
     drop(pkt, DropReason::kHeadroomExhausted);
     return;

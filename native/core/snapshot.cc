@@ -86,7 +86,8 @@ void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
 
   std::vector<MaglevBackend> maglev;
   maglev.reserve(n);
-  vip.flow_fate.assign(slot_count, FlowFate::kReschedule);
+  vip.members.resize(n);
+  vip.member_by_slot.assign(slot_count, kNotMember);
   std::vector<uint64_t> share(n, 0);
   for (size_t i = 0; i < n; ++i) {
     const BackendSpec& b = vs.backends[i];
@@ -94,9 +95,10 @@ void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
       maglev.push_back(MaglevBackend{slots[i], b.addr, b.weight});
       share[static_cast<size_t>(target[i])] += b.weight;
     }
-    vip.flow_fate[slots[i]] = b.state == AdminState::kOffline ? FlowFate::kCut
-                              : b.healthy                     ? FlowFate::kKeep
-                                                              : FlowFate::kReschedule;
+    vip.member_by_slot[slots[i]] = static_cast<uint32_t>(i);
+    vip.members[i].fate = b.state == AdminState::kOffline ? FlowFate::kCut
+                          : b.healthy                     ? FlowFate::kKeep
+                                                          : FlowFate::kReschedule;
   }
   vip.table = build_maglev_table(maglev, vs.table_size, seed);
   std::vector<uint32_t> remap(slot_count, kMaglevNoBackend);
@@ -121,6 +123,24 @@ void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
     vip.new_flow_weights.push_back(static_cast<uint32_t>(std::min<uint64_t>(share[i], UINT32_MAX)));
   }
   if (vs.scheduler == Scheduler::kWrr) vip.wrr_sequence = wrr_order(vip.new_flow_backends, weights);
+}
+
+// The outer headers toward each member, for packets of the VIP's family.
+void make_tunnels(const ConfigSpec& spec, const VipSpec& vs, Vip& vip) {
+  for (size_t i = 0; i < vs.backends.size(); ++i) {
+    const IpAddr& backend = vs.backends[i].addr;
+    const std::optional<IpAddr>& outer_src = backend.is_v4() ? spec.outer_source_v4 : spec.outer_source_v6;
+    EncapParams params;
+    params.kind = vip.encap;
+    params.outer_src = outer_src ? &*outer_src : nullptr;
+    params.backend = &backend;
+    params.has_gre_key = vip.has_gre_key;
+    params.gre_key = vip.gre_key;
+    params.gue_port = vip.gue_port;
+    params.src_mac = &spec.source_mac;
+    params.dst_mac = &spec.gateway_mac;
+    vip.members[i].tunnel = make_tunnel_header(params, vs.key.addr.family);
+  }
 }
 
 }  // namespace
@@ -176,6 +196,7 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
     vip.scheduler = vs.scheduler;
     try {
       plan_backends(vs, pool_slots[v], snap->backends_.size(), spec.seed, vip);
+      make_tunnels(spec, vs, vip);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument("VIP \"" + vs.name + "\": " + e.what());
     }

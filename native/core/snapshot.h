@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "encap.h"
 #include "maglev.h"
 #include "types.h"
 
@@ -108,6 +109,13 @@ enum class FlowFate : uint8_t {
 
 inline constexpr uint32_t kWrrMaxSequence = 1u << 16;
 
+// A backend of a VIP's pool, as the fast path needs it.
+struct VipMember {
+  TunnelHeader tunnel;  // the outer headers toward it for this VIP's packets
+  FlowFate fate = FlowFate::kReschedule;
+};
+inline constexpr uint32_t kNotMember = UINT32_MAX;
+
 struct Vip {
   VipKey key;
   uint32_t slot = 0;
@@ -123,8 +131,9 @@ struct Vip {
   // flows plus those whose share falls over to another; their entries then name the
   // fall-over, so only the entries of a backend that stops taking flows change hands.
   std::vector<uint32_t> table;
-  // Indexed by backend slot (kReschedule beyond the VIP's pool).
-  std::vector<FlowFate> flow_fate;
+  // The pool, in configuration order, and where each backend slot is in it (kNotMember).
+  std::vector<VipMember> members;
+  std::vector<uint32_t> member_by_slot;
   // The backends that take new flows, with their share: own weight plus the weights of the
   // backends falling over to them (wrr and wlc choose among these).
   std::vector<uint32_t> new_flow_backends;
@@ -136,8 +145,14 @@ struct Vip {
   uint32_t backend_for(uint64_t hash) const {
     return table[static_cast<uint32_t>(hash % table_size)];
   }
+  const VipMember* member(uint32_t backend_slot) const {
+    const uint32_t i = backend_slot < member_by_slot.size() ? member_by_slot[backend_slot] : kNotMember;
+    return i != kNotMember ? &members[i] : nullptr;
+  }
+  // kReschedule beyond the VIP's pool: the backend left it.
   FlowFate fate_of(uint32_t backend_slot) const {
-    return backend_slot < flow_fate.size() ? flow_fate[backend_slot] : FlowFate::kReschedule;
+    const VipMember* m = member(backend_slot);
+    return m != nullptr ? m->fate : FlowFate::kReschedule;
   }
 };
 

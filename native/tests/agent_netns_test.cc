@@ -86,7 +86,7 @@ Bytes encap_frame(Encap kind, const std::string& backend, bool inner6 = false, u
   p.dst_mac = &mac;
   p.gue_port = port;
   uint32_t len = 0;
-  uint8_t* f = encapsulate(in, buf.data(), p, &len);
+  uint8_t* f = encapsulate(in, buf.data(), p, 0, &len);
   return Bytes(f, f + len);
 }
 
@@ -439,11 +439,10 @@ class AgentNetns : public ::testing::Test {
       e.backend = mp.outer == Family::kIpv4 ? &backend4 : &backend6;
       e.has_gre_key = mp.has_key;
       e.gre_key = mp.key;
-      e.flow_hash = static_cast<uint64_t>(n) * 0x9e3779b97f4a7c15ULL;
       e.src_mac = &kClientMac;
       e.dst_mac = &kBackendMac;
       uint32_t len = 0;
-      uint8_t* frame = encapsulate(in, buf.data(), e, &len);
+      uint8_t* frame = encapsulate(in, buf.data(), e, static_cast<uint64_t>(n) * 0x9e3779b97f4a7c15ULL, &len);
       if (frame == nullptr) continue;
       sockaddr_ll to{};
       to.sll_family = AF_PACKET;

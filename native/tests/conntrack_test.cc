@@ -237,6 +237,22 @@ TEST(Conntrack, EstablishedTouchRefreshesDeadline) {
   expect_expires_at(ct, k, h, 8000 + 9000);
 }
 
+TEST(Conntrack, DeadlineMovesOnlyOnceBehindBy64thOfTheTimeout) {
+  // Established timeout 9000 ns: the step is 9000 / 64 = 140 ns.
+  Conntrack ct(config(64));
+  const FlowKey k = v4_key(1, 1);
+  const uint64_t h = hash_of(k);
+  FlowEntry* e = ct.insert(k, h, 0, kAck, 0);
+  ct.touch(*e, kAck, 139);  // would move it by 139 ns: left alone, the flow expires early
+  expect_expires_at(ct, k, h, 9000);
+  ct.touch(*e, kAck, 140);
+  expect_expires_at(ct, k, h, 140 + 9000);
+  // A change of state is always written, however small the step.
+  ct.touch(*e, kFin | kAck, 141);
+  EXPECT_EQ(e->state, FlowState::kTcpClosing);
+  expect_expires_at(ct, k, h, 141 + 3000);
+}
+
 TEST(Conntrack, FinCloses) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
@@ -517,7 +533,8 @@ TEST(Conntrack, OverfilledTableNeverGrowsNorCrashes) {
 TEST(Conntrack, PrefetchAcceptsAnyHash) {
   Conntrack ct(config(64));
   for (uint64_t h : {uint64_t{0}, uint64_t{1}, ~uint64_t{0}, uint64_t{0x8000000000000000ull}}) {
-    ct.prefetch(h);
+    ct.prefetch_bucket(h);
+    ct.prefetch_entry(h);
   }
   SUCCEED();
 }

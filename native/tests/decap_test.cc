@@ -70,13 +70,12 @@ Encapsulated encap(const Bytes& inner, Encap kind, Family outer, bool has_key = 
   p.has_gre_key = has_key;
   p.gre_key = key;
   p.gue_port = gue_port;
-  p.flow_hash = flow_hash;
   static const MacAddr kSrcMac = {2, 0, 0, 0, 0, 1};
   static const MacAddr kDstMac = {2, 0, 0, 0, 0, 2};
   p.src_mac = &kSrcMac;
   p.dst_mac = &kDstMac;
   uint32_t len = 0;
-  uint8_t* frame = encapsulate(in, buf.data(), p, &len);
+  uint8_t* frame = encapsulate(in, buf.data(), p, flow_hash, &len);
   if (frame == nullptr) throw std::runtime_error("encapsulate refused");
   return {Bytes(frame, frame + len), inner};
 }
