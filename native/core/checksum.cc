@@ -39,12 +39,6 @@ uint32_t csum_partial(const uint8_t* data, size_t len, uint32_t initial) {
   return static_cast<uint32_t>(total);
 }
 
-uint16_t csum_fold(uint32_t sum) {
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum & 0xffff);
-}
-
 uint32_t pseudo_header_sum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t l4_len) {
   uint32_t sum = csum_partial(src.bytes.data(), src.size());
   sum = csum_partial(dst.bytes.data(), dst.size(), sum);

@@ -15,7 +15,11 @@ namespace l4mux {
 uint32_t csum_partial(const uint8_t* data, size_t len, uint32_t initial = 0);
 
 // Folds a 32-bit partial sum to 16 bits and complements it: the value to store in a header.
-uint16_t csum_fold(uint32_t sum);
+inline uint16_t csum_fold(uint32_t sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum & 0xffff);
+}
 
 // Partial sum of the TCP/UDP/ICMPv6 pseudo-header.
 uint32_t pseudo_header_sum(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint32_t l4_len);

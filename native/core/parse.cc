@@ -111,6 +111,7 @@ ChainStatus walk_ipv6_chain(const uint8_t* frame, uint32_t off, uint32_t end, ui
 // only the start), so that length only ever narrows the region, never has to be present.
 ParseResult parse_embedded(const uint8_t* frame, uint32_t off, uint32_t end, Family family,
                            EmbeddedHeader& e) {
+  e = EmbeddedHeader{};
   const uint8_t* ip = frame + off;
   const uint32_t avail = end - off;
   uint32_t l4 = 0;
@@ -168,10 +169,35 @@ ParseResult parse_embedded(const uint8_t* frame, uint32_t off, uint32_t end, Fam
 
 // ---- L4 -------------------------------------------------------------------------------------
 
+// ICMP / ICMPv6 at out.l4_offset: type, code and, for errors, the quoted packet.
+ParseResult parse_icmp(const uint8_t* frame, uint32_t end, ParsedPacket& out) {
+  const uint32_t off = out.l4_offset;
+  const uint8_t* l4 = frame + off;
+  const uint32_t avail = end - off;
+  // ICMP in IPv6 or ICMPv6 in IPv4 is nonsense: leave it opaque (has_l4 false) so that
+  // nothing treats it as an echo or an error of the wrong family.
+  const Family expected = out.proto == kProtoIcmp ? Family::kIpv4 : Family::kIpv6;
+  if (out.family != expected) return ok();
+  if (avail < kIcmpHeaderLen) return malformed(DropReason::kIcmpTruncated);
+  out.icmp_type = l4[0];
+  out.icmp_code = l4[1];
+  if (is_icmp_echo(out.family, out.icmp_type)) {
+    if (avail < kIcmpEchoLen) return malformed(DropReason::kIcmpTruncated);
+  } else if (is_icmp_error(out.family, out.icmp_type)) {
+    if (avail < kIcmpErrorHeaderLen) return malformed(DropReason::kIcmpTruncated);
+    const ParseResult r =
+        parse_embedded(frame, off + kIcmpErrorHeaderLen, end, out.family, out.embedded);
+    if (r.status != ParseStatus::kOk) return r;
+  }
+  out.has_l4 = true;
+  return ok();
+}
+
 // Parses the L4 header at out.l4_offset, inside the IP payload that ends at `end`. For the
 // first fragment of a datagram the header must still be complete (RFC 1858, RFC 8200 4.5),
 // but length fields describing the whole datagram cannot be checked against the fragment.
-ParseResult parse_l4(const uint8_t* frame, uint32_t end, ParsedPacket& out) {
+// Always inlined: TCP and UDP are nearly every packet, and the call cost as much as the work.
+[[gnu::always_inline]] inline ParseResult parse_l4(const uint8_t* frame, uint32_t end, ParsedPacket& out) {
   const uint32_t off = out.l4_offset;
   const uint8_t* l4 = frame + off;
   const uint32_t avail = end - off;
@@ -203,25 +229,8 @@ ParseResult parse_l4(const uint8_t* frame, uint32_t end, ParsedPacket& out) {
       return ok();
     }
     case kProtoIcmp:
-    case kProtoIcmpv6: {
-      // ICMP in IPv6 or ICMPv6 in IPv4 is nonsense: leave it opaque (has_l4 false) so that
-      // nothing treats it as an echo or an error of the wrong family.
-      const Family expected = out.proto == kProtoIcmp ? Family::kIpv4 : Family::kIpv6;
-      if (out.family != expected) return ok();
-      if (avail < kIcmpHeaderLen) return malformed(DropReason::kIcmpTruncated);
-      out.icmp_type = l4[0];
-      out.icmp_code = l4[1];
-      if (is_icmp_echo(out.family, out.icmp_type)) {
-        if (avail < kIcmpEchoLen) return malformed(DropReason::kIcmpTruncated);
-      } else if (is_icmp_error(out.family, out.icmp_type)) {
-        if (avail < kIcmpErrorHeaderLen) return malformed(DropReason::kIcmpTruncated);
-        const ParseResult r =
-            parse_embedded(frame, off + kIcmpErrorHeaderLen, end, out.family, out.embedded);
-        if (r.status != ParseStatus::kOk) return r;
-      }
-      out.has_l4 = true;
-      return ok();
-    }
+    case kProtoIcmpv6:
+      return parse_icmp(frame, end, out);
     default:
       // GRE, ESP, SCTP, no-next-header...: the pipeline decides what to do with them.
       return ok();
@@ -305,8 +314,19 @@ ParseResult parse_ipv6(const uint8_t* frame, uint32_t len, ParsedPacket& out) {
 
 ParseResult parse_frame(const uint8_t* frame, uint32_t len, ParsedPacket& out) {
   // The caller reuses one ParsedPacket per batch slot: nothing of the previous packet may
-  // leak into this one.
-  out = ParsedPacket{};
+  // leak into this one. Every IP packet's parse writes the addresses, lengths, family,
+  // protocol and IP flags; what only some packets have is reset here (the quote of an ICMP
+  // error is reset where it is parsed). Cheaper than clearing all ~100 bytes every packet,
+  // and the parse fuzz target checks that a reused ParsedPacket parses exactly like a new one.
+  out.src_port = 0;
+  out.dst_port = 0;
+  out.tcp_flags = 0;
+  out.has_l4 = false;
+  out.has_vlan = false;
+  out.vlan_tci = 0;
+  out.icmp_type = 0;
+  out.icmp_code = 0;
+  out.embedded.present = false;
   if (len < kEthHeaderLen) return malformed(DropReason::kEthTruncated);
 
   // Up to two VLAN tags: 802.1Q, 802.1ad (S-tag, alone or outside a C-tag) or the older

@@ -15,7 +15,7 @@ namespace l4mux {
 // could be read. Only the first 8 bytes of the L4 header are guaranteed by RFC 792, which is
 // enough for the ports.
 struct EmbeddedHeader {
-  bool present = false;
+  bool present = false;  // the fields below mean something only when set
   Family family = Family::kNone;
   uint8_t proto = 0;
   IpAddr src;

@@ -79,9 +79,9 @@ bool same(const ParsedPacket& a, const ParsedPacket& b) {
          a.traffic_class == b.traffic_class && a.dont_fragment == b.dont_fragment &&
          a.is_fragment == b.is_fragment && a.has_l4 == b.has_l4 && a.has_vlan == b.has_vlan &&
          a.vlan_tci == b.vlan_tci && a.icmp_type == b.icmp_type && a.icmp_code == b.icmp_code &&
-         x.present == y.present && x.family == y.family && x.proto == y.proto &&
-         same(x.src, y.src) && same(x.dst, y.dst) && x.src_port == y.src_port &&
-         x.dst_port == y.dst_port;
+         x.present == y.present &&
+         (!x.present || (x.family == y.family && x.proto == y.proto && same(x.src, y.src) &&
+                         same(x.dst, y.dst) && x.src_port == y.src_port && x.dst_port == y.dst_port));
 }
 
 // An 802.1Q-tagged ICMP "fragmentation needed" quoting a TCP header: sets nearly every field.
