@@ -32,6 +32,12 @@ node -e '
   console.log("scenario                     Mpps (median)   ns/packet");
   for (const s of result.fastpath.scenarios)
     console.log(`${s.name.padEnd(28)} ${s.mpps_median.toFixed(2).padStart(13)} ${s.ns_per_packet_median.toFixed(1).padStart(11)}`);
+  if (result.fastpath.established_tcp4_ipip_sweep) {
+    console.log("\nestablished_tcp4_ipip by flows and table size");
+    console.log("flows    table entries  table MB   Mpps (median)");
+    for (const p of result.fastpath.established_tcp4_ipip_sweep)
+      console.log(`${String(p.flows).padEnd(8)} ${String(p.table_entries).padStart(13)} ${p.table_mb.toFixed(1).padStart(9)} ${p.mpps_median.toFixed(2).padStart(15)}`);
+  }
   console.log("\nMaglev M      N   build ms (median)  max/ideal  disruption % (1% removed)");
   for (const m of result.maglev)
     console.log(`${String(m.table_size).padEnd(9)} ${String(m.backends).padStart(4)} ${m.build_ms_median.toFixed(2).padStart(17)} ${m.max_over_ideal.toFixed(4).padStart(10)} ${m.disruption_pct_1pct_removed.toFixed(2).padStart(10)}`);
