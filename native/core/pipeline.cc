@@ -67,16 +67,13 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters)
   }
 
   // Pass 3: decide and rewrite.
-  for (size_t i = 0; i < n; ++i) {
-    if (batch[i].verdict != Verdict::kTx) continue;
-    decide(batch[i], work_[i], snapshot, now_ns);
-  }
-
   uint64_t tx = 0;
   uint64_t passed = 0;
   for (size_t i = 0; i < n; ++i) {
-    tx += batch[i].verdict == Verdict::kTx;
-    passed += batch[i].verdict == Verdict::kPass;
+    Packet& pkt = batch[i];
+    if (pkt.verdict == Verdict::kTx) decide(pkt, work_[i], snapshot, now_ns);
+    tx += pkt.verdict == Verdict::kTx;
+    passed += pkt.verdict == Verdict::kPass;
   }
   counters_.tx.add(tx);
   counters_.passed.add(passed);
