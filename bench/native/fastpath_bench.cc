@@ -112,6 +112,17 @@ void renumber_clients(std::vector<Bytes>& frames, int run) {
   for (Bytes& f : frames) f[14 + 12] = static_cast<uint8_t>(100 + run);
 }
 
+// The core's effective clock: a chain of dependent adds runs one per cycle. On a shared
+// virtual machine the host's load shows here, which explains a slow run.
+double effective_ghz() {
+  constexpr uint64_t kAdds = 200'000'000;
+  uint64_t x = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < kAdds; ++i) asm volatile("add $1, %0" : "+r"(x));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return static_cast<double>(kAdds) / secs / 1e9;
+}
+
 struct Result {
   double mpps_median = 0;
   double ns_per_packet_median = 0;
@@ -245,6 +256,7 @@ int main(int argc, char** argv) {
                          std::move(mixed), nullptr, true});
   }
 
+  const double ghz_at_start = effective_ghz();
   std::printf("{\n  \"benchmark\": \"fastpath\",\n  \"batch\": %u,\n  \"runs\": %d,\n  \"scenarios\": [\n",
               kMaxBatch, runs);
   std::erase_if(scenarios, [&](const Scenario& s) { return !only.empty() && s.name != only; });
@@ -289,6 +301,6 @@ int main(int argc, char** argv) {
     }
     std::printf("  ]");
   }
-  std::printf("\n}\n");
+  std::printf(",\n  \"core_clock_ghz\": {\"start\": %.2f, \"end\": %.2f}\n}\n", ghz_at_start, effective_ghz());
   return 0;
 }
