@@ -18,6 +18,7 @@
 #include <emmintrin.h>
 
 #include "../../native/tests/frame_builder.h"
+#include "conntrack.h"
 #include "counters.h"
 #include "pipeline.h"
 #include "snapshot.h"
@@ -138,6 +139,9 @@ Result run_scenario(Scenario& s, uint64_t packets_per_run, int runs, const Connt
 
   std::vector<Packet> batch(kMaxBatch);
   uint64_t clock_ns = 1'000'000'000;
+  for (const Bytes& f : s.frames) {
+    if (f.size() + kHeadroom > kSlot) throw std::runtime_error("frame too long for its slot");
+  }
 
   // Frames arrive as a NIC delivers them into an AF_XDP UMEM or a receive ring: a ring of
   // kRingSlots frame buffers, each with headroom in front, refilled in order. Each batch's
@@ -291,8 +295,7 @@ int main(int argc, char** argv) {
       ConntrackConfig table = ct;
       table.capacity = points[i].table;
       const Result r = run_scenario(s, quick ? 2'000'000 : 4'000'000, 3, table);
-      // A bucket is a line of tags plus a line per entry (conntrack.cc).
-      const double table_mb = static_cast<double>(points[i].table) / kConntrackWays * (1 + kConntrackWays) * 64 / 1e6;
+      const double table_mb = static_cast<double>(Conntrack::table_bytes(table)) / 1e6;
       std::printf("    {\"flows\": %u, \"table_entries\": %u, \"table_mb\": %.1f, \"mpps_median\": %.2f, "
                   "\"ns_per_packet_median\": %.1f}%s\n",
                   points[i].flows, points[i].table, table_mb, r.mpps_median, r.ns_per_packet_median,

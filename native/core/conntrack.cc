@@ -104,13 +104,17 @@ Conntrack::Conntrack(const ConntrackConfig& config, WorkerCounters* counters)
   static_assert(kConntrackWays == 8, "Bucket::match compares exactly 8 tags");
   static_assert(offsetof(Bucket, entries) == 64, "the tags have the first cache line");
   static_assert(sizeof(Bucket) == 64 * (1 + kConntrackWays), "no padding between buckets");
-  const size_t bytes = sizeof(Bucket) * bucket_count_;
+  const size_t bytes = table_bytes(config);
   mapping_ = map_table(bytes, &mapping_size_);
   const uintptr_t aligned = (reinterpret_cast<uintptr_t>(mapping_) + kHugePage - 1) & ~(kHugePage - 1);
   madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);  // advice: failure is harmless
   // Value-initialised: every tag 0, every entry kFree. Writing it all here also faults the
   // pages in now rather than on the fast path.
   buckets_ = new (reinterpret_cast<void*>(aligned)) Bucket[bucket_count_]();
+}
+
+size_t Conntrack::table_bytes(const ConntrackConfig& config) {
+  return sizeof(Bucket) * bucket_count_for(config.capacity);
 }
 
 Conntrack::~Conntrack() {

@@ -10,6 +10,7 @@
 // the bucket size.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -99,6 +100,8 @@ class Conntrack {
   void sweep(uint64_t now_ns, uint32_t buckets);
 
   uint32_t capacity() const { return bucket_count_ * kConntrackWays; }
+  // The memory a table made with `config` occupies (tags, deadlines and entries).
+  static size_t table_bytes(const ConntrackConfig& config);
   const ConntrackStats& stats() const { return stats_; }
   const ConntrackTimeouts& timeouts() const { return timeouts_; }
 

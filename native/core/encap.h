@@ -99,7 +99,7 @@ inline constexpr uint16_t kGueSourcePortSpan = 16384;
 // the start of the new frame (and its length in *frame_len), or nullptr when there is not
 // enough room in front of the inner packet. Inline: it is the per-packet half of the work.
 inline uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const TunnelHeader& t,
-                     uint64_t flow_hash, uint32_t* frame_len) {
+                            uint64_t flow_hash, uint32_t* frame_len) {
   const std::ptrdiff_t room = inner.ip - headroom_start;
   uint8_t* const frame = inner.ip - t.len;
   if (room >= static_cast<std::ptrdiff_t>(TunnelHeader::kCapacity)) {
@@ -151,7 +151,6 @@ inline uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, c
   *frame_len = t.len + inner.length;
   return frame;
 }
-
 
 // The same for a one-off packet (tests, tools): builds the template first.
 inline uint8_t* encapsulate(const InnerPacket& inner, uint8_t* headroom_start, const EncapParams& params,

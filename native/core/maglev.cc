@@ -178,7 +178,6 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
     w.id = members[i].backend->id;
   }
   schedule_turns(members, size, max_quota, scratch.round_start, scratch.turns);
-  const std::vector<uint32_t>& turns = scratch.turns;
 
   // Occupancy as a bitmap: 8 KiB for M = 65537 stays in L1 while probes jump around.
   std::vector<uint64_t>& taken = scratch.taken;
@@ -191,12 +190,8 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
   const auto is_free = [&taken](uint64_t slot) {
     return static_cast<uint32_t>(~(taken[slot >> 6] >> (slot & 63)) & 1);
   };
-  // A few turns ahead, so that a walk's line is in cache when its turn comes even when the
-  // walk of this turn ends in a mispredicted branch.
-  constexpr size_t kWalkPrefetchAhead = 4;
-  for (size_t t = 0; t < turns.size(); ++t) {
-    if (t + kWalkPrefetchAhead < turns.size()) __builtin_prefetch(&walks[turns[t + kWalkPrefetchAhead]]);
-    Walk& m = walks[turns[t]];
+  for (const uint32_t member_index : scratch.turns) {
+    Walk& m = walks[member_index];
     // The first free slot of the permutation from the cursor on, four places per step: their
     // tests are independent, where one place at a time is a chain of dependent loads ending
     // in a mispredicted branch. Quotas sum to M, so a free slot exists and the walk ends.

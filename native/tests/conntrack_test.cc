@@ -422,6 +422,14 @@ TEST(Conntrack, BucketsDoNotInterfere) {
   EXPECT_EQ(ct.stats().evictions, 1u);
 }
 
+TEST(Conntrack, TableBytesCountATagLineAndALinePerEntryForEveryBucket) {
+  ConntrackConfig config;
+  config.capacity = 262144;  // 32768 buckets of 8 entries
+  EXPECT_EQ(Conntrack::table_bytes(config), size_t{32768} * (1 + kConntrackWays) * 64);
+  config.capacity = 100;  // rounds up to 16 buckets
+  EXPECT_EQ(Conntrack::table_bytes(config), size_t{16} * (1 + kConntrackWays) * 64);
+}
+
 TEST(Conntrack, CapacityRoundsUpToPowerOfTwoBuckets) {
   EXPECT_EQ(Conntrack(config(0)).capacity(), kConntrackWays);
   EXPECT_EQ(Conntrack(config(1)).capacity(), kConntrackWays);
