@@ -4,9 +4,12 @@
 // DropReason and nothing past the frame is ever touched.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 
+#include "bytes.h"
 #include "types.h"
 
 namespace l4mux {
@@ -76,5 +79,100 @@ ParseResult parse_frame(const uint8_t* frame, uint32_t len, ParsedPacket& out);
 
 // Maximum number of IPv6 extension headers walked before the packet is refused.
 inline constexpr int kMaxIpv6ExtHeaders = 8;
+
+// ---- Plain flow packets --------------------------------------------------------------------
+
+// What forwarding a plain flow packet (below) needs besides its flow key. The IP header
+// starts right after the untagged Ethernet header.
+struct PlainFlow {
+  uint16_t l3_length = 0;
+  uint8_t tcp_flags = 0;  // 0 for UDP
+  uint8_t traffic_class = 0;
+  bool dont_fragment = false;
+};
+
+inline constexpr uint32_t kPlainL3Offset = static_cast<uint32_t>(kEthHeaderLen);
+
+// An IPv4 address into a FlowKey address (its 4 bytes, then 12 zero bytes), written as two
+// 8-byte words.
+inline void store_ipv4_key_address(uint8_t* key_address, const uint8_t* ipv4) {
+  uint32_t a;
+  std::memcpy(&a, ipv4, sizeof(a));
+  const uint64_t word = std::endian::native == std::endian::little ? uint64_t{a} : uint64_t{a} << 32;
+  const uint64_t zero = 0;
+  std::memcpy(key_address, &word, sizeof(word));
+  std::memcpy(key_address + 8, &zero, sizeof(zero));
+}
+
+// Recognises the packets nearly all traffic is made of: an untagged Ethernet frame holding
+// IPv4 without options or IPv6 without extension headers, not a fragment, with a well-formed
+// TCP or UDP header. For those it fills `key` and `out` exactly as parse_frame() and
+// ParsedPacket::flow_key() would and returns true; for anything else it returns false having
+// decided nothing, and the frame takes parse_frame(). It reads nothing outside
+// [frame, frame + len). Inline because it runs for every packet; the pipeline fuzz target
+// checks it against parse_frame() (see PipelineOptions::plain_lane).
+inline bool parse_plain_flow(const uint8_t* frame, uint32_t len, FlowKey& key, PlainFlow& out) {
+  constexpr uint32_t kTcpMin = 20;
+  constexpr uint32_t kUdpMin = static_cast<uint32_t>(kUdpHeaderLen);
+  // Below the smallest plain packet (IPv4 + UDP) nothing is plain; this also makes the
+  // EtherType and the fixed IPv4 header readable.
+  if (len < kPlainL3Offset + kIpv4HeaderLen + kUdpMin) return false;
+  const uint8_t* ip = frame + kPlainL3Offset;
+  const uint32_t avail = len - kPlainL3Offset;
+  const uint16_t type = load_be16(frame + 12);
+  uint32_t total = 0;
+  uint32_t header = 0;
+  uint8_t proto = 0;
+  key = FlowKey{};
+  if (type == kEthTypeIpv4) {
+    if (ip[0] != 0x45) return false;  // version 4 and no options
+    total = load_be16(ip + 2);
+    const uint16_t frag = load_be16(ip + 6);
+    if (total > avail || (frag & 0x3FFF) != 0) return false;  // past the frame, or a fragment
+    header = static_cast<uint32_t>(kIpv4HeaderLen);
+    proto = ip[9];
+    // Whole words: the hash reads them back at once, and a load that spans several smaller
+    // stores waits for them to retire.
+    store_ipv4_key_address(key.src.data(), ip + 12);
+    store_ipv4_key_address(key.dst.data(), ip + 16);
+    key.family = Family::kIpv4;
+    out.traffic_class = ip[1];
+    out.dont_fragment = (frag & 0x4000) != 0;
+  } else if (type == kEthTypeIpv6) {
+    if (avail < kIpv6HeaderLen || (ip[0] >> 4) != 6) return false;
+    total = static_cast<uint32_t>(kIpv6HeaderLen) + load_be16(ip + 4);
+    if (total > avail || total > 0xFFFF) return false;
+    header = static_cast<uint32_t>(kIpv6HeaderLen);
+    proto = ip[6];  // TCP or UDP right away: no extension headers
+    std::memcpy(key.src.data(), ip + 8, 16);
+    std::memcpy(key.dst.data(), ip + 24, 16);
+    key.family = Family::kIpv6;
+    out.traffic_class = static_cast<uint8_t>(load_be32(ip) >> 20);
+    out.dont_fragment = true;
+  } else {
+    return false;
+  }
+  if (total < header) return false;
+  const uint8_t* l4 = ip + header;
+  const uint32_t l4_avail = total - header;
+  if (proto == kProtoTcp) {
+    if (l4_avail < kTcpMin) return false;
+    const uint32_t data_offset = (uint32_t{l4[12]} >> 4) * 4;
+    if (data_offset < kTcpMin || data_offset > l4_avail) return false;
+    out.tcp_flags = l4[13];
+  } else if (proto == kProtoUdp) {
+    if (l4_avail < kUdpMin) return false;
+    const uint32_t udp_len = load_be16(l4 + 4);
+    if (udp_len < kUdpMin || udp_len > l4_avail) return false;
+    out.tcp_flags = 0;
+  } else {
+    return false;
+  }
+  key.src_port = load_be16(l4);
+  key.dst_port = load_be16(l4 + 2);
+  key.proto = proto;
+  out.l3_length = static_cast<uint16_t>(total);
+  return true;
+}
 
 }  // namespace l4mux

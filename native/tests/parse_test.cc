@@ -10,6 +10,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -979,6 +980,90 @@ TEST(ParseFrame, TruncatedFramesNeverParseOutOfBounds) {
     }
   }
   EXPECT_GT(checked, 1000u);
+}
+
+// ---- the plain lane's parser ----------------------------------------------------------------
+
+// parse_plain_flow on an exactly-sized heap copy of the first n bytes of `f`; nullopt when it
+// refuses the frame.
+struct Plain {
+  FlowKey key;
+  PlainFlow flow;
+};
+std::optional<Plain> parse_plain(const Bytes& f, size_t n = SIZE_MAX) {
+  n = std::min(n, f.size());
+  auto buf = std::make_unique<uint8_t[]>(n);
+  if (n > 0) std::memcpy(buf.get(), f.data(), n);
+  Plain out;
+  // Stale values in the outputs must not survive into the result.
+  std::memset(static_cast<void*>(&out), 0xa5, sizeof out);
+  if (!parse_plain_flow(buf.get(), static_cast<uint32_t>(n), out.key, out.flow)) return std::nullopt;
+  return out;
+}
+
+// Accepted frames give what parse_frame() and flow_key() give.
+void expect_same_as_parse_frame(const Bytes& f) {
+  const std::optional<Plain> plain = parse_plain(f);
+  ASSERT_TRUE(plain.has_value()) << ::testing::PrintToString(f);
+  const Parsed full = parse(f);
+  ASSERT_EQ(outcome(full.result), "ok");
+  const ParsedPacket& p = full.pkt;
+  EXPECT_TRUE(plain->key == p.flow_key());
+  EXPECT_EQ(p.l3_offset, kPlainL3Offset);
+  EXPECT_TRUE(p.has_l4 && !p.is_fragment && !p.has_vlan);
+  EXPECT_EQ(plain->flow.l3_length, p.l3_length);
+  EXPECT_EQ(plain->flow.tcp_flags, p.tcp_flags);
+  EXPECT_EQ(plain->flow.traffic_class, p.traffic_class);
+  EXPECT_EQ(plain->flow.dont_fragment, p.dont_fragment);
+}
+
+TEST(ParsePlainFlow, AgreesWithParseFrame) {
+  expect_same_as_parse_frame(v4_tcp());
+  expect_same_as_parse_frame(eth4(ipv4({.tos = 0xb9, .df = false}, tcp(1, 2, 0x11, 8))));
+  expect_same_as_parse_frame(eth4(ipv4({.proto = kProtoUdp}, udp(53, 5353, 2))));  // padded
+  expect_same_as_parse_frame(eth4(ipv4({.proto = kProtoUdp}, udp(53, 5353, 40, 20))));  // short UDP length
+  expect_same_as_parse_frame(eth6(ipv6({.tc = 0x2e}, tcp(443, 40000, 0x18, 6))));
+  expect_same_as_parse_frame(eth6(ipv6({.next = kProtoUdp}, udp(1, 2, 0))));
+}
+
+TEST(ParsePlainFlow, LeavesEverythingElseToParseFrame) {
+  const Bytes refused[] = {
+      eth(kEthTypeIpv4, ipv4({}, tcp(1, 2)), {{kEthTypeVlan, 1}}),  // tagged
+      eth4(ipv4({.options = {1, 1, 1, 0}}, tcp(1, 2))),            // IPv4 options
+      eth4(ipv4({.mf = true}, tcp(1, 2))),                         // first fragment
+      eth4(ipv4({.frag_offset = 64}, payload(16))),                // later fragment
+      eth4(ipv4({.proto = kProtoIcmp}, echo(8))),
+      eth4(ipv4({.proto = kProtoGre}, payload(20))),
+      eth6(ipv6({.next = kDestOpts}, cat({ext(kProtoTcp), tcp(1, 2)}))),  // extension header
+      eth6(ipv6({.next = kFrag}, cat({frag6(kProtoUdp, 0, false), udp(1, 2)}))),  // atomic fragment
+      eth6(ipv6({.next = kProtoIcmpv6}, echo(128))),
+      eth(0x0806, payload(28)),  // ARP
+  };
+  for (const Bytes& f : refused) {
+    EXPECT_FALSE(parse_plain(f).has_value()) << ::testing::PrintToString(f);
+    // Well-formed, every one: parse_frame takes them (ARP as not IP).
+    EXPECT_NE(parse(f).result.status, ParseStatus::kMalformed) << outcome(f);
+  }
+}
+
+// Nothing malformed is plain: every way to fail parse_frame names is refused, and so is every
+// truncation of a frame the plain parser accepts that parse_frame would refuse.
+TEST(ParsePlainFlow, RefusesEveryMalformedFrame) {
+  for (const MalformedCase& c : malformed_cases()) {
+    EXPECT_FALSE(parse_plain(c.frame).has_value()) << c.name;
+  }
+  for (const Bytes& f : valid_frames()) {
+    for (size_t n = 0; n <= f.size(); ++n) {
+      const std::optional<Plain> plain = parse_plain(f, n);
+      const Parsed full = parse(f, n);
+      if (full.result.status != ParseStatus::kOk) {
+        EXPECT_FALSE(plain.has_value()) << "n=" << n;
+      } else if (plain.has_value()) {
+        EXPECT_TRUE(plain->key == full.pkt.flow_key()) << "n=" << n;
+        EXPECT_EQ(plain->flow.l3_length, full.pkt.l3_length) << "n=" << n;
+      }
+    }
+  }
 }
 
 }  // namespace
