@@ -20,12 +20,14 @@ constexpr size_t kFramePrefetchAhead = 8;
 // Expired entries freed per batch: little work each time, the whole table over time.
 constexpr uint32_t kSweepBucketsPerBatch = 2;
 
-Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters)
+Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, PipelineOptions options)
     : conntrack_(conntrack, &counters),
       counters_(counters),
       wrr_position_(new uint32_t[counters.max_vips()]()),
       // Distinct per worker (the object's address differs), so workers do not pick in lockstep.
-      random_state_(0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(this)) {}
+      random_state_(options.random_seed != 0 ? options.random_seed
+                                             : 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(this)),
+      plain_lane_(options.plain_lane) {}
 
 // Never inlined into its caller: once per batch costs nothing, and profiles can then name it.
 [[gnu::noinline]] void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns) {
@@ -41,6 +43,14 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters)
     if (i + kFramePrefetchAhead < n) __builtin_prefetch(batch[i + kFramePrefetchAhead].data);
     Packet& pkt = batch[i];
     Work& w = work_[i];
+    w.plain = plain_lane_ && parse_plain_flow(pkt.data, pkt.len, w.key, w.plain_flow);
+    if (w.plain) {
+      pkt.verdict = Verdict::kTx;  // provisional, as below
+      w.flow_hash = hash_flow(w.key, HashFields::kFiveTuple, seed);
+      w.tracked = true;
+      conntrack_.prefetch_bucket(w.flow_hash);
+      continue;
+    }
     const ParseResult r = parse_frame(pkt.data, pkt.len, w.parsed);
     w.tracked = false;
     if (r.status == ParseStatus::kNotIp) {
@@ -66,18 +76,51 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters)
     if (work_[i].tracked) conntrack_.prefetch_entry(work_[i].flow_hash);
   }
 
-  // Pass 3: decide and rewrite.
+  // Pass 3: decide and rewrite. A plain packet the plain lane cannot finish is parsed in
+  // full now and decided like any other (its key and hash are already those parse_frame's
+  // would give).
   uint64_t tx = 0;
   uint64_t passed = 0;
   for (size_t i = 0; i < n; ++i) {
     Packet& pkt = batch[i];
-    if (pkt.verdict == Verdict::kTx) decide(pkt, work_[i], snapshot, now_ns);
+    Work& w = work_[i];
+    if (pkt.verdict == Verdict::kTx && !(w.plain && forward_plain_hit(pkt, w, snapshot, now_ns))) {
+      if (w.plain) parse_frame(pkt.data, pkt.len, w.parsed);  // kOk: the frame is plain
+      decide(pkt, w, snapshot, now_ns);
+    }
     tx += pkt.verdict == Verdict::kTx;
     passed += pkt.verdict == Verdict::kPass;
   }
   counters_.tx.add(tx);
   counters_.passed.add(passed);
   conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
+}
+
+// The plain lane: a plain packet of a flow the connection table holds, whose backend keeps
+// it, forwarded in one line. Whatever else may happen to the packet (a new flow, a SYN on a
+// closing flow, a backend that no longer keeps it, the MTU, a partial checksum, too little
+// headroom) is left to decide(): this returns false before it has changed anything.
+bool Pipeline::forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& snapshot,
+                                 uint64_t now_ns) {
+  FlowEntry* entry = conntrack_.lookup(w.key, w.flow_hash, now_ns);
+  if (entry == nullptr) return false;
+  const Vip* vip = snapshot.vip_by_slot(entry->vip);
+  if (vip == nullptr) return false;
+  const PlainFlow& f = w.plain_flow;
+  if (entry->state == FlowState::kTcpClosing && is_new_connection_syn(f.tcp_flags)) return false;
+  const VipMember* member = vip->member(entry->backend);
+  if (member == nullptr || member->fate != FlowFate::kKeep) return false;
+  const TunnelHeader& tunnel = member->tunnel;
+  const uint32_t mtu = snapshot.egress_mtu();
+  if (!tunnel.usable() || (mtu != 0 && f.l3_length + tunnel.len - kEthHeaderLen > mtu) ||
+      (pkt.flags & kPacketChecksumPartial) != 0 || pkt.headroom + kPlainL3Offset < tunnel.len) {
+    return false;
+  }
+  conntrack_.touch(*entry, f.tcp_flags, now_ns);
+  const InnerPacket inner{pkt.data + kPlainL3Offset, f.l3_length, w.key.family, f.traffic_class,
+                          f.dont_fragment};
+  emit(pkt, inner, tunnel, w.flow_hash, vip->slot, entry->backend);
+  return true;
 }
 
 void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns) {
@@ -333,22 +376,27 @@ void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip
     }
   }
 
-  const InnerPacket inner{pkt.data + p.l3_offset, p.l3_length, p.family, p.traffic_class,
-                          p.dont_fragment};
-  uint8_t* const buffer_start = pkt.data - pkt.headroom;
-  uint32_t frame_len = 0;
-  uint8_t* frame = encapsulate(inner, buffer_start, tunnel, flow_hash, &frame_len);
-  if (frame == nullptr) {
+  if (pkt.headroom + p.l3_offset < tunnel.len) {
     drop(pkt, DropReason::kHeadroomExhausted);
     return;
   }
+  const InnerPacket inner{pkt.data + p.l3_offset, p.l3_length, p.family, p.traffic_class,
+                          p.dont_fragment};
+  emit(pkt, inner, tunnel, flow_hash, vip.slot, backend);
+}
+
+void Pipeline::emit(Packet& pkt, const InnerPacket& inner, const TunnelHeader& tunnel,
+                    uint64_t flow_hash, uint32_t vip_slot, uint32_t backend) {
+  uint8_t* const buffer_start = pkt.data - pkt.headroom;
+  uint32_t frame_len = 0;
+  uint8_t* const frame = encapsulate(inner, buffer_start, tunnel, flow_hash, &frame_len);
   pkt.headroom = static_cast<uint32_t>(frame - buffer_start);
   pkt.data = frame;
   pkt.len = frame_len;
   pkt.backend = backend;
-  if (VipCounters* c = counters_.vip(vip.slot)) {
+  if (VipCounters* c = counters_.vip(vip_slot)) {
     c->packets.add();
-    c->bytes.add(p.l3_length);
+    c->bytes.add(inner.length);
   }
   if (BackendCounters* c = counters_.backend(backend)) {
     c->packets.add();

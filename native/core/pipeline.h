@@ -1,5 +1,12 @@
 // The packet path: parse -> VIP match -> connection table -> Maglev -> encapsulate.
 //
+// Nearly every packet is a plain TCP or UDP packet (no VLAN tag, IP options, extension
+// headers or fragmentation) of a flow the connection table already holds. Those take the
+// plain lane: a short parse straight into the flow key (parse_plain_flow), the table lookup,
+// and the tunnel headers. Everything else, and every plain packet the lane cannot finish
+// (new flows, backends that no longer keep the flow, MTU, checksums), takes the general
+// parse and decide(). The lane must never change an outcome (PipelineOptions::plain_lane).
+//
 // One Pipeline per worker thread. process() takes a batch of frames (at most kMaxBatch) and
 // leaves a verdict on each: transmit (the buffer now holds the frame to send), pass to the
 // kernel, or drop (counted under a named reason). Nothing here allocates, locks or makes a
@@ -13,6 +20,7 @@
 
 #include "conntrack.h"
 #include "counters.h"
+#include "encap.h"
 #include "parse.h"
 #include "snapshot.h"
 #include "types.h"
@@ -37,9 +45,20 @@ struct Packet {
   uint32_t backend = kMaglevNoBackend;            // chosen backend slot, when forwarded
 };
 
+struct PipelineOptions {
+  // The plain lane forwards plain flow packets (parse_plain_flow) that hit the connection
+  // table without the general parse and decision. It is only a shortcut: with it off, every
+  // output byte, verdict, counter and table entry is the same. The pipeline fuzz target runs
+  // two pipelines, one without it, and checks exactly that.
+  bool plain_lane = true;
+  // Seeds the random scheduler and tie breaks; 0 derives a seed from the pipeline's address,
+  // so that workers do not pick in lockstep.
+  uint64_t random_seed = 0;
+};
+
 class Pipeline {
  public:
-  Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters);
+  Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, PipelineOptions options = {});
 
   // `now_ns` is a monotonic clock (live) or the capture's timestamps (replay).
   void process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns);
@@ -48,14 +67,17 @@ class Pipeline {
 
  private:
   // Per-packet state carried from the first pass over a batch (parse, hash, prefetch) to the
-  // second (decide, rewrite).
+  // last (decide, rewrite).
   struct Work {
-    ParsedPacket parsed;
+    ParsedPacket parsed;  // filled by parse_frame(); for a plain packet only if it needs it
     FlowKey key;
     uint64_t flow_hash = 0;
     bool tracked = false;  // has a connection-table entry to look up
+    bool plain = false;    // parsed by parse_plain_flow() into `key` and `plain_flow`
+    PlainFlow plain_flow;
   };
 
+  bool forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& snapshot, uint64_t now_ns);
   void decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
   void forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, const Snapshot& snapshot,
                     uint64_t now_ns);
@@ -69,6 +91,9 @@ class Pipeline {
   uint64_t next_random();
   void encapsulate_to(Packet& pkt, const ParsedPacket& parsed, const Vip& vip, uint32_t backend,
                       uint64_t flow_hash, const Snapshot& snapshot, uint64_t now_ns);
+  // Writes the tunnel headers (the room for them was checked) and counts the packet.
+  void emit(Packet& pkt, const InnerPacket& inner, const TunnelHeader& tunnel, uint64_t flow_hash,
+            uint32_t vip_slot, uint32_t backend);
   void send_too_big(Packet& pkt, const ParsedPacket& parsed, uint32_t inner_mtu, uint64_t now_ns);
   void drop(Packet& pkt, DropReason reason);
 
@@ -82,6 +107,7 @@ class Pipeline {
   // Token bucket for the ICMP errors this worker originates (RFC 1812 4.3.2.8, RFC 4443 2.4(f)).
   uint64_t icmp_tokens_ = kIcmpBurst;
   uint64_t icmp_refilled_ns_ = 0;
+  bool plain_lane_;
 };
 
 }  // namespace l4mux
