@@ -66,6 +66,7 @@ struct Scenario {
   std::function<void(std::vector<Bytes>&, int)> before_run;  // e.g. make flows new again
   bool warm = true;               // run once untimed first (fills the connection table)
   Outcome expected;
+  bool plain_lane = true;         // off: every packet takes the general parse and decide
 };
 
 ConfigSpec make_config() {
@@ -147,7 +148,7 @@ Result run_scenario(Scenario& s, uint64_t packets_per_run, int runs, const Connt
   VipRegistry vips(4096);
   auto snapshot = Snapshot::build(make_config(), backends, vips);
   WorkerCounters counters(4096, 65536);
-  Pipeline pipeline(ct, counters);
+  Pipeline pipeline(ct, counters, PipelineOptions{.plain_lane = s.plain_lane});
 
   std::vector<Packet> batch(kMaxBatch);
   uint64_t clock_ns = 1'000'000'000;
@@ -263,6 +264,9 @@ int main(int argc, char** argv) {
   scenarios.push_back({"established_tcp4_ipip",
                        "100k established TCP flows (ACK), IPv4-in-IPv4, connection-table hits",
                        tcp_flows(flows, "192.0.2.10", 80, 0x10, false), nullptr, true, all_hits});
+  scenarios.push_back({"established_tcp4_ipip_general_path",
+                       "established_tcp4_ipip with the plain lane off: the general parse and decision for every packet (the lane's baseline)",
+                       tcp_flows(flows, "192.0.2.10", 80, 0x10, false), nullptr, true, all_hits, false});
   scenarios.push_back({"new_flows_tcp4_syn",
                        "every packet a SYN of a new flow (1M distinct per run): Maglev + insert, evicting once the table is full",
                        tcp_flows(1000000, "192.0.2.10", 80, 0x02, false), renumber_clients, false,
