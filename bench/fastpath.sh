@@ -30,9 +30,9 @@ node -e '
     maglev: JSON.parse(maglev).maglev,
   };
   require("fs").writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
-  console.log("scenario                     Mpps (median)   ns/packet");
+  console.log("scenario                             Mpps (median)   ns/packet");
   for (const s of result.fastpath.scenarios)
-    console.log(`${s.name.padEnd(28)} ${s.mpps_median.toFixed(2).padStart(13)} ${s.ns_per_packet_median.toFixed(1).padStart(11)}`);
+    console.log(`${s.name.padEnd(36)} ${s.mpps_median.toFixed(2).padStart(13)} ${s.ns_per_packet_median.toFixed(1).padStart(11)}`);
   if (result.fastpath.established_tcp4_ipip_sweep) {
     console.log("\nestablished_tcp4_ipip by flows and table size");
     console.log("flows    table entries  table MB   Mpps (median)");
