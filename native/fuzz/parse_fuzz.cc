@@ -1,6 +1,7 @@
 // libFuzzer target: parse_frame on arbitrary bytes. ASan/UBSan catch any read outside the
 // frame (libFuzzer hands over an exactly-sized heap copy); the checks below catch results
-// that would make the pipeline read or write outside it later.
+// that would make the pipeline read or write outside it later, and any frame that
+// parse_plain_flow reads differently from parse_frame.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -124,5 +125,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PARSE_FUZZ_CHECK(r2.status == r.status);
   if (r.status == ParseStatus::kMalformed) PARSE_FUZZ_CHECK(r2.reason == r.reason);
   if (r.status == ParseStatus::kOk) PARSE_FUZZ_CHECK(same(p, reused));
+
+  // The plain lane's parser: whatever it accepts, parse_frame parses the same way.
+  FlowKey key;
+  PlainFlow plain;
+  if (parse_plain_flow(data, static_cast<uint32_t>(size), key, plain)) {
+    PARSE_FUZZ_CHECK(r.status == ParseStatus::kOk);
+    PARSE_FUZZ_CHECK(key == p.flow_key());
+    PARSE_FUZZ_CHECK(p.l3_offset == kPlainL3Offset && p.has_l4 && !p.is_fragment);
+    PARSE_FUZZ_CHECK(p.proto == kProtoTcp || p.proto == kProtoUdp);
+    PARSE_FUZZ_CHECK(plain.l3_length == p.l3_length && plain.tcp_flags == p.tcp_flags &&
+                     plain.traffic_class == p.traffic_class &&
+                     plain.dont_fragment == p.dont_fragment);
+  }
   return 0;
 }
