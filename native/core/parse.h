@@ -4,7 +4,6 @@
 // DropReason and nothing past the frame is ever touched.
 #pragma once
 
-#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -93,17 +92,6 @@ struct PlainFlow {
 
 inline constexpr uint32_t kPlainL3Offset = static_cast<uint32_t>(kEthHeaderLen);
 
-// An IPv4 address into a FlowKey address (its 4 bytes, then 12 zero bytes), written as two
-// 8-byte words.
-inline void store_ipv4_key_address(uint8_t* key_address, const uint8_t* ipv4) {
-  uint32_t a;
-  std::memcpy(&a, ipv4, sizeof(a));
-  const uint64_t word = std::endian::native == std::endian::little ? uint64_t{a} : uint64_t{a} << 32;
-  const uint64_t zero = 0;
-  std::memcpy(key_address, &word, sizeof(word));
-  std::memcpy(key_address + 8, &zero, sizeof(zero));
-}
-
 // Recognises the packets nearly all traffic is made of: an untagged Ethernet frame holding
 // IPv4 without options or IPv6 without extension headers, not a fragment, with a well-formed
 // TCP or UDP header. For those it fills `key` and `out` exactly as parse_frame() and
@@ -131,10 +119,8 @@ inline bool parse_plain_flow(const uint8_t* frame, uint32_t len, FlowKey& key, P
     if (total > avail || (frag & 0x3FFF) != 0) return false;  // past the frame, or a fragment
     header = static_cast<uint32_t>(kIpv4HeaderLen);
     proto = ip[9];
-    // Whole words: the hash reads them back at once, and a load that spans several smaller
-    // stores waits for them to retire.
-    store_ipv4_key_address(key.src.data(), ip + 12);
-    store_ipv4_key_address(key.dst.data(), ip + 16);
+    store_ipv4_address16(key.src.data(), ip + 12);
+    store_ipv4_address16(key.dst.data(), ip + 16);
     key.family = Family::kIpv4;
     out.traffic_class = ip[1];
     out.dont_fragment = (frag & 0x4000) != 0;

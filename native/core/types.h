@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -37,6 +38,18 @@ inline constexpr size_t kUdpHeaderLen = 8;
 
 enum class Family : uint8_t { kNone = 0, kIpv4 = 4, kIpv6 = 6 };
 
+// Writes an IPv4 address as the 16 bytes addresses are kept in (its 4 bytes, then zeros), in
+// two 8-byte words: the hash and the compares read them back whole, and a load that spans
+// several smaller stores waits until they have retired (store-to-load forwarding fails).
+inline void store_ipv4_address16(uint8_t* out16, const uint8_t* ipv4) {
+  uint32_t a;
+  std::memcpy(&a, ipv4, sizeof(a));
+  const uint64_t word = std::endian::native == std::endian::little ? uint64_t{a} : uint64_t{a} << 32;
+  const uint64_t zero = 0;
+  std::memcpy(out16, &word, sizeof(word));
+  std::memcpy(out16 + 8, &zero, sizeof(zero));
+}
+
 // An IPv4 or IPv6 address in network byte order. IPv4 uses bytes[0..3], the rest stays zero,
 // so that two equal addresses always compare (and hash) equal byte for byte.
 struct IpAddr {
@@ -45,7 +58,7 @@ struct IpAddr {
 
   static IpAddr v4(const uint8_t* p) {
     IpAddr a;
-    std::memcpy(a.bytes.data(), p, 4);
+    store_ipv4_address16(a.bytes.data(), p);
     a.family = Family::kIpv4;
     return a;
   }
