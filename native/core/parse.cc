@@ -19,7 +19,6 @@ constexpr uint8_t kIpv6Fragment = 44;
 constexpr uint8_t kIpv6Ah = 51;
 constexpr uint8_t kIpv6DestOptions = 60;
 
-constexpr uint32_t kTcpHeaderLen = 20;
 constexpr uint32_t kIcmpHeaderLen = 4;       // type, code, checksum
 constexpr uint32_t kIcmpErrorHeaderLen = 8;  // + unused / MTU / pointer, then the quote
 constexpr uint32_t kIcmpEchoLen = 8;         // + identifier, sequence number

@@ -100,11 +100,9 @@ inline constexpr uint32_t kPlainL3Offset = static_cast<uint32_t>(kEthHeaderLen);
 // [frame, frame + len). Inline because it runs for every packet; the pipeline fuzz target
 // checks it against parse_frame() (see PipelineOptions::plain_lane).
 inline bool parse_plain_flow(const uint8_t* frame, uint32_t len, FlowKey& key, PlainFlow& out) {
-  constexpr uint32_t kTcpMin = 20;
-  constexpr uint32_t kUdpMin = static_cast<uint32_t>(kUdpHeaderLen);
   // Below the smallest plain packet (IPv4 + UDP) nothing is plain; this also makes the
   // EtherType and the fixed IPv4 header readable.
-  if (len < kPlainL3Offset + kIpv4HeaderLen + kUdpMin) return false;
+  if (len < kPlainL3Offset + kIpv4HeaderLen + kUdpHeaderLen) return false;
   const uint8_t* ip = frame + kPlainL3Offset;
   const uint32_t avail = len - kPlainL3Offset;
   const uint16_t type = load_be16(frame + 12);
@@ -142,14 +140,14 @@ inline bool parse_plain_flow(const uint8_t* frame, uint32_t len, FlowKey& key, P
   const uint8_t* l4 = ip + header;
   const uint32_t l4_avail = total - header;
   if (proto == kProtoTcp) {
-    if (l4_avail < kTcpMin) return false;
+    if (l4_avail < kTcpHeaderLen) return false;
     const uint32_t data_offset = (uint32_t{l4[12]} >> 4) * 4;
-    if (data_offset < kTcpMin || data_offset > l4_avail) return false;
+    if (data_offset < kTcpHeaderLen || data_offset > l4_avail) return false;
     out.tcp_flags = l4[13];
   } else if (proto == kProtoUdp) {
-    if (l4_avail < kUdpMin) return false;
+    if (l4_avail < kUdpHeaderLen) return false;
     const uint32_t udp_len = load_be16(l4 + 4);
-    if (udp_len < kUdpMin || udp_len > l4_avail) return false;
+    if (udp_len < kUdpHeaderLen || udp_len > l4_avail) return false;
     out.tcp_flags = 0;
   } else {
     return false;

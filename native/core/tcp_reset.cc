@@ -7,11 +7,6 @@
 #include "ip_reply.h"
 
 namespace l4mux {
-namespace {
-
-constexpr uint32_t kTcpHeaderLen = 20;
-
-}  // namespace
 
 uint32_t make_tcp_reset(uint8_t* frame, const ParsedPacket& pkt) {
   if ((pkt.tcp_flags & kTcpRst) != 0) return 0;

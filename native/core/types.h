@@ -35,6 +35,7 @@ inline constexpr size_t kVlanTagLen = 4;
 inline constexpr size_t kIpv4HeaderLen = 20;
 inline constexpr size_t kIpv6HeaderLen = 40;
 inline constexpr size_t kUdpHeaderLen = 8;
+inline constexpr size_t kTcpHeaderLen = 20;  // without options
 
 enum class Family : uint8_t { kNone = 0, kIpv4 = 4, kIpv6 = 6 };
 
