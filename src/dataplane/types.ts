@@ -64,6 +64,45 @@ export interface DataplaneConfig {
   /** Egress link MTU (largest IP packet); absent = no limit, as in replay. */
   mtu?: number;
   vips: DataplaneVip[];
+  /** Absent: no cluster; the mux decides alone, as a single mux does. */
+  cluster?: DataplaneCluster;
+}
+
+/** A mux of the cluster as the dataplane sees it (see DataplaneCluster). */
+export interface DataplaneClusterMember {
+  id: string;
+  /** The mux's own address: the outer destination of packets redirected to it. */
+  address: string;
+  /** Rendezvous weight (> 0): a mux of weight 2 owns twice the flows of one of weight 1. */
+  weight: number;
+  /** Only live members own flows; the others keep their index. */
+  live: boolean;
+}
+
+/**
+ * The cluster as the fast path needs it: who owns which flow (weighted rendezvous hashing
+ * over the live members with `seed`) and where redirected packets go. Members come sorted
+ * by id, identically on every mux (at most 255); records name members by index in this list.
+ */
+export interface DataplaneCluster {
+  /** Index of this mux in `members`. */
+  selfIndex: number;
+  /** Cluster seed for the rendezvous scores, 64 bits, as a decimal or 0x-prefixed hex string. */
+  seed: string;
+  members: DataplaneClusterMember[];
+  /** UDP port of mux-to-mux redirected packets (GUE-like: the inner IP packet after UDP). */
+  redirectPort: number;
+}
+
+/**
+ * Memory of the cluster's fast-path state, fixed for the life of an Engine or Dataplane
+ * (allocated at construction). Absent: the defaults below.
+ */
+export interface ClusterCapacity {
+  /** Entries the peer-entry table (flows peers sent us) holds; default 262144. */
+  peerFlows: number;
+  /** Records each worker's export ring holds (a power of two); default 65536. */
+  exportRing: number;
 }
 
 export interface ConntrackSettings {
