@@ -1,6 +1,7 @@
 // Entry points: text or file in, a normalized config (plus warnings) or the list of errors out.
 import { readFile } from 'node:fs/promises';
 
+import { checkClusterSemantics } from '../cluster/config.js';
 import { checkHealthSemantics } from '../health/validate.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
@@ -41,7 +42,8 @@ function check(document: unknown, earlier: Issue[]): ConfigResult {
   const schemaIssues = checkSchema(document);
   const semantic = checkSemantics(document, schemaIssues);
   const health = checkHealthSemantics(document, schemaIssues);
-  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors];
+  const cluster = checkClusterSemantics(document, schemaIssues);
+  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster];
   if (errors.length > 0) return { ok: false, errors: formatIssues(errors, document) };
   // The schema and the semantic checks passed: the document has the input shape.
   const config = normalize(document as L4muxConfigInput, health.checks);

@@ -16,6 +16,7 @@ import {
   DEFAULT_XDP_MODE,
   defaultConntrackConfig,
 } from './defaults.js';
+import { normalizeCluster } from '../cluster/config.js';
 import { parseMac } from './mac.js';
 import { parseSeed } from './seed.js';
 import { defaultVipName } from './semantic.js';
@@ -91,6 +92,7 @@ export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec
     pools,
     vips,
     healthChecks,
+    ...(input.cluster !== undefined && { cluster: normalizeCluster(input.cluster, address) }),
   };
 }
 

@@ -1,6 +1,7 @@
 // Types of the l4mux configuration file (version 1): the file as written (`L4muxConfigInput`)
 // and the validated, normalized form every other module consumes (`L4muxConfig`).
 import type { BackendAdminState, EncapKind, HashFieldsName, SchedulerName } from '../dataplane/types.js';
+import type { ClusterConfig, ClusterConfigInput } from '../cluster/config.js';
 import type { HealthCheckInput, HealthCheckSpec } from '../health/types.js';
 
 export type Protocol = 'tcp' | 'udp';
@@ -102,6 +103,8 @@ export interface L4muxConfig {
   vips: VipConfig[];
   /** The resolved health check of every checked backend (defaults, pool, backend merged). */
   healthChecks: HealthCheckSpec[];
+  /** Connection-table sync with peer muxes; absent: this mux decides alone. */
+  cluster?: ClusterConfig;
 }
 
 // ---- As written in the file (what the schema accepts) ----
@@ -151,6 +154,7 @@ export interface L4muxConfigInput {
     icmpEcho?: boolean;
     scheduler?: SchedulerName;
   }[];
+  cluster?: ClusterConfigInput;
 }
 
 // ---- Results ----

@@ -1,0 +1,210 @@
+// The cluster channel on loopback: entries delivered intact, refused input counted (forged,
+// truncated, replayed, unknown peer, wrong key, old boot), loss repaired, priorities under the
+// rate cap, bounded queues, barriers (acks) and resync when repair is impossible.
+import { createSocket } from 'node:dgram';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { Channel, type ChannelOptions } from '../../src/cluster/channel.js';
+import { EntryClass, decodeWireEntry, encodeWireEntry, wireEntrySize } from '../../src/cluster/wire.js';
+import { manyFlows, record, records } from './records.js';
+
+const SECRET = Buffer.alloc(32, 7);
+let nextPort = 39000 + (process.pid % 500) * 8;
+const open: Channel[] = [];
+
+function pair(overrides: { a?: Partial<ChannelOptions>; b?: Partial<ChannelOptions> } = {}): [Channel, Channel] {
+  const pa = nextPort++;
+  const pb = nextPort++;
+  const a = new Channel({ self: { id: 'a', address: '127.0.0.1', port: pa }, peers: [{ id: 'b', address: '127.0.0.1', port: pb }], secret: SECRET, maxRate: 1e9, ...overrides.a });
+  const b = new Channel({ self: { id: 'b', address: '127.0.0.1', port: pb }, peers: [{ id: 'a', address: '127.0.0.1', port: pa }], secret: SECRET, maxRate: 1e9, ...overrides.b });
+  open.push(a, b);
+  return [a, b];
+}
+
+function collect(ch: Channel): Buffer[] {
+  const got: Buffer[] = [];
+  ch.on('entries', (_peer, recs) => {
+    for (let i = 0; i < recs.length; i += 64) got.push(Buffer.from(recs.subarray(i, i + 64)));
+  });
+  return got;
+}
+
+async function until(probe: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!probe()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()));
+});
+
+describe('wire entries', () => {
+  it('round-trip IPv4, IPv6, 4-in-6 and an end without backend; 24 bytes for IPv4, 60 for IPv6', () => {
+    const cases = [
+      record({ client: '10.0.0.1', clientPort: 1234, vip: '192.0.2.10', backend: '10.1.0.1', flags: 3, lifetime: 77 }),
+      record({ client: '2001:db8::1', clientPort: 5, vip: '2001:db8::10', vipPort: 53, backend: 'fd00::2', protocol: 17 }),
+      record({ client: '10.0.0.1', clientPort: 9, vip: '192.0.2.10', backend: 'fd00::2' }),
+      record({ kind: 2, client: '10.0.0.1', clientPort: 9, vip: '192.0.2.10' }),
+    ];
+    const sizes = cases.map((r) => wireEntrySize(r, 0));
+    expect(sizes).toEqual([24, 60, 36, 20]);
+    for (const r of cases) {
+      const wire = Buffer.alloc(64);
+      const n = encodeWireEntry(r, 0, wire, 0);
+      const back = Buffer.alloc(64);
+      expect(decodeWireEntry(wire.subarray(0, n), 0, back, 0)).toEqual({ ok: true, bytes: n });
+      const expected = Buffer.from(r);
+      expected[4] = (expected[4] ?? 0) | 4; // from-peer
+      expect(back).toEqual(expected);
+    }
+  });
+});
+
+describe('channel', () => {
+  it('delivers batches of entries intact and in classes', async () => {
+    const [a, b] = pair();
+    await Promise.all([a.start(), b.start()]);
+    const got = collect(b);
+    const flows = manyFlows(500);
+    const buf = records(flows);
+    for (let i = 0; i < flows.length; i++) expect(a.queue('b', EntryClass.fresh, buf, i * 64)).toBe(true);
+    await until(() => got.length === 500);
+    const expected = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const r = Buffer.from(buf.subarray(i * 64, i * 64 + 64));
+      r[4] = (r[4] ?? 0) | 4;
+      expected.add(r.toString('hex'));
+    }
+    expect(new Set(got.map((r) => r.toString('hex')))).toEqual(expected);
+    expect(a.counters.entriesSent).toBe(500);
+    expect(b.counters.entriesReceived).toBe(500);
+    // 500 IPv4 entries of 24 bytes in datagrams of at most 1400 bytes, 40 bytes of overhead each.
+    expect(a.counters.bytesSent / 500).toBeLessThan(27);
+  });
+
+  it('refuses forged, truncated, replayed, unknown-peer, wrong-key and old-boot datagrams, and counts them', async () => {
+    const captured: Buffer[] = [];
+    const [a, b] = pair({ a: { sendHook: (d, send) => (captured.push(Buffer.from(d)), send()) } });
+    await Promise.all([a.start(), b.start()]);
+    const got = collect(b);
+    a.queue('b', EntryClass.fresh, record({ client: '10.0.0.1', clientPort: 1, vip: '192.0.2.10', backend: '10.1.0.1' }), 0);
+    await until(() => got.length === 1);
+    const good = captured.find((d) => d[1] === 2) as Buffer;
+
+    b.receive(good, 'test'); // replayed
+    const forged = Buffer.from(good);
+    forged[30] = (forged[30] ?? 0) ^ 1;
+    forged.writeBigUInt64BE(forged.readBigUInt64BE(16) + 1n, 16);
+    b.receive(forged, 'test');
+    b.receive(good.subarray(0, 30), 'test'); // truncated
+    const stranger = Buffer.from(good);
+    stranger.writeUInt32BE(0xdeadbeef, 4);
+    b.receive(stranger, 'test');
+    const oldBoot = Buffer.from(good);
+    oldBoot.writeBigUInt64BE(1n, 8);
+    b.receive(oldBoot, 'test');
+    const badVersion = Buffer.from(good);
+    badVersion[0] = 9;
+    b.receive(badVersion, 'test');
+
+    // A sender configured like a (same id) but with another key.
+    const wrong = new Channel({ bootId: a.bootId + 1n, self: { id: 'a', address: '127.0.0.1', port: nextPort++ }, peers: [{ id: 'b', address: '127.0.0.1', port: 0 }], secret: Buffer.alloc(32, 8), maxRate: 1e9, sendHook: (d) => b.receive(d, 'wrong') });
+    await wrong.start();
+    open.push(wrong);
+    wrong.queue('b', EntryClass.fresh, record({ client: '10.0.0.9', clientPort: 9, vip: '192.0.2.10', backend: '10.1.0.9' }), 0);
+    await until(() => b.counters.refused.bad_auth >= 2);
+
+    expect(b.counters.refused).toMatchObject({ replayed: 1, truncated: 1, unknown_peer: 1, old_boot: 1, bad_version: 1, bad_auth: 2 });
+    expect(got.length).toBe(1);
+    // Nothing of the refused input changed what b holds: a's next batch still arrives.
+    a.queue('b', EntryClass.fresh, record({ client: '10.0.0.2', clientPort: 2, vip: '192.0.2.10', backend: '10.1.0.1' }), 0);
+    await until(() => got.length === 2);
+  });
+
+  it('refuses a datagram from an unconfigured sender over the network', async () => {
+    const [, b] = pair();
+    await b.start();
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.send(Buffer.alloc(100, 1), (b as unknown as { options: ChannelOptions }).options.self.port, '127.0.0.1', () => r()));
+    s.close();
+    await until(() => Object.values(b.counters.refused).some((n) => n > 0));
+    expect(b.counters.refused.bad_type).toBe(1);
+  });
+
+  it('repairs lost batches (acks name the holes, the sender sends them again)', async () => {
+    let n = 0;
+    const [a, b] = pair({ a: { sendHook: (d, send) => (d[1] === 2 && n++ % 3 === 1 ? undefined : send()) } });
+    await Promise.all([a.start(), b.start()]);
+    const got = collect(b);
+    const buf = records(manyFlows(2000));
+    for (let i = 0; i < 2000; i++) a.queue('b', EntryClass.fresh, buf, i * 64);
+    // Heartbeats tell b how far a has sent (the last batch may be the lost one).
+    const beats = setInterval(() => a.heartbeat('b', 0n, true), 20);
+    try {
+      await until(() => got.length === 2000, 5000);
+    } finally {
+      clearInterval(beats);
+    }
+    expect(a.counters.retransmitted).toBeGreaterThan(0);
+    expect(new Set(got.map((r) => r.toString('hex'))).size).toBe(2000);
+  });
+
+  it('asks for a resync when a lost batch is no longer retained', async () => {
+    let n = 0;
+    const [a, b] = pair({ a: { maxRetainedBytes: 2000, sendHook: (d, send) => (d[1] === 2 && n++ === 0 ? undefined : send()) } });
+    await Promise.all([a.start(), b.start()]);
+    const resyncs: string[] = [];
+    a.on('resyncNeeded', (p) => resyncs.push(p));
+    const got = collect(b);
+    const buf = records(manyFlows(600));
+    for (let i = 0; i < 600; i++) a.queue('b', EntryClass.fresh, buf, i * 64);
+    await until(() => got.length > 0);
+    a.heartbeat('b', 0n, true);
+    await until(() => resyncs.length === 1);
+    expect(b.counters.resyncsReceived).toBe(1);
+    // b skipped the hole: later batches are acknowledged again.
+    a.queue('b', EntryClass.fresh, buf, 0);
+    expect(await a.barrier('b', 2000)).toBe(true);
+  });
+
+  it('sends the most urgent class first under the rate cap', async () => {
+    const [a, b] = pair({ a: { maxRate: 200_000 } });
+    await Promise.all([a.start(), b.start()]);
+    const order: number[] = [];
+    b.on('entries', (_p, recs, cls) => order.push(cls, recs.length / 64));
+    const refresh = records(manyFlows(300));
+    for (let i = 0; i < 300; i++) a.queue('b', EntryClass.refresh, refresh, i * 64);
+    a.queue('b', EntryClass.precommit, record({ client: '10.9.9.9', clientPort: 9, vip: '192.0.2.10', backend: '10.1.0.1' }), 0);
+    a.queue('b', EntryClass.fresh, record({ client: '10.9.9.8', clientPort: 9, vip: '192.0.2.10', backend: '10.1.0.1' }), 0);
+    await until(() => order.length >= 6);
+    expect(order.slice(0, 4)).toEqual([EntryClass.precommit, 1, EntryClass.fresh, 1]);
+  });
+
+  it('bounds the queue: a flood of entries is dropped (counted), more urgent entries push out less urgent ones', async () => {
+    const [a] = pair({ a: { maxQueuedBytes: 24 * 1000, maxRate: 10_000 } });
+    await a.start();
+    const flood = records(manyFlows(5000));
+    let accepted = 0;
+    for (let i = 0; i < 5000; i++) if (a.queue('b', EntryClass.refresh, flood, i * 64)) accepted++;
+    expect(accepted).toBeLessThanOrEqual(1000);
+    expect(a.counters.queueDropped).toBe(5000 - accepted);
+    expect(a.queue('b', EntryClass.precommit, flood, 0)).toBe(true);
+    const [status] = a.status();
+    expect(status?.queuedBytes).toBeLessThanOrEqual(24 * 1000);
+  });
+
+  it('barrier: resolves once the peer acknowledged what was queued, false on timeout without one', async () => {
+    const [a, b] = pair();
+    await Promise.all([a.start(), b.start()]);
+    const buf = records(manyFlows(100));
+    for (let i = 0; i < 100; i++) a.queue('b', EntryClass.precommit, buf, i * 64);
+    expect(await a.barrier('b', 2000)).toBe(true);
+    await b.close();
+    a.queue('b', EntryClass.precommit, buf, 0);
+    expect(await a.barrier('b', 200)).toBe(false);
+  });
+});
