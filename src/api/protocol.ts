@@ -1,7 +1,7 @@
 // The control socket's protocol: a unix domain stream socket carrying JSON lines. Each request
 // is one line, {"cmd": "reload"}, {"cmd": "status"} or {"cmd": "backend", ...}; each gets one
 // line back.
-import type { PoolStatusWithChecks } from '../daemon/pools.js';
+import type { PoolStatusWithChecks } from '../pools/supervisor.js';
 import type { BackendAdminState } from '../dataplane/types.js';
 import type { EngineCounters, IoModeReport } from '../dataplane/engine.js';
 
@@ -87,6 +87,8 @@ export interface StatusReport {
   interfaces: InterfaceStatus[];
   /** Sums over the interfaces of the main counters. */
   totals: { rx: number; tx: number; dropped: number; passed: number };
+  /** What the daemon's services report of themselves, by service name (absent: none does). */
+  services?: Record<string, unknown>;
 }
 
 export type StatusResponse = { ok: true; status: StatusReport } | { ok: false; errors: string[] };

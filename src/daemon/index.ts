@@ -12,6 +12,8 @@ export {
   type DaemonOptions,
   type SignalSource,
 } from './daemon.js';
+export { ServiceList, type Service, type ServiceContext } from './service.js';
+export { ServedInterface, ServedInterfaces, type NextHop, type PushResult } from './served.js';
 export { RESTART_SETTINGS, diffConfigs, effectiveConfig, type ConfigDiff } from './diff.js';
 export { LOG_LEVELS, LOG_LEVEL_ENV, chooseLogLevel, createLogger, type LogLevel, type Logger } from './logger.js';
 export { onlineCpus, parseCpuList, formatCpuList } from './cpus.js';

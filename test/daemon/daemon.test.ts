@@ -13,7 +13,7 @@ import { runReload } from '../../src/cli/commands/reload.js';
 import { runStatus } from '../../src/cli/commands/status.js';
 import type { CommandIo } from '../../src/cli/io.js';
 import { Daemon, INTERFACES_REQUIRED, runDaemon } from '../../src/daemon/index.js';
-import type { HealthCheckerLike } from '../../src/daemon/pools.js';
+import type { HealthCheckerLike } from '../../src/pools/supervisor.js';
 import type { BackendHealth, HealthCheckSpec } from '../../src/health/types.js';
 import { daemonConfig, harness, type Harness, type Json } from './harness.js';
 

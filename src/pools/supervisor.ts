@@ -10,7 +10,7 @@ import type { L4muxConfig } from '../config/types.js';
 import { HealthChecker, type HealthCheckerOptions, type TunnelHook, type TunnelRequest } from '../health/index.js';
 import { probeTunnelled, type TunnelPath } from '../health/probes/tunnelled.js';
 import type { BackendHealth, HealthCheckSpec } from '../health/types.js';
-import { PoolRuntime, type BackendOverride, type OverrideResult, type PoolStatus } from '../pools/runtime.js';
+import { PoolRuntime, type BackendOverride, type OverrideResult, type PoolStatus } from './runtime.js';
 
 /** What the daemon needs of a health checker (HealthChecker; tests may substitute one). */
 export type HealthCheckerLike = Pick<HealthChecker, 'update' | 'snapshot' | 'stop' | 'on'>;
