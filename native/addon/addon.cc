@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agent_binding.h"
+#include "cluster_js.h"
 #include "config_convert.h"
 #include "counters_js.h"
 #include "engine_binding.h"
@@ -31,7 +32,13 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                         InstanceMethod<&Dataplane::Process>("process"),
                         InstanceMethod<&Dataplane::Replay>("replay"),
                         InstanceMethod<&Dataplane::Counters>("counters"),
-                        InstanceMethod<&Dataplane::Table>("table")});
+                        InstanceMethod<&Dataplane::Table>("table"),
+                        InstanceMethod<&Dataplane::PollFlowEvents>("pollFlowEvents"),
+                        InstanceMethod<&Dataplane::InstallFlows>("installFlows"),
+                        InstanceMethod<&Dataplane::SyncMark>("syncMark"),
+                        InstanceMethod<&Dataplane::SyncDrained>("syncDrained"),
+                        InstanceMethod<&Dataplane::Owners>("owners"),
+                        InstanceMethod<&Dataplane::SyncStats>("syncStats")});
   }
 
   explicit Dataplane(const Napi::CallbackInfo& info)
@@ -43,7 +50,15 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     if (info.Length() < 1 || !info[0].IsObject()) {
       throw Napi::TypeError::New(info.Env(), "Dataplane(settings): settings object expected");
     }
-    pipeline_ = std::make_unique<Pipeline>(to_conntrack_config(info[0].As<Napi::Object>()), counters_);
+    const ConntrackConfig conntrack = to_conntrack_config(info[0].As<Napi::Object>());
+    // Dataplane(settings, clusterCapacity?): with the second, the pipeline exports flow records
+    // and uses a peer-entry table, as an engine's worker does.
+    PipelineOptions options;
+    if (info.Length() >= 2 && info[1].IsObject()) {
+      sync_ = std::make_unique<cluster::SyncHub>(to_sync_settings(info[1].As<Napi::Object>()), 1, conntrack.timeouts);
+      options.sync = &sync_->worker(0);
+    }
+    pipeline_ = std::make_unique<Pipeline>(conntrack, counters_, options);
   }
 
  private:
@@ -187,10 +202,71 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     throw Napi::Error::New(env, "no VIP named \"" + name + "\"");
   }
 
+  // ---- Cluster sync: the Engine's methods, with the caller's clock (nowNs) ----
+
+  static uint64_t now_arg(const Napi::CallbackInfo& info, size_t index) {
+    if (info.Length() <= index || info[index].IsUndefined()) return 0;
+    if (!info[index].IsBigInt()) throw Napi::TypeError::New(info.Env(), "nowNs: a bigint expected");
+    bool lossless = false;
+    return info[index].As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+
+  cluster::SyncHub& sync(const Napi::Env& env) {
+    if (!sync_) throw Napi::Error::New(env, "this Dataplane was made without cluster capacity: no sync");
+    return *sync_;
+  }
+
+  cluster::BackendResolver resolver() {
+    return [this](const IpAddr& a) { return backends_.find(a); };
+  }
+
+  // pollFlowEvents(maxRecords?, nowNs?) -> Buffer of n*64 bytes
+  Napi::Value PollFlowEvents(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const size_t max = max_records_arg(info, 0);
+    std::vector<uint8_t> out(max * cluster::kFlowRecordSize);
+    const size_t n = sync(env).poll(current(env), resolver(), out.data(), max, now_arg(info, 1));
+    return Napi::Buffer<uint8_t>::Copy(env, out.data(), n * cluster::kFlowRecordSize);
+  }
+
+  // installFlows(records, nowNs?) -> {accepted, refused}
+  Napi::Value InstallFlows(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const Napi::Buffer<uint8_t> records = records_arg(info, 0);
+    return install_result_to_js(
+        env, sync(env).install(records.Data(), records.Length(), current(env), resolver(), now_arg(info, 1)));
+  }
+
+  Napi::Value SyncMark(const Napi::CallbackInfo& info) { return mark_to_js(info.Env(), sync(info.Env()).mark()); }
+
+  Napi::Value SyncDrained(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), sync(info.Env()).drained(mark_arg(info, 0)));
+  }
+
+  // owners({client, clientPort, vip, vipPort, protocol}) -> {owner, backup} (255: none)
+  Napi::Value Owners(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "owners(flow): flow object expected");
+    const FlowKey key = to_flow_key(info[0].As<Napi::Object>());
+    const cluster::ClusterView* c = current(env).cluster();
+    return owners_to_js(env, c != nullptr ? c->owners(key) : cluster::Owners{});
+  }
+
+  Napi::Value SyncStats(const Napi::CallbackInfo& info) {
+    const cluster::SyncHub& hub = sync(info.Env());
+    const cluster::WorkerSync& w = hub.worker(0);
+    std::vector<std::pair<std::string_view, uint64_t>> counters;
+#define L4MUX_X(name, str) counters.emplace_back(str, w.counters().name.get());
+    L4MUX_SYNC_COUNTERS(L4MUX_X)
+#undef L4MUX_X
+    return sync_stats_to_js(info.Env(), hub.stats(), {counters}, {w.ring().overflow()});
+  }
+
   BackendRegistry backends_;
   VipRegistry vips_;
   SnapshotHolder<Snapshot> snapshots_;
   WorkerCounters counters_;
+  std::unique_ptr<cluster::SyncHub> sync_;  // before pipeline_, which points into it
   std::unique_ptr<Pipeline> pipeline_;
   std::unordered_map<uint32_t, std::string> vip_names_;
 };

@@ -195,7 +195,63 @@ ConfigSpec to_config_spec(const Napi::Object& config) {
     }
     spec.vips.push_back(std::move(vip));
   }
+  if (has(config, "cluster")) spec.cluster = to_cluster_spec(config.Get("cluster"));
   return spec;
+}
+
+cluster::ClusterSpec to_cluster_spec(const Napi::Value& value) {
+  const Napi::Env env = value.Env();
+  if (!value.IsObject()) fail(env, "config.cluster", "expected an object");
+  const Napi::Object c = value.As<Napi::Object>();
+  cluster::ClusterSpec spec;
+  spec.seed = parse_seed(env, get_string(c, "seed", "config.cluster"), "config.cluster.seed");
+  spec.redirect_port = static_cast<uint16_t>(get_number(c, "redirectPort", "config.cluster", 1, 65535));
+  const Napi::Array members = get_array(c, "members", "config.cluster");
+  if (members.Length() == 0 || members.Length() > cluster::kMaxMembers) {
+    fail(env, "config.cluster.members", "expected 1.." + std::to_string(cluster::kMaxMembers) + " members");
+  }
+  spec.self_index = static_cast<uint32_t>(get_number(c, "selfIndex", "config.cluster", 0, members.Length() - 1));
+  for (uint32_t i = 0; i < members.Length(); ++i) {
+    const std::string path = "config.cluster.members[" + std::to_string(i) + "]";
+    const Napi::Object m = element(members, i, path);
+    cluster::MemberSpec ms;
+    ms.id = get_string(m, "id", path);
+    ms.address = parse_addr(env, get_string(m, "address", path), path + ".address");
+    ms.weight = static_cast<uint32_t>(get_number(m, "weight", path, 1, 1000000));
+    const Napi::Value live = m.Get("live");
+    if (!live.IsBoolean()) fail(env, path + ".live", "expected a boolean");
+    ms.live = live.As<Napi::Boolean>().Value();
+    spec.members.push_back(std::move(ms));
+  }
+  return spec;
+}
+
+cluster::SyncSettings to_sync_settings(const Napi::Object& capacity) {
+  cluster::SyncSettings s;
+  if (has(capacity, "peerFlows")) {
+    s.peer_flows = static_cast<uint32_t>(get_number(capacity, "peerFlows", "cluster", 8, 1u << 28));
+  }
+  if (has(capacity, "exportRing")) {
+    s.export_ring = static_cast<uint32_t>(get_number(capacity, "exportRing", "cluster", 2, 1u << 24));
+  }
+  return s;
+}
+
+FlowKey to_flow_key(const Napi::Object& flow) {
+  const Napi::Env env = flow.Env();
+  const IpAddr client = parse_addr(env, get_string(flow, "client", "flow"), "flow.client");
+  const IpAddr vip = parse_addr(env, get_string(flow, "vip", "flow"), "flow.vip");
+  if (client.family != vip.family) fail(env, "flow.vip", "not of the client's address family");
+  FlowKey k;
+  k.family = client.family;
+  k.src = client.bytes;
+  k.dst = vip.bytes;
+  k.src_port = static_cast<uint16_t>(get_number(flow, "clientPort", "flow", 0, 65535));
+  k.dst_port = static_cast<uint16_t>(get_number(flow, "vipPort", "flow", 0, 65535));
+  const auto proto = static_cast<uint8_t>(get_number(flow, "protocol", "flow", 0, 255));
+  if (proto != kProtoTcp && proto != kProtoUdp) fail(env, "flow.protocol", "expected 6 (TCP) or 17 (UDP)");
+  k.proto = proto;
+  return k;
 }
 
 ConntrackConfig to_conntrack_config(const Napi::Object& settings) {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cluster_js.h"
 #include "config_convert.h"
 #include "counters_js.h"
 #include "io/engine.h"
@@ -89,6 +90,11 @@ EngineOptions to_engine_options(const Napi::Object& o) {
       type_error(env, "engine.xdpMode", "\"" + m + "\" is not one of \"auto\", \"native\", \"generic\"");
     }
   }
+  if (present(o, "cluster")) {
+    const Napi::Value c = o.Get("cluster");
+    if (!c.IsObject()) type_error(env, "engine.cluster", "expected an object");
+    opts.sync = to_sync_settings(c.As<Napi::Object>());
+  }
   const Napi::Value ct = o.Get("conntrack");
   if (!ct.IsObject()) type_error(env, "engine.conntrack", "expected an object");
   opts.conntrack = to_conntrack_config(ct.As<Napi::Object>());
@@ -115,7 +121,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::Start>("start"),
                         InstanceMethod<&EngineWrap::Stop>("stop"),
                         InstanceMethod<&EngineWrap::Counters>("counters"),
-                        InstanceMethod<&EngineWrap::IoMode>("ioMode")});
+                        InstanceMethod<&EngineWrap::IoMode>("ioMode"),
+                        InstanceMethod<&EngineWrap::PollFlowEvents>("pollFlowEvents"),
+                        InstanceMethod<&EngineWrap::InstallFlows>("installFlows"),
+                        InstanceMethod<&EngineWrap::SyncMark>("syncMark"),
+                        InstanceMethod<&EngineWrap::SyncDrained>("syncDrained"),
+                        InstanceMethod<&EngineWrap::Owners>("owners"),
+                        InstanceMethod<&EngineWrap::SyncStats>("syncStats")});
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
@@ -155,6 +167,42 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::Error::New(info.Env(), e.what());
     }
     return info.Env().Undefined();
+  }
+
+  // ---- Cluster sync (see cluster/flow_sync.h) ----
+
+  Napi::Value PollFlowEvents(const Napi::CallbackInfo& info) {
+    const size_t max = max_records_arg(info, 0);
+    std::vector<uint8_t> out(max * cluster::kFlowRecordSize);
+    const size_t n = engine_->poll_flow_events(out.data(), max);
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), out.data(), n * cluster::kFlowRecordSize);
+  }
+
+  Napi::Value InstallFlows(const Napi::CallbackInfo& info) {
+    const Napi::Buffer<uint8_t> records = records_arg(info, 0);
+    return install_result_to_js(info.Env(), engine_->install_flows(records.Data(), records.Length()));
+  }
+
+  Napi::Value SyncMark(const Napi::CallbackInfo& info) { return mark_to_js(info.Env(), engine_->sync_mark()); }
+
+  Napi::Value SyncDrained(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), engine_->sync_drained(mark_arg(info, 0)));
+  }
+
+  Napi::Value Owners(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "owners(flow): flow object expected");
+    return owners_to_js(info.Env(), engine_->owners(to_flow_key(info[0].As<Napi::Object>())));
+  }
+
+  Napi::Value SyncStats(const Napi::CallbackInfo& info) {
+    const Engine::SyncStatus s = engine_->sync_status();
+    std::vector<std::vector<std::pair<std::string_view, uint64_t>>> workers;
+    std::vector<uint64_t> overflow;
+    for (const auto& w : s.workers) {
+      workers.push_back(w.counters);
+      overflow.push_back(w.export_overflow);
+    }
+    return sync_stats_to_js(info.Env(), s.hub, workers, overflow);
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {

@@ -9,6 +9,10 @@
 //   match -> bpf_redirect_map(&xsks, rx_queue_index, XDP_PASS): when no socket serves the
 //            queue the packet goes to the kernel (counted under no_socket).
 //
+// A cluster mux also lists (its own address, UDP, the redirect port) in `vips` alone, not in
+// `vip_addrs`: packets its peers redirect to it reach the sockets, while the rest of its own
+// address's traffic (SSH, BGP, the cluster channel) goes to the kernel.
+//
 // Every destination address the control plane lists is thus handled by the mux alone: the
 // mux pipeline decides (and counts) what happens to a packet for a VIP address, including
 // ports it does not serve; the host kernel never sees VIP traffic while a socket is bound.

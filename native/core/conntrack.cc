@@ -237,7 +237,7 @@ void Conntrack::closed(const FlowEntry& e) const {
   if (BackendCounters* c = counters_->backend(e.backend)) c->active_flows.sub();
 }
 
-void Conntrack::sweep(uint64_t now_ns, uint32_t buckets) {
+void Conntrack::sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired, void* ctx) {
   const uint32_t now = coarse(now_ns);
   for (uint32_t n = 0; n < buckets && n < bucket_count_; ++n) {
     Bucket& b = buckets_[sweep_cursor_];
@@ -247,7 +247,10 @@ void Conntrack::sweep(uint64_t now_ns, uint32_t buckets) {
     for (uint32_t occupied = ~b.match(kEmptyTag) & ((1u << kConntrackWays) - 1); occupied != 0;
          occupied &= occupied - 1) {
       const int i = std::countr_zero(occupied);
-      if (b.deadlines[i] < now) erase(b.entries[i]);
+      if (b.deadlines[i] < now) {
+        if (on_expired != nullptr) on_expired(ctx, b.entries[i]);
+        erase(b.entries[i]);
+      }
     }
   }
 }

@@ -48,9 +48,14 @@ struct FlowEntry {
   uint64_t expires_ns = 0;
   uint32_t backend = 0;  // backend slot
   FlowState state = FlowState::kFree;
-  uint8_t pad[3] = {0, 0, 0};
+  // Cluster sync (cluster/flow_sync.h), set by the pipeline when it inserts: the record
+  // flags, the 2^30 ns tick of the last teach (low bits) and of the last export.
+  uint8_t sync_flags = 0;
+  uint8_t taught_tick = 0;
+  uint8_t pad = 0;
   // The VIP slot the flow was scheduled under: a hit finds its VIP without the VIP index.
   uint32_t vip = 0;
+  uint32_t synced_ticks = 0;
 };
 static_assert(sizeof(FlowEntry) == 64, "one cache line per entry");
 
@@ -97,7 +102,9 @@ class Conntrack {
   // Frees the expired entries of the next `buckets` buckets (round robin over the table), so
   // that flows which end without FIN or RST stop counting as open. Bounded work: call it once
   // per batch with a small number.
-  void sweep(uint64_t now_ns, uint32_t buckets);
+  // `on_expired` (with `ctx`), when given, sees each expired entry before it is freed.
+  using ExpiredFn = void (*)(void* ctx, const FlowEntry& entry);
+  void sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired = nullptr, void* ctx = nullptr);
 
   uint32_t capacity() const { return bucket_count_ * kConntrackWays; }
   // The memory a table made with `config` occupies (tags, deadlines and entries).

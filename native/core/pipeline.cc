@@ -1,5 +1,8 @@
 #include "pipeline.h"
 
+#include <cstring>
+
+#include "bytes.h"
 #include "checksum.h"
 #include "encap.h"
 #include "hash.h"
@@ -11,6 +14,12 @@ namespace {
 
 bool is_new_connection_syn(uint8_t tcp_flags) {
   return (tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+}
+
+// Schedulers whose choice no other mux would repeat: their entries must be synced, and in a
+// cluster their new flows are decided by the flow's owner.
+bool is_per_mux(Scheduler s) {
+  return s == Scheduler::kWrr || s == Scheduler::kWlc || s == Scheduler::kRandom;
 }
 
 }  // namespace
@@ -27,7 +36,8 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
       // Distinct per worker (the object's address differs), so workers do not pick in lockstep.
       random_state_(options.random_seed != 0 ? options.random_seed
                                              : 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(this)),
-      plain_lane_(options.plain_lane) {}
+      plain_lane_(options.plain_lane),
+      sync_(options.sync) {}
 
 // Never inlined into its caller: once per batch costs nothing, and profiles can then name it.
 [[gnu::noinline]] void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns) {
@@ -43,6 +53,7 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
     if (i + kFramePrefetchAhead < n) __builtin_prefetch(batch[i + kFramePrefetchAhead].data);
     Packet& pkt = batch[i];
     Work& w = work_[i];
+    w.redirected = false;
     w.plain = plain_lane_ && parse_plain_flow(pkt.data, pkt.len, w.key, w.plain_flow);
     if (w.plain) {
       pkt.verdict = Verdict::kTx;  // provisional, as below
@@ -93,7 +104,19 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
   }
   counters_.tx.add(tx);
   counters_.passed.add(passed);
-  conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
+  if (sync_ == nullptr) {
+    conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
+    return;
+  }
+  struct Expiry {
+    cluster::WorkerSync* sync;
+    const Snapshot* snapshot;
+    uint64_t now_ns;
+  } expiry{sync_, &snapshot, now_ns};
+  conntrack_.sweep(now_ns, kSweepBucketsPerBatch, [](void* ctx, const FlowEntry& e) {
+    const auto* x = static_cast<const Expiry*>(ctx);
+    x->sync->ended(e, *x->snapshot, x->now_ns);
+  }, &expiry);
 }
 
 // The plain lane: a plain packet of a flow the connection table holds, whose backend keeps
@@ -116,7 +139,9 @@ bool Pipeline::forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& sna
       (pkt.flags & kPacketChecksumPartial) != 0 || pkt.headroom + kPlainL3Offset < tunnel.len) {
     return false;
   }
+  const FlowState before = entry->state;
   conntrack_.touch(*entry, f.tcp_flags, now_ns);
+  if (sync_ != nullptr) sync_->touched(*entry, before, snapshot, now_ns);
   const InnerPacket inner{pkt.data + kPlainL3Offset, f.l3_length, w.key.family, f.traffic_class,
                           f.dont_fragment};
   emit(pkt, inner, tunnel, w.flow_hash, vip->slot, entry->backend);
@@ -138,6 +163,12 @@ void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t n
   }
 
   const VipAddressInfo* addr = snapshot.find_address(p.dst);
+  if (addr == nullptr && sync_ != nullptr && w.tracked && !w.redirected && p.proto == kProtoUdp &&
+      snapshot.cluster() != nullptr &&
+      p.dst_port == snapshot.cluster()->redirect_port() && p.dst == snapshot.cluster()->self_address()) {
+    receive_redirect(pkt, w, *snapshot.cluster(), snapshot, now_ns);
+    return;
+  }
   if (addr == nullptr) {
     pkt.verdict = Verdict::kPass;  // not addressed to a VIP: the kernel's business
     return;
@@ -196,13 +227,19 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
   // scheduled anew whatever became of the old one.
   if (entry != nullptr && !(entry->state == FlowState::kTcpClosing && is_new_connection_syn(flags))) {
     switch (vip.fate_of(entry->backend)) {
-      case FlowFate::kKeep:
+      case FlowFate::kKeep: {
+        const FlowState before = entry->state;
         conntrack_.touch(*entry, flags, now_ns);
+        if (sync_ != nullptr) {
+          sync_->touched(*entry, before, snapshot, now_ns);
+          if (w.redirected) sync_->teach(*entry, snapshot, w.asker, now_ns);
+        }
         encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot, now_ns);
         return;
+      }
       case FlowFate::kCut:
         if (!is_new_connection_syn(flags)) {
-          cut_flow(pkt, p, *entry);
+          cut_flow(pkt, p, *entry, snapshot, now_ns);
           return;
         }
         break;
@@ -211,6 +248,10 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
     }
   }
 
+  if (entry == nullptr && sync_ != nullptr && snapshot.cluster() != nullptr &&
+      cluster_miss(pkt, w, vip, snapshot, now_ns)) {
+    return;
+  }
   const uint32_t backend = select_backend(vip, w.key, w.flow_hash, snapshot.seed());
   if (backend == kMaglevNoBackend) {
     if (VipCounters* c = counters_.vip(vip.slot)) c->no_backend.add();
@@ -218,9 +259,111 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
     return;
   }
   if (entry != nullptr) conntrack_.erase(*entry);
-  conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns, vip.slot);
+  FlowEntry* created = conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns, vip.slot);
   if (VipCounters* c = counters_.vip(vip.slot)) c->new_flows.add();
+  if (sync_ != nullptr) {
+    sync_->started(*created, snapshot, now_ns, is_per_mux(vip.scheduler) ? cluster::kRecordMustSync : 0);
+    if (w.redirected) sync_->teach(*created, snapshot, w.asker, now_ns);
+  }
   encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot, now_ns);
+}
+
+// A miss of a cluster VIP's flow: the entry a peer sent, else (not being the flow's owner or
+// backup) the owner's decision by a redirect. A TCP SYN of a VIP that every mux schedules
+// alike (Maglev, source-hash) is a new connection and decided here at once.
+bool Pipeline::cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns) {
+  const ParsedPacket& p = w.parsed;
+  const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
+  const bool per_mux = is_per_mux(vip.scheduler);
+  if (p.proto == kProtoTcp && is_new_connection_syn(flags) && !per_mux) return false;
+  cluster::PeerHit hit;
+  if (sync_->peer_lookup(w.key, now_ns, &hit) && vip.fate_of(hit.backend) == FlowFate::kKeep) {
+    FlowEntry* e = conntrack_.insert(w.key, w.flow_hash, hit.backend, flags, now_ns, vip.slot);
+    sync_->counters().peer_hits.add();
+    sync_->started(*e, snapshot, now_ns, static_cast<uint8_t>(hit.flags | cluster::kRecordFromPeer));
+    if (w.redirected) sync_->teach(*e, snapshot, w.asker, now_ns);
+    encapsulate_to(pkt, p, vip, hit.backend, w.flow_hash, snapshot, now_ns);
+    return true;
+  }
+  if (w.redirected) return false;  // sent here as the owner (or its stand-in): decide
+  const cluster::ClusterView& c = *snapshot.cluster();
+  const cluster::Owners o = c.owners(w.key);
+  if (o.owner == cluster::kNoMember || o.owner == c.self() || o.backup == c.self()) return false;
+  return redirect(pkt, w, o.owner, snapshot);
+}
+
+// GUE to the owner's address on the redirect port, the client's packet unchanged inside.
+bool Pipeline::redirect(Packet& pkt, const Work& w, uint8_t owner, const Snapshot& snapshot) {
+  const ParsedPacket& p = w.parsed;
+  const TunnelHeader& tunnel = snapshot.cluster()->redirect_tunnel(owner, p.family);
+  if (!tunnel.usable()) {
+    sync_->counters().redirect_unroutable.add();
+    return false;
+  }
+  const uint32_t mtu = snapshot.egress_mtu();
+  if ((mtu != 0 && p.l3_length + tunnel.len - kEthHeaderLen > mtu) || pkt.headroom + p.l3_offset < tunnel.len) {
+    sync_->counters().redirect_too_big.add();
+    return false;  // decided here rather than lost
+  }
+  if ((pkt.flags & kPacketChecksumPartial) != 0 && p.has_l4 && !p.is_fragment) {
+    const uint32_t l4_len = p.l3_length - (p.l4_offset - p.l3_offset);
+    if (finalize_l4_checksum(pkt.data + p.l4_offset, l4_len, p.src, p.dst, p.proto)) {
+      counters_.checksums_finalized.add();
+    }
+  }
+  const InnerPacket inner{pkt.data + p.l3_offset, p.l3_length, p.family, p.traffic_class, p.dont_fragment};
+  uint8_t* const buffer_start = pkt.data - pkt.headroom;
+  uint32_t frame_len = 0;
+  uint8_t* const frame = encapsulate(inner, buffer_start, tunnel, w.flow_hash, &frame_len);
+  pkt.headroom = static_cast<uint32_t>(frame - buffer_start);
+  pkt.data = frame;
+  pkt.len = frame_len;
+  pkt.verdict = Verdict::kTx;
+  sync_->counters().redirected.add();
+  return true;
+}
+
+// A peer's redirect: the inner packet is given an Ethernet header in place of the outer ones
+// and decided like a packet from the router, marked so that it is never redirected again.
+void Pipeline::receive_redirect(Packet& pkt, Work& w, const cluster::ClusterView& cluster, const Snapshot& snapshot,
+                                uint64_t now_ns) {
+  const ParsedPacket& outer = w.parsed;
+  const uint8_t asker = cluster.member_by_address(outer.src);
+  if (asker == cluster::kNoMember || asker == cluster.self()) {
+    drop(pkt, DropReason::kRedirectUnknownPeer);
+    return;
+  }
+  const uint32_t udp_payload = outer.l3_length - (outer.l4_offset - outer.l3_offset) - kUdpHeaderLen;
+  uint8_t* const inner = pkt.data + outer.l4_offset + kUdpHeaderLen;
+  if (udp_payload < kIpv4HeaderLen ||
+      (inner[0] >> 4 != 4 && inner[0] >> 4 != 6)) {
+    drop(pkt, DropReason::kRedirectMalformed);
+    return;
+  }
+  uint8_t* const frame = inner - kEthHeaderLen;  // inside the outer headers: at least 28 bytes in
+  std::memmove(frame, pkt.data, 12);            // the MAC addresses, as received
+  store_be16(frame + 12, inner[0] >> 4 == 4 ? kEthTypeIpv4 : kEthTypeIpv6);
+  pkt.headroom += static_cast<uint32_t>(frame - pkt.data);
+  pkt.data = frame;
+  pkt.len = kEthHeaderLen + udp_payload;
+  pkt.flags &= ~kPacketChecksumPartial;  // the asker finalized the inner checksum
+  sync_->counters().redirects_received.add();
+
+  const ParseResult r = parse_frame(pkt.data, pkt.len, w.parsed);
+  if (r.status != ParseStatus::kOk) {
+    drop(pkt, r.status == ParseStatus::kMalformed ? r.reason : DropReason::kRedirectMalformed);
+    return;
+  }
+  const ParsedPacket& p = w.parsed;
+  w.tracked = (p.proto == kProtoTcp || p.proto == kProtoUdp) && p.has_l4 && !p.is_fragment;
+  if (w.tracked) {
+    w.key = p.flow_key();
+    w.flow_hash = hash_flow(w.key, HashFields::kFiveTuple, snapshot.seed());
+  }
+  w.plain = false;
+  w.redirected = true;
+  w.asker = asker;
+  decide(pkt, w, snapshot, now_ns);
 }
 
 void Pipeline::forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot,
@@ -272,10 +415,12 @@ void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot
   encapsulate_to(pkt, w.parsed, *vip, backend, hash, snapshot, now_ns);
 }
 
-void Pipeline::cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry) {
+void Pipeline::cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry, const Snapshot& snapshot,
+                        uint64_t now_ns) {
   // IPVS's expire_nodest_conn: the packet goes nowhere and the entry is forgotten, so that
   // whatever the client sends later is a new flow. A TCP client is told at once.
   if (BackendCounters* c = counters_.backend(entry.backend)) c->flows_cut.add();
+  if (sync_ != nullptr) sync_->ended(entry, snapshot, now_ns);
   conntrack_.erase(entry);
   if (p.proto == kProtoTcp) {
     if (const uint32_t len = make_tcp_reset(pkt.data, p); len != 0) {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <span>
 
+#include "cluster/flow_sync.h"
 #include "conntrack.h"
 #include "counters.h"
 #include "encap.h"
@@ -54,6 +55,9 @@ struct PipelineOptions {
   // Seeds the random scheduler and tie breaks; 0 derives a seed from the pipeline's address,
   // so that workers do not pick in lockstep.
   uint64_t random_seed = 0;
+  // Cluster sync (export, peer entries, redirects): this worker's side of the engine's
+  // SyncHub. nullptr: none, and a snapshot's cluster view is then ignored.
+  cluster::WorkerSync* sync = nullptr;
 };
 
 class Pipeline {
@@ -75,6 +79,8 @@ class Pipeline {
     bool tracked = false;  // has a connection-table entry to look up
     bool plain = false;    // parsed by parse_plain_flow() into `key` and `plain_flow`
     PlainFlow plain_flow;
+    bool redirected = false;  // decapsulated from a peer's redirect: never redirected again
+    uint8_t asker = cluster::kNoMember;  // the member that redirected it
   };
 
   bool forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& snapshot, uint64_t now_ns);
@@ -83,7 +89,13 @@ class Pipeline {
                     uint64_t now_ns);
   void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   void forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
-  void cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry);
+  void cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry, const Snapshot& snapshot, uint64_t now_ns);
+  // Cluster: a table miss answered from the peer table or by a redirect to the flow's owner
+  // (true: the packet is taken care of), and a redirected packet received from a peer.
+  bool cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
+  bool redirect(Packet& pkt, const Work& w, uint8_t owner, const Snapshot& snapshot);
+  void receive_redirect(Packet& pkt, Work& w, const cluster::ClusterView& cluster, const Snapshot& snapshot,
+                        uint64_t now_ns);
   // The backend for a new flow, by the VIP's scheduler; kMaglevNoBackend when none can take it.
   uint32_t select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
                           uint64_t seed);
@@ -108,6 +120,7 @@ class Pipeline {
   uint64_t icmp_tokens_ = kIcmpBurst;
   uint64_t icmp_refilled_ns_ = 0;
   bool plain_lane_;
+  cluster::WorkerSync* sync_;
 };
 
 }  // namespace l4mux

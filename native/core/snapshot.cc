@@ -158,6 +158,7 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
   snap->outer_source_v4_ = spec.outer_source_v4;
   snap->outer_source_v6_ = spec.outer_source_v6;
   snap->egress_mtu_ = spec.egress_mtu;
+  if (spec.cluster) snap->cluster_ = cluster::ClusterView::build(*spec.cluster, spec);
 
   // Slots first, so that every table below can be sized by the registry.
   std::vector<std::vector<uint32_t>> pool_slots(spec.vips.size());

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/ownership.h"
 #include "encap.h"
 #include "maglev.h"
 #include "types.h"
@@ -56,6 +57,8 @@ struct ConfigSpec {
   // Largest IP packet the egress link carries (its MTU); 0 = no limit (replay).
   uint32_t egress_mtu = 0;
   std::vector<VipSpec> vips;
+  // Absent: no cluster (the mux decides alone).
+  std::optional<cluster::ClusterSpec> cluster;
 };
 
 // ---- Stable slots ----
@@ -199,6 +202,8 @@ class Snapshot {
   const std::optional<IpAddr>& outer_source_v4() const { return outer_source_v4_; }
   const std::optional<IpAddr>& outer_source_v6() const { return outer_source_v6_; }
   uint32_t egress_mtu() const { return egress_mtu_; }
+  // nullptr without a cluster.
+  const cluster::ClusterView* cluster() const { return cluster_.get(); }
 
  private:
   Snapshot() = default;
@@ -226,6 +231,7 @@ class Snapshot {
   std::optional<IpAddr> outer_source_v4_;
   std::optional<IpAddr> outer_source_v6_;
   uint32_t egress_mtu_ = 0;
+  std::unique_ptr<const cluster::ClusterView> cluster_;
 };
 
 }  // namespace l4mux

@@ -177,7 +177,9 @@ enum class Verdict : uint8_t {
   X(kIcmpEmbeddedMalformed, "icmp_embedded_malformed")                                 \
   X(kMtuExceeded, "mtu_exceeded")                                                      \
   X(kIcmpRateLimited, "icmp_too_big_rate_limited")                                     \
-  X(kBackendOffline, "backend_offline")
+  X(kBackendOffline, "backend_offline")                                               \
+  X(kRedirectMalformed, "redirect_malformed")                                          \
+  X(kRedirectUnknownPeer, "redirect_unknown_peer")
 
 enum class DropReason : uint8_t {
 #define L4MUX_X(name, str) name,

@@ -2,8 +2,8 @@
 // interface (AF_XDP or AF_PACKET), running the pipeline and sending the encapsulated packets
 // back out. The JS event loop never sees a packet; this module only passes configuration in
 // and counters and the chosen I/O mode out.
-import { native, type CountersSnapshot } from './index.js';
-import type { ConntrackSettings, DataplaneConfig } from './types.js';
+import { native, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
+import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
 /** Packet I/O an engine can use. */
 export type IoMode = 'af_packet' | 'af_xdp';
@@ -26,6 +26,11 @@ export interface EngineOptions {
   xdpMode?: XdpRequest;
   /** Fixed for the engine's lifetime (the table's memory is allocated at construction). */
   conntrack: ConntrackSettings;
+  /**
+   * Cluster sync memory (export rings, peer-entry table), fixed for the engine's lifetime.
+   * Absent: no sync state, and the engine acts as a lone mux whatever the config says.
+   */
+  cluster?: ClusterCapacity;
 }
 
 /** Packet I/O counters of an engine, summed over its workers. */
@@ -81,6 +86,12 @@ interface NativeEngine {
   stop(): unknown;
   counters(): Partial<EngineCounters> & CountersSnapshot;
   ioMode?(): unknown;
+  pollFlowEvents?(maxRecords?: number): Buffer;
+  installFlows?(records: Buffer): { accepted: number; refused: number };
+  syncMark?(): SyncMark;
+  syncDrained?(mark: SyncMark): boolean;
+  owners?(flow: FlowIdentity): FlowOwners;
+  syncStats?(): SyncStats;
 }
 
 export type NativeEngineConstructor = new (options: EngineOptions) => NativeEngine;
@@ -92,7 +103,7 @@ export interface EngineModule {
 
 const ZERO_IO: IoCounters = { rxPackets: 0, rxKernelDrops: 0, rxOversized: 0, txPackets: 0, txErrors: 0, txRingFull: 0 };
 
-export class Engine implements EngineLike {
+export class Engine implements EngineLike, FlowSyncApi {
   readonly options: Readonly<EngineOptions>;
   private readonly impl: NativeEngine;
 
@@ -127,6 +138,40 @@ export class Engine implements EngineLike {
   ioMode(): IoModeReport {
     if (typeof this.impl.ioMode !== 'function') return requestedIoMode(this.options);
     return parseIoMode(this.impl.ioMode(), this.options);
+  }
+
+  // ---- Cluster sync (FlowSyncApi): records of 64 bytes, see src/cluster/record.ts ----
+
+  private sync(): Required<Pick<NativeEngine, 'pollFlowEvents' | 'installFlows' | 'syncMark' | 'syncDrained' | 'owners' | 'syncStats'>> {
+    const i = this.impl;
+    if (!i.pollFlowEvents || !i.installFlows || !i.syncMark || !i.syncDrained || !i.owners || !i.syncStats) {
+      throw new Error('this build of the l4mux addon has no cluster sync; rebuild it with `npm run build:native`');
+    }
+    return i as Required<NativeEngine>;
+  }
+
+  pollFlowEvents(maxRecords?: number): Buffer {
+    return this.sync().pollFlowEvents(maxRecords);
+  }
+
+  installFlows(records: Buffer): { accepted: number; refused: number } {
+    return this.sync().installFlows(records);
+  }
+
+  syncMark(): SyncMark {
+    return this.sync().syncMark();
+  }
+
+  syncDrained(mark: SyncMark): boolean {
+    return this.sync().syncDrained(mark);
+  }
+
+  owners(flow: FlowIdentity): FlowOwners {
+    return this.sync().owners(flow);
+  }
+
+  syncStats(): SyncStats {
+    return this.sync().syncStats();
   }
 }
 

@@ -5,9 +5,72 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { ConntrackSettings, DataplaneConfig } from './types.js';
+import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
-export type { ConntrackSettings, DataplaneConfig } from './types.js';
+export type { ClusterCapacity, ConntrackSettings, DataplaneConfig, DataplaneCluster, DataplaneClusterMember } from './types.js';
+
+/** A flow as records name it (see src/cluster/record.ts). */
+export interface FlowIdentity {
+  client: string;
+  clientPort: number;
+  vip: string;
+  vipPort: number;
+  /** 6 (TCP) or 17 (UDP). */
+  protocol: number;
+}
+
+/** Indexes into DataplaneCluster.members; 255 when there is none (no cluster, no live member). */
+export interface FlowOwners {
+  owner: number;
+  backup: number;
+}
+
+/** Opaque: what syncMark() returned, for syncDrained(). */
+export type SyncMark = number[];
+
+export interface SyncWorkerStats {
+  exported: number;
+  peerHits: number;
+  redirected: number;
+  /** No redirect tunnel to the owner (a member of the other address family): decided here. */
+  redirectUnroutable: number;
+  /** The redirect would exceed the MTU or the headroom: decided here. */
+  redirectTooBig: number;
+  redirectsReceived: number;
+  teachSent: number;
+  /** Records lost because the worker's export ring was full. */
+  syncExportOverflow: number;
+}
+
+export interface SyncStats {
+  polled: number;
+  /** Polled records of flows this mux owns or backs, put into its own peer table. */
+  selfInstalled: number;
+  accepted: number;
+  /** installFlows refusals by reason (the record decoder's, unknown_vip, unknown_backend, no_lifetime). */
+  refused: Record<string, number>;
+  peerTable: { capacity: number; live: number; installed: number; updated: number; removed: number; evicted: number };
+  workers: SyncWorkerStats[];
+  syncExportOverflow: number;
+}
+
+/**
+ * The fast path's side of connection-table sync, on Engine (live) and Dataplane (tests,
+ * replay). Records are 64 bytes each (src/cluster/record.ts).
+ */
+export interface FlowSyncApi {
+  /** Drains the workers' export rings: n*64 bytes, owner and backup filled in. */
+  pollFlowEvents(maxRecords?: number): Buffer;
+  /** Peers' records into the peer-entry table (kind "end" removes). */
+  installFlows(records: Buffer): { accepted: number; refused: number };
+  /** Commit-after-sync: the records published so far by every worker. */
+  syncMark(): SyncMark;
+  /** True once everything published before `mark` was polled (or lost to overflow, counted). */
+  syncDrained(mark: SyncMark): boolean;
+  /** Owner and backup of a flow under the current configuration. */
+  owners(flow: FlowIdentity): FlowOwners;
+  syncStats(): SyncStats;
+}
 
 export interface VipCounters {
   name: string;
@@ -72,6 +135,12 @@ interface NativeDataplane {
   replay(inPath: string, outPath: string): ReplaySummary;
   counters(): CountersSnapshot;
   table(vipName: string): LookupTable;
+  pollFlowEvents(maxRecords?: number, nowNs?: bigint): Buffer;
+  installFlows(records: Buffer, nowNs?: bigint): { accepted: number; refused: number };
+  syncMark(): SyncMark;
+  syncDrained(mark: SyncMark): boolean;
+  owners(flow: FlowIdentity): FlowOwners;
+  syncStats(): SyncStats;
 }
 
 /** A VIP's Maglev table: each entry an index into `backends`, or -1 (no backend). */
@@ -81,7 +150,7 @@ export interface LookupTable {
 }
 
 export interface NativeModule {
-  Dataplane: new (settings: ConntrackSettings) => NativeDataplane;
+  Dataplane: new (settings: ConntrackSettings, cluster?: ClusterCapacity) => NativeDataplane;
   dropReasons(): string[];
 }
 
@@ -121,12 +190,43 @@ export const defaultConntrack: ConntrackSettings = {
   },
 };
 
-/** One pipeline (one worker's state) driven from the calling thread: replay and tests. */
+/** Cluster sync memory when none is given: 262144 peer entries, 65536 records per ring. */
+export const defaultClusterCapacity: ClusterCapacity = { peerFlows: 262144, exportRing: 65536 };
+
+/**
+ * One pipeline (one worker's state) driven from the calling thread: replay and tests. With
+ * `cluster`, it exports flow records and reads a peer-entry table like an engine's worker;
+ * the sync methods then take the same clock as process() (nowNs).
+ */
 export class Dataplane {
   private readonly impl: NativeDataplane;
 
-  constructor(settings: ConntrackSettings = defaultConntrack) {
-    this.impl = new (native().Dataplane)(settings);
+  constructor(settings: ConntrackSettings = defaultConntrack, cluster?: ClusterCapacity) {
+    this.impl = cluster === undefined ? new (native().Dataplane)(settings) : new (native().Dataplane)(settings, cluster);
+  }
+
+  pollFlowEvents(maxRecords?: number, nowNs = 0n): Buffer {
+    return this.impl.pollFlowEvents(maxRecords, nowNs);
+  }
+
+  installFlows(records: Buffer, nowNs = 0n): { accepted: number; refused: number } {
+    return this.impl.installFlows(records, nowNs);
+  }
+
+  syncMark(): SyncMark {
+    return this.impl.syncMark();
+  }
+
+  syncDrained(mark: SyncMark): boolean {
+    return this.impl.syncDrained(mark);
+  }
+
+  owners(flow: FlowIdentity): FlowOwners {
+    return this.impl.owners(flow);
+  }
+
+  syncStats(): SyncStats {
+    return this.impl.syncStats();
   }
 
   /** Builds the snapshot (Maglev tables included) and swaps it in; throws on bad input. */

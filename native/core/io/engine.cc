@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <ctime>
 #include <stdexcept>
 
 namespace l4mux {
@@ -37,7 +38,17 @@ const EngineOptions& validated(const EngineOptions& o) {
   }
   if (o.conntrack.capacity == 0) throw std::invalid_argument("engine: conntrack capacity must be > 0");
   if (o.max_vips == 0 || o.max_backends == 0) throw std::invalid_argument("engine: slot capacities must be > 0");
+  if (o.sync && (o.sync->peer_flows == 0 || o.sync->export_ring == 0)) {
+    throw std::invalid_argument("engine: cluster sync capacities must be > 0");
+  }
   return o;
+}
+
+// The workers' clock (worker.cc), for the deadlines of installed entries.
+uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -55,10 +66,13 @@ Engine::Engine(const EngineOptions& options, PacketIoFactory factory)
   snapshots_.publish(Snapshot::build(ConfigSpec{}, backends_, vips_));
   ConntrackConfig per_worker = options_.conntrack;
   per_worker.capacity = (options_.conntrack.capacity + options_.workers - 1) / options_.workers;
+  if (options_.sync) sync_ = std::make_unique<cluster::SyncHub>(*options_.sync, options_.workers, per_worker.timeouts);
   workers_.reserve(options_.workers);
   for (uint32_t i = 0; i < options_.workers; ++i) {
+    PipelineOptions pipeline;
+    pipeline.sync = sync_ ? &sync_->worker(i) : nullptr;
     workers_.push_back(
-        std::make_unique<Worker>(i, per_worker, snapshots_, options_.max_vips, options_.max_backends));
+        std::make_unique<Worker>(i, per_worker, snapshots_, options_.max_vips, options_.max_backends, pipeline));
   }
 }
 
@@ -87,7 +101,13 @@ void Engine::set_config(const ConfigSpec& spec) {
     std::vector<VipKey> keys;
     keys.reserve(spec.vips.size());
     for (const VipSpec& v : spec.vips) keys.push_back(v.key);
-    io_plan_->set_vips(keys);
+    // Packets peers redirect to this mux: its own address, UDP, the redirect port.
+    std::vector<VipKey> redirect;
+    if (sync_ && spec.cluster) {
+      redirect.push_back(VipKey{spec.cluster->members[spec.cluster->self_index].address, kProtoUdp,
+                                spec.cluster->redirect_port});
+    }
+    io_plan_->set_vips(keys, redirect);
   }
   for (const VipSpec& v : spec.vips) {
     if (auto slot = vips_.find(v.key)) vip_names_[*slot] = v.name;
@@ -171,6 +191,53 @@ EngineCounters Engine::counters() const {
   out.vip_names = vip_names_;
   out.backend_keys = backends_.keys();
   return out;
+}
+
+size_t Engine::poll_flow_events(uint8_t* out, size_t max_records) {
+  std::lock_guard lock(mutex_);
+  if (!sync_) return 0;
+  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return backends_.find(a); };
+  return sync_->poll(*snapshots_.current_for_control(), resolve, out, max_records, monotonic_ns());
+}
+
+cluster::InstallResult Engine::install_flows(const uint8_t* records, size_t len) {
+  std::lock_guard lock(mutex_);
+  if (!sync_) return cluster::InstallResult{0, static_cast<uint32_t>((len + cluster::kFlowRecordSize - 1) / cluster::kFlowRecordSize)};
+  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return backends_.find(a); };
+  return sync_->install(records, len, *snapshots_.current_for_control(), resolve, monotonic_ns());
+}
+
+std::vector<uint64_t> Engine::sync_mark() const {
+  std::lock_guard lock(mutex_);
+  return sync_ ? sync_->mark() : std::vector<uint64_t>{};
+}
+
+bool Engine::sync_drained(const std::vector<uint64_t>& mark) const {
+  std::lock_guard lock(mutex_);
+  return !sync_ || sync_->drained(mark);
+}
+
+cluster::Owners Engine::owners(const FlowKey& key) const {
+  std::lock_guard lock(mutex_);
+  const cluster::ClusterView* c = snapshots_.current_for_control()->cluster();
+  return c != nullptr ? c->owners(key) : cluster::Owners{};
+}
+
+Engine::SyncStatus Engine::sync_status() const {
+  std::lock_guard lock(mutex_);
+  SyncStatus s;
+  if (!sync_) return s;
+  s.hub = sync_->stats();
+  for (uint32_t i = 0; i < sync_->worker_count(); ++i) {
+    const cluster::WorkerSync& w = sync_->worker(i);
+    SyncWorkerStatus ws;
+#define L4MUX_X(name, str) ws.counters.emplace_back(str, w.counters().name.get());
+    L4MUX_SYNC_COUNTERS(L4MUX_X)
+#undef L4MUX_X
+    ws.export_overflow = w.ring().overflow();
+    s.workers.push_back(std::move(ws));
+  }
+  return s;
 }
 
 }  // namespace l4mux

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../cluster/flow_sync.h"
 #include "../conntrack.h"
 #include "../counters.h"
 #include "../snapshot.h"
@@ -43,6 +44,9 @@ struct EngineOptions {
   AfPacketOptions af_packet;  // ring sizes, fanout group id
   uint32_t max_vips = 4096;
   uint32_t max_backends = 65536;
+  // Cluster sync state (export rings, peer-entry table), allocated at construction; absent:
+  // none, and the engine behaves as a lone mux whatever the configuration says.
+  std::optional<cluster::SyncSettings> sync;
 };
 
 struct WorkerStatus {
@@ -93,6 +97,24 @@ class Engine {
   // The I/O mode in use and why (empty mode for an engine built with its own factory).
   IoChoice io_choice() const;
 
+  // Cluster sync (all false/empty without EngineOptions::sync). See cluster/flow_sync.h.
+  bool sync_enabled() const { return sync_ != nullptr; }
+  size_t poll_flow_events(uint8_t* out, size_t max_records);
+  cluster::InstallResult install_flows(const uint8_t* records, size_t len);
+  std::vector<uint64_t> sync_mark() const;
+  bool sync_drained(const std::vector<uint64_t>& mark) const;
+  // Owner and backup under the current configuration (none without a cluster).
+  cluster::Owners owners(const FlowKey& key) const;
+  struct SyncWorkerStatus {
+    std::vector<std::pair<std::string_view, uint64_t>> counters;
+    uint64_t export_overflow = 0;
+  };
+  struct SyncStatus {
+    cluster::HubStats hub;
+    std::vector<SyncWorkerStatus> workers;
+  };
+  SyncStatus sync_status() const;
+
  private:
   Engine(const EngineOptions& options, std::unique_ptr<IoPlan> plan);
   void close_ios_locked();
@@ -106,6 +128,7 @@ class Engine {
   VipRegistry vips_;
   std::unordered_map<uint32_t, std::string> vip_names_;
   mutable SnapshotHolder<Snapshot> snapshots_;
+  std::unique_ptr<cluster::SyncHub> sync_;  // before workers_: they point into it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<PacketIo>> ios_;  // one per worker while running
   std::vector<IoStats> io_carry_;               // statistics of closed PacketIo objects

@@ -15,7 +15,7 @@ class AfPacketPlan final : public IoPlan {
     choice_ = IoChoice{"af_packet", "", std::move(reason)};
   }
   std::unique_ptr<PacketIo> open(uint32_t worker) override { return factory_(worker); }
-  void set_vips(std::span<const VipKey>) override {}
+  void set_vips(std::span<const VipKey>, std::span<const VipKey>) override {}
 
  private:
   std::function<std::unique_ptr<PacketIo>(uint32_t)> factory_;
@@ -50,9 +50,9 @@ class AfXdpPlan final : public IoPlan {
     return io;
   }
 
-  void set_vips(std::span<const VipKey> vips) override {
+  void set_vips(std::span<const VipKey> vips, std::span<const VipKey> port_only) override {
     std::string error;
-    if (!program_->set_vips(vips, &error)) throw std::runtime_error("XDP VIP map update failed: " + error);
+    if (!program_->set_vips(vips, &error, port_only)) throw std::runtime_error("XDP VIP map update failed: " + error);
   }
 
  private:

@@ -45,7 +45,8 @@ class IoPlan {
   // The engine's factory: worker i gets the PacketIo for queue / fanout member i.
   virtual std::unique_ptr<PacketIo> open(uint32_t worker) = 0;
   // Steering follows the configuration (no-op for AF_PACKET, which sees every frame).
-  virtual void set_vips(std::span<const VipKey> vips) = 0;
+  // `port_only`: steered by exact (address, protocol, port) only (see XdpProgram::set_vips).
+  virtual void set_vips(std::span<const VipKey> vips, std::span<const VipKey> port_only = {}) = 0;
   const IoChoice& choice() const { return choice_; }
 
  protected:

@@ -21,11 +21,11 @@ uint64_t monotonic_ns() {
 }  // namespace
 
 Worker::Worker(uint32_t id, const ConntrackConfig& conntrack, SnapshotHolder<Snapshot>& holder,
-               uint32_t max_vips, uint32_t max_backends)
+               uint32_t max_vips, uint32_t max_backends, PipelineOptions options)
     : id_(id),
       holder_(holder),
       counters_(max_vips, max_backends),
-      pipeline_(conntrack, counters_),
+      pipeline_(conntrack, counters_, options),
       conntrack_capacity_(pipeline_.conntrack().capacity()) {}
 
 Worker::~Worker() { stop(); }

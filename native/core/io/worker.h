@@ -26,7 +26,7 @@ class Worker {
 
   // `id` is the worker's reader id in `holder` (0 <= id < the holder's reader count).
   Worker(uint32_t id, const ConntrackConfig& conntrack, SnapshotHolder<Snapshot>& holder,
-         uint32_t max_vips, uint32_t max_backends);
+         uint32_t max_vips, uint32_t max_backends, PipelineOptions options = {});
   ~Worker();  // stops
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

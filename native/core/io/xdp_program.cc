@@ -314,7 +314,7 @@ XdpProgram::~XdpProgram() {
 
 int XdpProgram::xsks_map_fd() const { return impl_->xsks_fd; }
 
-bool XdpProgram::set_vips(std::span<const VipKey> vip_keys, std::string* error) {
+bool XdpProgram::set_vips(std::span<const VipKey> vip_keys, std::string* error, std::span<const VipKey> port_only) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
   std::lock_guard lock(mutex_);
@@ -341,6 +341,18 @@ bool XdpProgram::set_vips(std::span<const VipKey> vip_keys, std::string* error) 
     std::memcpy(a.addr, v.addr.bytes.data(), v.addr.size());
     a.family = k.family;
     want_addrs.push_back(a);
+  }
+  for (const VipKey& v : port_only) {
+    if (!v.addr.is_v4() && !v.addr.is_v6()) {
+      *error = "steering key without an address family";
+      return false;
+    }
+    BpfVipKey k{};
+    std::memcpy(k.addr, v.addr.bytes.data(), v.addr.size());
+    k.port = htons(v.port);
+    k.family = v.addr.is_v4() ? 4 : 6;
+    k.proto = v.proto;
+    want.push_back(k);
   }
   std::sort(want.begin(), want.end(), less20);
   want.erase(std::unique(want.begin(), want.end(), eq20), want.end());

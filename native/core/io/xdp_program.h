@@ -74,7 +74,10 @@ class XdpProgram {
   // Makes the VIP maps hold exactly `vips` (and their addresses): new keys are added before
   // stale ones are deleted, so a VIP present in both the old and the new set never misses a
   // packet. False with *error when the kernel refuses an update (e.g. map full).
-  bool set_vips(std::span<const VipKey> vips, std::string* error);
+  // `port_only` keys (a cluster's redirect port on the mux's own address) are steered by
+  // their exact (address, protocol, port) alone: their address's other traffic stays the
+  // kernel's (SSH, BGP).
+  bool set_vips(std::span<const VipKey> vips, std::string* error, std::span<const VipKey> port_only = {});
 
   // The XSKMAP: AfXdpIo registers its socket at key = queue id.
   int xsks_map_fd() const;
@@ -127,7 +130,7 @@ inline std::unique_ptr<XdpProgram> XdpProgram::attach(const XdpAttachOptions&, s
   return nullptr;
 }
 inline XdpProgram::~XdpProgram() = default;
-inline bool XdpProgram::set_vips(std::span<const VipKey>, std::string* error) {
+inline bool XdpProgram::set_vips(std::span<const VipKey>, std::string* error, std::span<const VipKey>) {
   if (error) *error = "built without AF_XDP support";
   return false;
 }

@@ -1,0 +1,29 @@
+// The cluster-sync methods shared by Dataplane and Engine: argument checks and conversions
+// between JS values and the core's records, marks, owners and statistics.
+#pragma once
+
+#include <napi.h>
+
+#include <vector>
+
+#include "cluster/flow_sync.h"
+
+namespace l4mux::addon {
+
+// pollFlowEvents(maxRecords?): how many records at most (default and cap 65536).
+size_t max_records_arg(const Napi::CallbackInfo& info, size_t index);
+// installFlows(records): the Buffer's bytes.
+Napi::Buffer<uint8_t> records_arg(const Napi::CallbackInfo& info, size_t index);
+// syncDrained(mark): the array syncMark() returned.
+std::vector<uint64_t> mark_arg(const Napi::CallbackInfo& info, size_t index);
+
+Napi::Value mark_to_js(Napi::Env env, const std::vector<uint64_t>& mark);
+Napi::Value install_result_to_js(Napi::Env env, const cluster::InstallResult& r);
+Napi::Value owners_to_js(Napi::Env env, const cluster::Owners& o);
+// {polled, selfInstalled, accepted, refused: {reason: n}, peerTable: {...}, workers: [...],
+//  syncExportOverflow}
+Napi::Value sync_stats_to_js(Napi::Env env, const cluster::HubStats& hub,
+                             const std::vector<std::vector<std::pair<std::string_view, uint64_t>>>& workers,
+                             const std::vector<uint64_t>& overflow);
+
+}  // namespace l4mux::addon

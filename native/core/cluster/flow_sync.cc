@@ -1,0 +1,216 @@
+#include "flow_sync.h"
+
+#include <algorithm>
+
+#include "ownership.h"
+
+namespace l4mux::cluster {
+namespace {
+
+constexpr uint32_t ticks_of(uint64_t ns) { return static_cast<uint32_t>(ns >> 30); }
+
+uint32_t quarter_ticks(uint64_t timeout_ns) { return std::max<uint32_t>(1, ticks_of(timeout_ns) / 4); }
+
+// Whole seconds left, rounded up (an entry about to expire still says 1).
+uint32_t lifetime_seconds(uint64_t expires_ns, uint64_t now_ns) {
+  if (expires_ns <= now_ns) return 0;
+  const uint64_t s = (expires_ns - now_ns + 999'999'999) / 1'000'000'000;
+  return s > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(s);
+}
+
+}  // namespace
+
+WorkerSync::WorkerSync(ExportRing& ring, const PeerTable& peers, const ConntrackTimeouts& t)
+    : ring_(ring),
+      peers_(peers),
+      refresh_syn_(quarter_ticks(t.tcp_syn_ns)),
+      refresh_established_(quarter_ticks(t.tcp_established_ns)),
+      refresh_closing_(quarter_ticks(t.tcp_closing_ns)),
+      refresh_udp_(quarter_ticks(t.udp_ns)),
+      refresh_other_(quarter_ticks(t.other_ns)) {}
+
+uint32_t WorkerSync::refresh_ticks(FlowState s) const {
+  switch (s) {
+    case FlowState::kTcpSynSeen:
+      return refresh_syn_;
+    case FlowState::kTcpEstablished:
+      return refresh_established_;
+    case FlowState::kTcpClosing:
+      return refresh_closing_;
+    case FlowState::kUdp:
+      return refresh_udp_;
+    case FlowState::kOther:
+    case FlowState::kFree:
+      break;
+  }
+  return refresh_other_;
+}
+
+void WorkerSync::emit(RecordKind kind, const FlowEntry& e, const Snapshot& snap, uint64_t now_ns, uint8_t peer) {
+  uint8_t* slot = ring_.claim();
+  if (slot == nullptr) return;  // counted by the ring
+  FlowRecord r;
+  r.kind = kind;
+  r.flags = e.sync_flags;
+  r.peer = peer;
+  r.key = e.key;
+  if (kind != RecordKind::kEnd && e.backend < snap.backends().size()) r.backend = snap.backends()[e.backend].addr;
+  r.lifetime_s = kind == RecordKind::kEnd ? 0 : std::max<uint32_t>(1, lifetime_seconds(e.expires_ns, now_ns));
+  encode_flow_record(r, slot);
+  ring_.publish();
+  counters_.exported.add();
+}
+
+void WorkerSync::started(FlowEntry& e, const Snapshot& snap, uint64_t now_ns, uint8_t flags) {
+  e.sync_flags = flags;
+  e.taught_tick = static_cast<uint8_t>(ticks_of(now_ns) - 1);  // the first redirect teaches at once
+  e.synced_ticks = ticks_of(now_ns);
+  emit(RecordKind::kNew, e, snap, now_ns, kNoMember);
+}
+
+void WorkerSync::refresh(FlowEntry& e, const Snapshot& snap, uint64_t now_ns) {
+  e.synced_ticks = ticks_of(now_ns);
+  emit(RecordKind::kRefresh, e, snap, now_ns, kNoMember);
+}
+
+void WorkerSync::ended(const FlowEntry& e, const Snapshot& snap, uint64_t now_ns) {
+  emit(RecordKind::kEnd, e, snap, now_ns, kNoMember);
+}
+
+void WorkerSync::teach(FlowEntry& e, const Snapshot& snap, uint8_t asker, uint64_t now_ns) {
+  const auto tick = static_cast<uint8_t>(ticks_of(now_ns));
+  if (e.taught_tick == tick) return;  // once a tick: the asker's copy is on its way
+  e.taught_tick = tick;
+  emit(RecordKind::kTeach, e, snap, now_ns, asker);
+  counters_.teach_sent.add();
+}
+
+SyncHub::SyncHub(const SyncSettings& settings, uint32_t workers, const ConntrackTimeouts& timeouts)
+    : peers_(settings.peer_flows) {
+  for (uint32_t i = 0; i < workers; ++i) {
+    rings_.push_back(std::make_unique<ExportRing>(settings.export_ring));
+    workers_.push_back(std::make_unique<WorkerSync>(*rings_.back(), peers_, timeouts));
+  }
+}
+
+size_t SyncHub::poll(const Snapshot& snap, const BackendResolver& backend_slot, uint8_t* out, size_t max,
+                     uint64_t now_ns) {
+  // Round robin over the rings, a share each, so that one busy worker does not starve the
+  // others' records when `max` is small.
+  size_t n = 0;
+  const size_t rings = rings_.size();
+  for (size_t pass = 0; pass < 2 && n < max; ++pass) {
+    const size_t share = pass == 0 ? std::max<size_t>(1, (max - n) / rings) : max - n;
+    for (size_t k = 0; k < rings && n < max; ++k) {
+      ExportRing& ring = *rings_[(next_ring_ + k) % rings];
+      n += ring.drain(out + n * kFlowRecordSize, std::min(share, max - n));
+    }
+  }
+  next_ring_ = static_cast<uint32_t>((next_ring_ + 1) % rings);
+  polled_ += n;
+
+  const ClusterView* cluster = snap.cluster();
+  if (cluster == nullptr) return n;
+  for (size_t i = 0; i < n; ++i) {
+    uint8_t* rec = out + i * kFlowRecordSize;
+    FlowRecord r;
+    if (decode_flow_record(rec, kFlowRecordSize, &r) != RecordError::kOk) continue;  // cannot happen
+    const Owners o = cluster->owners(r.key);
+    rec[5] = o.owner;
+    rec[6] = o.backup;
+    if (r.kind == RecordKind::kTeach) continue;  // for the asker, not for us
+    if (o.owner != cluster->self() && o.backup != cluster->self()) continue;
+    if (r.kind == RecordKind::kEnd) {
+      peers_.remove(r.key);
+    } else if (const std::optional<uint32_t> slot = backend_slot(r.backend)) {
+      peers_.install(r.key, *slot, r.flags, now_ns + uint64_t{r.lifetime_s} * 1'000'000'000ull, now_ns);
+    }
+    ++self_installed_;
+  }
+  return n;
+}
+
+bool SyncHub::admit(const uint8_t* rec, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,
+                    FlowRecord* r, uint32_t* backend) {
+  if (const RecordError e = decode_flow_record(rec, len, r); e != RecordError::kOk) {
+    refuse(e);
+    return false;
+  }
+  if (snap.find_vip(IpAddr{r->key.dst, r->key.family}, r->key.proto, r->key.dst_port) == nullptr) {
+    refuse(Refusal::unknown_vip);
+    return false;
+  }
+  if (r->kind == RecordKind::kEnd) return true;
+  if (r->lifetime_s == 0) {
+    refuse(Refusal::no_lifetime);
+    return false;
+  }
+  const std::optional<uint32_t> slot = backend_slot(r->backend);
+  if (!slot) {
+    refuse(Refusal::unknown_backend);
+    return false;
+  }
+  *backend = *slot;
+  return true;
+}
+
+void SyncHub::apply(const FlowRecord& r, uint32_t backend, uint64_t now_ns) {
+  if (r.kind == RecordKind::kEnd) {
+    peers_.remove(r.key);
+    return;
+  }
+  peers_.install(r.key, backend, r.flags | kRecordFromPeer, now_ns + uint64_t{r.lifetime_s} * 1'000'000'000ull,
+                 now_ns);
+}
+
+InstallResult SyncHub::install(const uint8_t* buf, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,
+                               uint64_t now_ns) {
+  InstallResult result;
+  for (size_t off = 0; off < len; off += kFlowRecordSize) {
+    FlowRecord r;
+    uint32_t backend = 0;
+    if (!admit(buf + off, len - off, snap, backend_slot, &r, &backend)) {
+      ++result.refused;
+      continue;
+    }
+    apply(r, backend, now_ns);
+    ++result.accepted;
+  }
+  accepted_ += result.accepted;
+  return result;
+}
+
+std::vector<uint64_t> SyncHub::mark() const {
+  std::vector<uint64_t> m;
+  m.reserve(rings_.size());
+  for (const auto& r : rings_) m.push_back(r->produced());
+  return m;
+}
+
+bool SyncHub::drained(const std::vector<uint64_t>& mark) const {
+  for (size_t i = 0; i < rings_.size() && i < mark.size(); ++i) {
+    if (rings_[i]->consumed() < mark[i]) return false;
+  }
+  return true;
+}
+
+HubStats SyncHub::stats() const {
+  HubStats s;
+  s.polled = polled_;
+  s.self_installed = self_installed_;
+  s.accepted = accepted_;
+  for (size_t e = 1; e < static_cast<size_t>(RecordError::kCount); ++e) {
+    s.refused.emplace_back(record_error_name(static_cast<RecordError>(e)), decode_refused_[e]);
+  }
+  static constexpr std::string_view kRefusalNames[] = {
+#define L4MUX_X(name, str) str,
+      L4MUX_INSTALL_REFUSALS(L4MUX_X)
+#undef L4MUX_X
+  };
+  for (size_t i = 0; i < static_cast<size_t>(Refusal::kCount); ++i) s.refused.emplace_back(kRefusalNames[i], install_refused_[i]);
+  s.peers = peers_.stats();
+  s.peer_capacity = peers_.capacity();
+  return s;
+}
+
+}  // namespace l4mux::cluster

@@ -1,0 +1,73 @@
+// The peer-entry table: connection entries other muxes sent this one (and its own entries of
+// flows it owns or backs), for the flows whose packets may arrive here later: after an ECMP
+// change, a mux failure, or a redirect's teach. One table per engine, shared by its workers,
+// because the worker a flow's packets reach is the kernel's choice (fanout, RSS).
+//
+// One writer (the control thread: installFlows, pollFlowEvents), any number of readers (the
+// workers, on a connection-table miss only). Each entry is a seqlock over eight atomic words:
+// the writer makes the sequence odd, writes, makes it even; a reader retries a torn read a
+// few times and otherwise treats it as a miss (the packet is then decided or redirected as if
+// the entry had not arrived yet). Memory is allocated once (capacity from the configuration);
+// a full bucket gives up the entry closest to expiry (counted).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "../types.h"
+
+namespace l4mux::cluster {
+
+inline constexpr uint32_t kPeerTableWays = 8;
+
+struct PeerHit {
+  uint32_t backend = 0;  // backend slot
+  uint8_t flags = 0;     // kRecord* flags as received
+};
+
+struct PeerTableStats {
+  uint64_t installed = 0;  // new keys
+  uint64_t updated = 0;    // keys already present
+  uint64_t removed = 0;
+  uint64_t evicted = 0;    // a live entry pushed out by a new one
+  uint64_t live = 0;       // occupied slots (expired ones count until reused)
+};
+
+class PeerTable {
+ public:
+  explicit PeerTable(uint32_t capacity);
+  ~PeerTable();
+  PeerTable(const PeerTable&) = delete;
+  PeerTable& operator=(const PeerTable&) = delete;
+
+  // Writer side (one thread).
+  void install(const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns, uint64_t now_ns);
+  bool remove(const FlowKey& key);
+  PeerTableStats stats() const;
+
+  // Reader side (any thread): the live entry for `key`.
+  bool lookup(const FlowKey& key, uint64_t now_ns, PeerHit* out) const;
+  // False while the table has never held an entry: lets the fast path skip the lookup.
+  bool empty() const { return live_.load(std::memory_order_relaxed) == 0; }
+
+  uint32_t capacity() const { return bucket_count_ * kPeerTableWays; }
+  static size_t bytes_for(uint32_t capacity);
+
+ private:
+  struct Slot;
+  Slot* bucket(const FlowKey& key) const;
+  void write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns);
+
+  uint32_t bucket_count_;
+  uint64_t seed_;
+  Slot* slots_;
+  std::atomic<uint64_t> live_{0};
+  std::atomic<uint64_t> installed_{0};
+  std::atomic<uint64_t> updated_{0};
+  std::atomic<uint64_t> removed_{0};
+  std::atomic<uint64_t> evicted_{0};
+};
+
+}  // namespace l4mux::cluster
