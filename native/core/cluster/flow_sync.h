@@ -79,6 +79,7 @@ class WorkerSync {
   SyncCounters& counters() { return counters_; }
   const SyncCounters& counters() const { return counters_; }
   const ExportRing& ring() const { return ring_; }
+  ExportRing& ring() { return ring_; }
 
  private:
   uint32_t refresh_ticks(FlowState s) const;
