@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { checkClusterSemantics } from '../cluster/config.js';
-import { checkHealthSemantics } from '../health/validate.js';
+import { checkHealthSemantics } from './health/validate.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
 import { normalize } from './normalize.js';

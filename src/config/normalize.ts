@@ -20,7 +20,7 @@ import { normalizeCluster } from '../cluster/config.js';
 import { parseMac } from './mac.js';
 import { parseSeed } from './seed.js';
 import { defaultVipName } from './semantic.js';
-import type { HealthCheckSpec } from '../health/types.js';
+import type { HealthCheckSpec } from './health/types.js';
 import type { L4muxConfig, L4muxConfigInput, PoolConfig, VipConfig } from './types.js';
 
 /**

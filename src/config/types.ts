@@ -2,7 +2,7 @@
 // and the validated, normalized form every other module consumes (`L4muxConfig`).
 import type { BackendAdminState, EncapKind, HashFieldsName, SchedulerName } from '../dataplane/types.js';
 import type { ClusterConfig, ClusterConfigInput } from '../cluster/config.js';
-import type { HealthCheckInput, HealthCheckSpec } from '../health/types.js';
+import type { HealthCheckInput, HealthCheckSpec } from './health/types.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Encapsulation = EncapKind;

@@ -36,23 +36,3 @@ export function describeMatch(match: ReplyMatch): string {
       return `match /${match.source}/`;
   }
 }
-
-/**
- * Hex as written in a config: pairs of hex digits, optionally separated by spaces or colons,
- * optionally prefixed with 0x. Returns lowercase hex, or undefined when it is not hex.
- */
-export function normalizeHex(text: string): string | undefined {
-  const compact = text.trim().replace(/^0x/i, '').replace(/[\s:]/g, '');
-  if (compact.length === 0 || compact.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(compact)) return undefined;
-  return compact.toLowerCase();
-}
-
-/** Why `source` is not a valid regular expression, if it is not. */
-export function regexProblem(source: string): string | undefined {
-  try {
-    new RegExp(source);
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message.replace(/^Invalid regular expression: /, '') : String(e);
-  }
-}

@@ -4,7 +4,7 @@
 //   N          the whole text is one integer
 //   N%         a percentage of the backend's configured weight (either form)
 // Weights are clamped to 0..65535; 0 means "drain" (no new flows).
-import { LIMITS } from './defaults.js';
+import { LIMITS } from '../config/health/defaults.js';
 
 export type WeightReading = { ok: true; weight: number } | { ok: false; reason: string } | undefined;
 

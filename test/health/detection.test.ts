@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { HealthChecker, parseStatusRanges, type HealthCheckSpec, type HealthTransition, type WeightChange } from '../../src/health/index.js';
+import { parseStatusRanges } from '../../src/config/health/index.js';
+import { HealthChecker, type HealthCheckSpec, type HealthTransition, type WeightChange } from '../../src/health/index.js';
 import { hungListener, httpServer, script, sleep, spec, tcpServer, udpServer, waitFor, type Closable } from './support.js';
 
 const INTERVAL = 200;

@@ -2,7 +2,8 @@ import type http from 'node:http';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createHttpProbe, type HttpProbeOptions, parseStatusRanges } from '../../src/health/index.js';
+import { parseStatusRanges } from '../../src/config/health/index.js';
+import { createHttpProbe, type HttpProbeOptions } from '../../src/health/index.js';
 import { closedPort, hasOpenssl, httpServer, httpsServer, selfSignedCert, type Cert, type Closable } from './support.js';
 
 function options(overrides: Partial<HttpProbeOptions> = {}): HttpProbeOptions {

@@ -1,8 +1,8 @@
 // Small pure parts: weights, status lists, hex, the due-time heap.
 import { describe, expect, it } from 'vitest';
 
-import { countResult, parseStatusRanges, parseWeightText, parseWeightValue, type Streaks } from '../../src/health/index.js';
-import { normalizeHex } from '../../src/health/match.js';
+import { normalizeHex, parseStatusRanges } from '../../src/config/health/index.js';
+import { countResult, parseWeightText, parseWeightValue, type Streaks } from '../../src/health/index.js';
 import { DueQueue, type Scheduled } from '../../src/health/queue.js';
 
 describe('weights reported by backends', () => {

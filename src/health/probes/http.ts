@@ -7,7 +7,8 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 
-import { DEFAULT_PORTS, MAX_BODY_BYTES, USER_AGENT } from '../defaults.js';
+import { DEFAULT_PORTS } from '../../config/health/defaults.js';
+import { MAX_BODY_BYTES, USER_AGENT } from '../defaults.js';
 import { statusAccepted } from '../status.js';
 import type { HttpCheckOptions, ProbeContext, ProbeResult, ProbeTarget, WeightSource } from '../types.js';
 import { parseWeightText, parseWeightValue, type WeightReading } from '../weight.js';

@@ -5,7 +5,7 @@ import { createHttpProbe } from './http.js';
 import type { IcmpPinger } from './icmp.js';
 import { probeTcp } from './tcp.js';
 import { createUdpProbe } from './udp.js';
-import { DEFAULT_HTTP, DEFAULT_ICMP_PAYLOAD } from '../defaults.js';
+import { DEFAULT_HTTP, DEFAULT_ICMP_PAYLOAD } from '../../config/health/defaults.js';
 
 export { probeTcp } from './tcp.js';
 export { createHttpProbe, type HttpProbeOptions } from './http.js';

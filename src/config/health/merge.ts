@@ -4,7 +4,7 @@
 // Blocks (http, udp, icmp, exec, http.tls, http.headers, exec.env) merge key by key; lists
 // (exec.args) are replaced. Alternatives exclude each other across layers: a backend that says
 // "sendHex" drops its pool's "send", "expectRegex" drops "expect"/"expectHex", and so on.
-import { isRecord } from '../config/path.js';
+import { isRecord } from '../path.js';
 import type { HealthCheckInput } from './types.js';
 
 /** Properties of which one layer's choice replaces the others of the group from lower layers. */

@@ -5,16 +5,15 @@
 // Problems are reported as "path: reason", like the rest of the config. A pool's healthCheck
 // must be valid by itself (it is what its backends get); a backend's override is reported only
 // for the problems it brings in itself.
-import { parseUnicast } from '../config/addresses.js';
-import { DEFAULT_WEIGHT } from '../config/defaults.js';
-import { formatIssues, issue, makeIssueLookup, type Issue } from '../config/issues.js';
-import { formatPath, isRecord, type PathSegment } from '../config/path.js';
-import { defaultVipName } from '../config/semantic.js';
+import { parseUnicast } from '../addresses.js';
+import { DEFAULT_WEIGHT } from '../defaults.js';
+import { formatIssues, issue, makeIssueLookup, type Issue } from '../issues.js';
+import { formatPath, isRecord, type PathSegment } from '../path.js';
+import { defaultVipName } from '../semantic.js';
 import { DEFAULT_HEALTH, DEFAULT_HTTP, DEFAULT_ICMP_PAYLOAD, DEFAULT_PORTS } from './defaults.js';
-import { normalizeHex, regexProblem } from './match.js';
 import { mergeHealthCheck } from './merge.js';
 import { checkHealthSchema, healthCheckLocations } from './schema.js';
-import { parseStatusRanges } from './status.js';
+import { normalizeHex, parseStatusRanges, regexProblem } from './syntax.js';
 import type { CheckKind, HealthCheckInput, HealthCheckSpec, HttpCheckOptions, ReplyMatch, WeightSource } from './types.js';
 
 export interface HealthIssues {

@@ -14,7 +14,7 @@ import {
   mergeHealthCheck,
   validateHealthConfig,
   type HealthCheckSpec,
-} from '../../src/health/index.js';
+} from '../../src/config/health/index.js';
 
 /** A JSON-shaped value that tests may freely mutate. */
 type Json = { [key: string]: any };

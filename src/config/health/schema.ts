@@ -5,9 +5,9 @@
 import Ajv2020 from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 
-import type { Issue } from '../config/issues.js';
-import { isRecord, type PathSegment } from '../config/path.js';
-import { loadSchema, schemaIssues } from '../config/schema.js';
+import type { Issue } from '../issues.js';
+import { isRecord, type PathSegment } from '../path.js';
+import { loadSchema, schemaIssues } from '../schema.js';
 
 /** The annotation keyword l4mux.schema.json uses for advice appended to an error. */
 const HINT_KEYWORD = 'x-hint';
