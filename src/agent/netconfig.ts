@@ -7,8 +7,9 @@
 //  - Reverse-path filtering: decapsulated packets enter through the TUN device from client
 //    addresses that the routing table reaches through the real interface. Strict mode (1)
 //    drops them; loose mode (2) accepts them, but only on a device that has an address
-//    (PLATFORM-NOTES). The VIPs give the TUN device its address, and the agent sets
-//    net.ipv4.conf.<tun>.rp_filter=2: the kernel uses max(all, <tun>), so this works
+//    (without one, loose mode drops them as well). The VIPs give the TUN device its
+//    address, and the agent sets net.ipv4.conf.<tun>.rp_filter=2: the kernel uses
+//    max(all, <tun>), so this works
 //    whatever conf.all says, without touching any namespace-wide setting. The sysctl lives
 //    and dies with the device.
 //  - ARP: with arp_ignore=0 the kernel would answer ARP for a VIP on any interface, which

@@ -1,4 +1,4 @@
-// Fall-over chains (seed 003): each backend may name backends of its own pool that take its
+// Fall-over chains: each backend may name backends of its own pool that take its
 // share of new flows while it cannot. The references must resolve within the pool, and the
 // graph "backend -> its fall-overs" must have no cycle (the dataplane follows chains).
 import { parseAddress } from './addresses.js';

@@ -5,7 +5,7 @@ export type EncapKind = 'ipip' | 'gre' | 'gue';
 export type HashFieldsName = '5-tuple' | '3-tuple' | 'src-ip' | 'src-ip-port';
 
 /**
- * Administrative state of a backend (Proto Balance's green / yellow / red):
+ * Administrative state of a backend (available / preparing for shutdown / offline):
  * `active` takes new flows and keeps its flows; `draining` takes no new flows and keeps the
  * ones it has until they end; `offline` takes no new flows and its flows are cut (TCP answered
  * with a RST, other packets dropped).
