@@ -1,5 +1,5 @@
 // The control socket's protocol: a unix domain stream socket carrying JSON lines. Each request
-// is one line, {"cmd": "reload"}, {"cmd": "status"} or {"cmd": "backend", ...}; each gets one
+// is one line, {"cmd": "reload"}, {"cmd": "status"}, {"cmd": "backend", ...} or {"cmd": "drain"}; each gets one
 // line back.
 import type { PoolStatusWithChecks } from '../pools/supervisor.js';
 import type { BackendAdminState } from '../dataplane/types.js';
@@ -13,7 +13,16 @@ export interface BackendRequest {
   weight?: number;
 }
 
-export type ControlRequest = { cmd: 'reload' } | { cmd: 'status' } | ({ cmd: 'backend' } & BackendRequest);
+/** `l4mux drain`: withdraw every VIP, keep forwarding for `waitSeconds` (default bgp.drainSeconds), then stop. */
+export interface DrainRequest {
+  waitSeconds?: number;
+}
+
+export type ControlRequest = { cmd: 'reload' } | { cmd: 'status' } | ({ cmd: 'backend' } & BackendRequest) | ({ cmd: 'drain' } & DrainRequest);
+
+export type DrainResponse =
+  | { ok: true; withdrawn: string[]; waitedSeconds: number; stopping: true }
+  | { ok: false; errors: string[] };
 
 export type BackendResponse = { ok: true; changes: string[] } | { ok: false; errors: string[] };
 
@@ -93,7 +102,7 @@ export interface StatusReport {
 
 export type StatusResponse = { ok: true; status: StatusReport } | { ok: false; errors: string[] };
 
-export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | { ok: false; errors: string[] };
+export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | DrainResponse | { ok: false; errors: string[] };
 
 /** Longest request line accepted. */
 export const MAX_REQUEST_BYTES = 64 * 1024;

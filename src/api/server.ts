@@ -12,6 +12,8 @@ import {
   type BackendRequest,
   type BackendResponse,
   type ControlResponse,
+  type DrainRequest,
+  type DrainResponse,
   type ReloadResponse,
   type StatusResponse,
 } from './protocol.js';
@@ -20,6 +22,8 @@ export interface ControlHandlers {
   reload(): Promise<ReloadResponse>;
   status(): Promise<StatusResponse> | StatusResponse;
   backend(request: BackendRequest): Promise<BackendResponse>;
+  /** Answers once the VIPs are withdrawn and the wait is over; the daemon then stops. */
+  drain(request: DrainRequest): Promise<DrainResponse>;
 }
 
 /** Whether something accepts connections on the socket at `path`. */
@@ -120,8 +124,14 @@ async function handle(line: string, handlers: ControlHandlers, logger: Logger): 
         const parsed = parseBackendRequest(request as Record<string, unknown>);
         return 'errors' in parsed ? { ok: false, errors: parsed.errors } : await handlers.backend(parsed);
       }
+      case 'drain': {
+        const wait = (request as Record<string, unknown>)['waitSeconds'];
+        if (wait !== undefined && (typeof wait !== 'number' || !(wait >= 0 && wait <= 3600))) return { ok: false, errors: ['waitSeconds: expected a number of seconds from 0 to 3600'] };
+        logger.info({ waitSeconds: wait }, 'drain requested on the control socket');
+        return await handlers.drain(wait === undefined ? {} : { waitSeconds: wait });
+      }
       default:
-        return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: reload, status, backend)`] };
+        return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: reload, status, backend, drain)`] };
     }
   } catch (e) {
     logger.error({ err: e, cmd }, 'control command failed');

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 
 import { agentCommand } from './commands/agent.js';
 import { backendCommand } from './commands/backend.js';
+import { drainCommand } from './commands/drain.js';
 import { reloadCommand } from './commands/reload.js';
 import { replayCommand } from './commands/replay.js';
 import { runCommand } from './commands/run.js';
@@ -34,5 +35,6 @@ export function buildProgram(io: CommandIo = processIo): Command {
     .addCommand(reloadCommand(io))
     .addCommand(statusCommand(io))
     .addCommand(backendCommand(io))
+    .addCommand(drainCommand(io))
     .addCommand(agentCommand(io));
 }

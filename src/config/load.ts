@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { checkClusterSemantics } from '../cluster/config.js';
+import { checkBgpSemantics } from '../bgp/validate.js';
 import { checkHealthSemantics } from './health/validate.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
@@ -43,11 +44,13 @@ function check(document: unknown, earlier: Issue[]): ConfigResult {
   const semantic = checkSemantics(document, schemaIssues);
   const health = checkHealthSemantics(document, schemaIssues);
   const cluster = checkClusterSemantics(document, schemaIssues);
-  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster];
+  const bgp = checkBgpSemantics(document, schemaIssues);
+  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster, ...bgp.errors];
   if (errors.length > 0) return { ok: false, errors: formatIssues(errors, document) };
   // The schema and the semantic checks passed: the document has the input shape.
   const config = normalize(document as L4muxConfigInput, health.checks);
-  return { ok: true, config, warnings: formatIssues([...semantic.warnings, ...health.warnings], document) };
+  if (bgp.config !== undefined) config.bgp = bgp.config;
+  return { ok: true, config, warnings: formatIssues([...semantic.warnings, ...health.warnings, ...bgp.warnings], document) };
 }
 
 function describeFsError(e: unknown): string {

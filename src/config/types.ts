@@ -2,6 +2,7 @@
 // and the validated, normalized form every other module consumes (`L4muxConfig`).
 import type { BackendAdminState, EncapKind, HashFieldsName, SchedulerName } from '../dataplane/types.js';
 import type { ClusterConfig, ClusterConfigInput } from '../cluster/config.js';
+import type { BgpConfig, BgpInput } from '../bgp/types.js';
 import type { HealthCheckInput, HealthCheckSpec } from './health/types.js';
 
 export type Protocol = 'tcp' | 'udp';
@@ -105,6 +106,8 @@ export interface L4muxConfig {
   healthChecks: HealthCheckSpec[];
   /** Connection-table sync with peer muxes; absent: this mux decides alone. */
   cluster?: ClusterConfig;
+  /** BGP announcement of the VIPs; absent: none. */
+  bgp?: BgpConfig;
 }
 
 // ---- As written in the file (what the schema accepts) ----
@@ -155,6 +158,7 @@ export interface L4muxConfigInput {
     scheduler?: SchedulerName;
   }[];
   cluster?: ClusterConfigInput;
+  bgp?: BgpInput;
 }
 
 // ---- Results ----

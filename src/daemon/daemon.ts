@@ -1,13 +1,14 @@
 // `l4mux run`: the daemon. It loads the config, runs the preflight checks (privileges, CPUs,
 // interfaces), then starts its services in order (service.ts): the pid file, receive offloads
 // off, the forwarding engines (one ServedInterface per interface, served.ts), next-hop tracking,
-// health checks, the control socket and the counters line. While it runs it serializes every
+// health checks, the control socket, the counters line and the BGP speaker. While it runs it serializes every
 // change that reaches the engines (reloads, pool changes, link and next-hop changes) and pushes
 // each through the served interfaces. SIGHUP reloads; SIGTERM/SIGINT stop the services in
 // reverse.
 import type { Logger } from 'pino';
 
-import type { BackendRequest, BackendResponse, ReloadResponse, StatusReport } from '../api/protocol.js';
+import type { BackendRequest, BackendResponse, DrainRequest, DrainResponse, ReloadResponse, StatusReport } from '../api/protocol.js';
+import type { BirdFactory } from '../bgp/index.js';
 import { loadConfigFile, type L4muxConfig } from '../config/index.js';
 import type { EngineFactory } from '../dataplane/engine.js';
 import type { ProcessPrivileges } from '../net/capabilities.js';
@@ -19,6 +20,7 @@ import { diffConfigs, effectiveConfig } from './diff.js';
 import { preflight } from './preflight.js';
 import { ServedInterfaces } from './served.js';
 import { errorMessage, ServiceList, StartupError, type Service, type ServiceContext } from './service.js';
+import { BgpService } from './services/bgp.js';
 import { ControlSocketService } from './services/control.js';
 import { CountersService } from './services/counters.js';
 import { HealthCheckService } from './services/health.js';
@@ -66,6 +68,8 @@ export interface DaemonDeps {
   version?: string;
   /** Health checks of the pools; default: the real checker. */
   createHealthChecker?: HealthCheckerFactory;
+  /** BIRD for the bgp section; default: the real one, a supervised child. */
+  createBird?: BirdFactory;
 }
 
 export class Daemon {
@@ -75,6 +79,8 @@ export class Daemon {
   private interfaces!: ServedInterfaces;
   private tracker: NextHopService | undefined;
   private services: ServiceList | undefined;
+  private bgp: BgpService | undefined;
+  private draining = false;
   private serial: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private stopped = false;
@@ -173,10 +179,14 @@ export class Daemon {
           reload: () => this.reload('control'),
           status: () => ({ ok: true, status: this.status() }),
           backend: (request) => this.setBackend(request),
+          drain: (request) => this.drain(request),
         }),
       );
     }
     services.push(new CountersService(this.options.countersIntervalMs ?? DEFAULT_COUNTERS_INTERVAL_S * 1000));
+    // Last: announces once everything that serves the VIPs runs; stopped (withdrawn) first.
+    this.bgp = new BgpService(this.deps.createBird);
+    services.push(this.bgp);
     return services;
   }
 
@@ -197,7 +207,7 @@ export class Daemon {
 
   /** Re-reads the config file and applies it to every engine, or changes nothing. */
   reload(trigger: string): Promise<ReloadResponse> {
-    if (this.stopping) return Promise.resolve({ ok: false, errors: ['l4mux is stopping'] });
+    if (this.stopping || this.draining) return Promise.resolve({ ok: false, errors: [this.draining ? 'l4mux is draining' : 'l4mux is stopping'] });
     return this.serialize(() => this.doReload(trigger));
   }
 
@@ -224,6 +234,9 @@ export class Daemon {
     const hops = await this.interfaces.planHops(next);
     if (!hops.ok) return fail(hops.errors);
     warnings.push(...hops.warnings);
+    // BIRD checks its part before anything is applied.
+    const bgp = (await this.bgp?.planReload(next.bgp)) ?? { ok: true as const, commit: async () => ({ changes: [], restartRequired: [] }) };
+    if (!bgp.ok) return fail(bgp.errors);
     const pushed = this.interfaces.pushAll(next, this.pools, hops.hops);
     if (!pushed.ok) return fail(pushed.errors);
 
@@ -231,6 +244,9 @@ export class Daemon {
     for (const served of this.interfaces.all()) this.tracker?.follow(served);
     this.config = next;
     this.pools.setConfig(next); // new checks; an all-down policy may now apply: pushPools below
+    const bgpChange = await bgp.commit();
+    diff.changes.push(...bgpChange.changes);
+    diff.restartRequired.push(...bgpChange.restartRequired);
     this.restartRequired = diff.restartRequired;
     for (const warning of warnings) logger.warn({ trigger, warning }, `config warning: ${warning}`);
     for (const change of diff.changes) logger.info({ trigger, change }, `reload: ${change}`);
@@ -256,6 +272,32 @@ export class Daemon {
         this.log.error({ interface: served.name, why, err: errorMessage(e) }, `${served.name}: backends changed (${why}) but the dataplane refused the snapshot: ${errorMessage(e)}`);
       }
     }
+    // After the engines: a pool that recovered is announced once its snapshot is in place.
+    void this.bgp?.refresh();
+  }
+
+  // ---- BGP ----
+
+  /**
+   * A readiness input for the announcements (the cluster's "ready": this mux is announced only
+   * once its flow transfer is done). Does nothing without a bgp section.
+   */
+  setBgpGate(name: string, ready: boolean, reason: string): Promise<void> {
+    return this.bgp?.setGate(name, ready, reason) ?? Promise.resolve();
+  }
+
+  /** `l4mux drain`: withdraw every VIP, keep forwarding for the wait, then stop. */
+  private async drain(request: DrainRequest): Promise<DrainResponse> {
+    if (this.stopping || this.draining) return { ok: false, errors: [this.draining ? 'l4mux is already draining' : 'l4mux is stopping'] };
+    this.draining = true;
+    const waitSeconds = request.waitSeconds ?? this.config.bgp?.drainSeconds ?? 0;
+    const started = Date.now();
+    const withdrawn = (await this.bgp?.withdrawAll('draining (l4mux drain)')) ?? [];
+    this.log.warn({ withdrawn, waitSeconds }, `drain: ${withdrawn.length > 0 ? `withdrew ${withdrawn.join(', ')}` : 'nothing was announced'}; forwarding for ${waitSeconds} s, then stopping`);
+    await new Promise((resolve) => setTimeout(resolve, waitSeconds * 1000));
+    // Stop once the answer has gone out.
+    setImmediate(() => this.requestStop('drain'));
+    return { ok: true, withdrawn, waitedSeconds: Math.round((Date.now() - started) / 100) / 10, stopping: true };
   }
 
   /** `l4mux backend`: an operator's state or weight for one backend, applied at once. */

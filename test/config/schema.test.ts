@@ -40,10 +40,10 @@ describe('the shipped JSON Schema', () => {
     walk(schema);
     expect(objects.length).toBeGreaterThanOrEqual(10);
     for (const object of objects) {
-      // Maps (names to pools, HTTP header names to values, environment variables) are open by
+      // Maps (names to pools, VIP addresses to BGP attributes, HTTP header names to values, environment variables) are open by
       // nature, each to values of one kind; every other object is closed.
       if (object['additionalProperties'] === false) continue;
-      expect([{ $ref: '#/$defs/pool' }, { type: 'string', maxLength: 1024 }, { type: 'string' }]).toContainEqual(object['additionalProperties']);
+      expect([{ $ref: '#/$defs/pool' }, { $ref: '#/$defs/bgpRoute' }, { type: 'string', maxLength: 1024 }, { type: 'string' }]).toContainEqual(object['additionalProperties']);
     }
   });
 
