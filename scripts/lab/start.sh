@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the lab's processes in a topology built by topology.sh: the agent and the servers on
-# each backend, then `l4mux run` on each mux. Returns when all of them answer.
+# each backend, the router's BIRD, then `l4mux run` on each mux. Returns when all of them
+# answer and the router has learned the VIPs from every mux over BGP.
 #   scripts/lab/start.sh PREFIX
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +27,7 @@ for b in 1 2 3; do
   wait_for 15 "agent on backend$b" sh -c "ip -n $PREFIX-b$b addr show dev l4tun0 | grep -q 192.0.2.10"
   in_ns "b$b" env LAB_STATE="$run" setsid node scripts/lab/servers.mjs "backend$b" 192.0.2.10 2001:db8::10 > "$run/servers$b.log" 2>&1 &
 done
+in_ns router bird -c "$run/router-bird.conf" -s "$run/router-bird.ctl"
 for m in 1 2; do
   in_ns "mux$m" setsid "${l4mux[@]}" run --config "$run/mux$m.json" --control "$run/mux$m.sock" \
     --pidfile "$run/mux$m.pid" > "$run/mux$m.log" 2>&1 &
@@ -36,3 +38,9 @@ done
 for m in 1 2; do
   wait_for 20 "mux$m" in_ns "mux$m" "${l4mux[@]}" status --control "$run/mux$m.sock"
 done
+# Each mux's announcement of both VIPs in the router's kernel table (one next hop per mux).
+routes_from_all_muxes() {
+  [ "$(ip -n "$PREFIX-router" -4 route show 192.0.2.10 | grep -c 'nexthop via')" -eq 2 ] &&
+    [ "$(ip -n "$PREFIX-router" -6 route show 2001:db8::10 | grep -c 'nexthop via')" -eq 2 ]
+}
+wait_for 20 "the router's BGP routes to the VIPs from both muxes" routes_from_all_muxes

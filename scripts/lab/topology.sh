@@ -8,6 +8,9 @@
 #      |  MTU 1500
 #   router  -- kernel ECMP with L4 hashing for the VIPs --> mux1, mux2
 #      |  MTU 1600 (room for the tunnel headers)          (no VIP on the muxes)
+#      |  BIRD (AS 65000, multipath): the ECMP routes to the VIPs are what the muxes
+#      |  (AS 65001, each its own BIRD run by `l4mux run`) announce over BGP, one IPv4
+#      |  and one IPv6 session per mux; no static routes.
 #   backend1..3: the `l4mux agent` decapsulates into a TUN device holding the VIPs;
 #                replies go straight back through the router, never through a mux.
 #
@@ -55,17 +58,13 @@ up() {
   ip -n "$(ns client)" route add default via 10.200.0.1
   ip -n "$(ns client)" -6 route add default via fd00:200::1
 
-  local nh4=() nh6=()
   for m in "${MUXES[@]}"; do
     link router "rt-m$m" "mux$m" eth0 1600
     addr router "rt-m$m" "10.201.$m.1/24"; addr router "rt-m$m" "fd00:201:$m::1/64"
     addr "mux$m" eth0 "10.201.$m.2/24"; addr "mux$m" eth0 "fd00:201:$m::2/64"
     ip -n "$(ns "mux$m")" route add default via "10.201.$m.1"
     ip -n "$(ns "mux$m")" -6 route add default via "fd00:201:$m::1"
-    nh4+=(nexthop via "10.201.$m.2"); nh6+=(nexthop via "fd00:201:$m::2")
   done
-  ip -n "$(ns router)" route add "$VIP4/32" "${nh4[@]}"
-  ip -n "$(ns router)" -6 route add "$VIP6/128" "${nh6[@]}"
 
   for b in "${BACKENDS[@]}"; do
     link router "rt-b$b" "b$b" eth0 1600
@@ -106,16 +105,49 @@ write_configs() {
     { "name": "echo4", "address": "$VIP4", "protocol": "udp", "port": 53, "pool": "web4", "encapsulation": "$encap"$extra },
     { "name": "http6", "address": "$VIP6", "protocol": "tcp", "port": 80, "pool": "web6", "encapsulation": "$encap"$extra },
     { "name": "echo6", "address": "$VIP6", "protocol": "udp", "port": 53, "pool": "web6", "encapsulation": "$encap"$extra }
-  ]
+  ],
+  "bgp": {
+    "localAs": 65001,
+    "routerId": "10.201.$m.2",
+    "holdTime": 3,
+    "drainSeconds": 2,
+    "runDirectory": "$run/mux$m-bird",
+    "neighbours": [
+      { "name": "router_v4", "address": "10.201.$m.1", "as": 65000 },
+      { "name": "router_v6", "address": "fd00:201:$m::1", "as": 65000 }
+    ]
+  }
 }
 EOF
   done
+  router_bird_config > "$run/router-bird.conf"
   for b in "${BACKENDS[@]}"; do
     local key=""
     [ "$encap" = gre ] && key="--gre-key 42"
     echo "--interface eth0 --tun l4tun0 --address 10.202.$b.2 --address fd00:202:$b::2 --vip $VIP4 --vip $VIP6 $key" > "$run/agent$b.args"
   done
   echo "$encap" > "$run/encap"
+}
+
+# The router's BIRD: learns the VIPs from every mux and installs them as multipath routes.
+router_bird_config() {
+  cat <<EOF
+router id 10.200.0.1;
+protocol device {}
+protocol kernel kernel4 { ipv4 { import none; export all; }; merge paths on; }
+protocol kernel kernel6 { ipv6 { import none; export all; }; merge paths on; }
+template bgp mux {
+  local as 65000;
+  hold time 9;
+  connect delay time 1;
+  connect retry time 5;
+  error wait time 1, 5;
+}
+EOF
+  for m in "${MUXES[@]}"; do
+    echo "protocol bgp mux${m}_v4 from mux { neighbor 10.201.$m.2 as 65001; ipv4 { import all; export none; }; }"
+    echo "protocol bgp mux${m}_v6 from mux { neighbor fd00:201:$m::2 as 65001; ipv6 { import all; export none; }; }"
+  done
 }
 
 down() {
