@@ -2,8 +2,10 @@
 # npm run lab: the l4mux lab on this machine (as root). Builds a topology of network
 # namespaces (client, an ECMP router, two muxes, three backends), runs `l4mux run` on the
 # muxes and `l4mux agent` + HTTP/UDP servers on the backends, sends real traffic to the
-# VIPs, shows which backend served each request and that replies bypass the muxes, then
-# tears everything down. Nothing in the root namespace changes.
+# VIPs, shows which backend served each request and that replies bypass the muxes, a
+# backend failing and another drained, then a mux drained with `l4mux drain` (the router's
+# BGP routes lose it, traffic continues through the other), then tears everything down.
+# Nothing in the root namespace changes.
 #   npm run lab [-- ipip|gre|gue]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +29,13 @@ client() { ip netns exec "$PREFIX-client" "$@"; }
 say "topology $PREFIX: client -> router (ECMP) -> mux1, mux2 -> backend1..3 ($encap)"
 bash scripts/lab/topology.sh up "$PREFIX" "$encap"
 bash scripts/lab/start.sh "$PREFIX"
+router_routes() {
+  ip -n "$PREFIX-router" -4 route show 192.0.2.10 | sed 's/^/  /'
+  ip -n "$PREFIX-router" -6 route show 2001:db8::10 | sed 's/^/  /'
+}
+say "the router's routes to the VIPs, learned over BGP from both muxes (BIRD, merge paths)"
+ip netns exec "$PREFIX-router" birdc -s "$run/router-bird.ctl" show protocols | sed 's/^/  /'
+router_routes
 for m in 1 2; do
   mode=$(ip netns exec "$PREFIX-mux$m" node dist/cli/main.js status --control "$run/mux$m.sock" |
     node -e 'const s=JSON.parse(require("fs").readFileSync(0));const i=s.interfaces[0].io;console.log(i.mode+(i.xdpMode?" ("+i.xdpMode+" XDP)":"")+(i.reason&&i.reason!=="configured"?" - "+i.reason:""))')
@@ -95,5 +104,19 @@ who 12
 status 1 | node -e '
   const s = JSON.parse(require("fs").readFileSync(0));
   for (const b of s.pools.web4.backends) console.log(`  mux1 pool web4: ${b.address.padEnd(11)} state ${b.state.padEnd(8)} health ${b.health}`);'
+
+say "maintenance: l4mux drain on mux1 while a client keeps requesting (the router drops mux1)"
+pid1=$(cat "$run/mux1.pid")
+client sh -c 'ok=0; fail=0; end=$(($(date +%s) + 6)); while [ "$(date +%s)" -lt "$end" ]; do
+  if curl -s -m 2 -o /dev/null http://192.0.2.10/; then ok=$((ok + 1)); else fail=$((fail + 1)); fi; sleep 0.05; done
+  echo "during the drain: $ok requests answered, $fail failed"' &
+sleep 0.5
+ip netns exec "$PREFIX-mux1" node dist/cli/main.js drain --wait 2 --control "$run/mux1.sock" | sed 's/^/  mux1: /'
+wait
+while kill -0 "$pid1" 2>/dev/null; do sleep 0.1; done
+echo "mux1 has stopped; the router's routes now:"
+router_routes
+echo "12 new requests:"
+who 12
 
 say "done: tearing the lab down"
