@@ -68,7 +68,8 @@ describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
         expect(viaMux2.split(':')[0]).toBe(viaMux1.split(':')[0]);
       }
     } finally {
-      router(['route', 'replace', `${VIP4}/32`, 'nexthop', 'via', '10.201.1.2', 'nexthop', 'via', '10.201.2.2']);
+      // The test's own route (metric 0) goes; the router's BGP route (BIRD's, metric 32) is back.
+      router(['route', 'del', `${VIP4}/32`, 'metric', '0']);
     }
   });
 
