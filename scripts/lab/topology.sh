@@ -136,8 +136,11 @@ router id 10.200.0.1;
 protocol device {}
 protocol kernel kernel4 { ipv4 { import none; export all; }; merge paths on; }
 protocol kernel kernel6 { ipv6 { import none; export all; }; merge paths on; }
+# BFD for the muxes that ask for it (bgp.bfd); a session without a BFD peer is unaffected.
+protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
 template bgp mux {
   local as 65000;
+  bfd on;
   hold time 9;
   connect delay time 1;
   connect retry time 5;

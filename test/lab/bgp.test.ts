@@ -251,6 +251,42 @@ describe.skipIf(!isRoot)('BGP in the lab', () => {
     expect(await neighbour(lab, 2, 'nobody')).toBeUndefined();
   }, 40_000);
 
+  it('a silent mux (its BIRD stopped, sessions open): dropped after the hold time, and with BFD after interval x multiplier', async () => {
+    const silence = async (label: string, boundMs: number): Promise<void> => {
+      const birdPid = ((await bgpStatus(lab, 2))['bird'] as Json)['pid'] as number;
+      const start = Date.now();
+      process.kill(birdPid, 'SIGSTOP');
+      try {
+        const ms = await timeUntilRouterDrops(lab, 2, start, boundMs + 2000);
+        measured.push(`${label}: route withdrawn after ${ms} ms`);
+        expect(ms).toBeGreaterThanOrEqual(0);
+        expect(ms).toBeLessThan(boundMs + 2000);
+        // Forwarding on mux2 is not BIRD's: what still reaches it is forwarded.
+        expect(alive(muxPid(lab, 2))).toBe(true);
+      } finally {
+        process.kill(birdPid, 'SIGCONT');
+      }
+      expect(await waitUntil(() => routerPaths(lab, VIP4).includes(2) && routerPaths(lab, VIP6).includes(2), 15_000, 50)).toBe(true);
+    };
+    await silence('silent mux, no BFD', HOLD_MS);
+
+    const original = lab.muxConfig(2);
+    const withBfd = structuredClone(original) as Json;
+    withBfd['bgp']['bfd'] = { interval: 100, multiplier: 3 };
+    lab.writeMuxConfig(2, withBfd);
+    try {
+      expect((await control(lab, 2, { cmd: 'reload' }))['ok']).toBe(true);
+      expect(await eventually(async () => ((await bgpStatus(lab, 2))['neighbours'] as Json[]).every((n) => n['bfd'] === true && n['established'] === true), 15_000)).toBe(true);
+      // The router's BFD sessions to mux2 are up before the test silences it.
+      expect(await waitUntil(() => /10\.201\.2\.2\s+rt-m2\s+Up/.test(routerBird(lab, 'show bfd sessions')), 10_000, 100)).toBe(true);
+      await silence('silent mux, BFD 100 ms x 3', 300);
+    } finally {
+      lab.writeMuxConfig(2, original);
+      expect((await control(lab, 2, { cmd: 'reload' }))['ok']).toBe(true);
+    }
+    expect(await waitUntil(() => routerPaths(lab, VIP4).includes(2), 15_000, 50)).toBe(true);
+  }, 60_000);
+
   it('l4mux drain: the router drops the mux at once, long-lived connections keep going through the other (0 broken)', async () => {
     const before = await http4NewFlows(lab, 1);
     const clients = longLivedConnections(lab, 16, 6);
