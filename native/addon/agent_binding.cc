@@ -22,6 +22,28 @@ IpAddr parse_addr(const Napi::Env& env, const Napi::Value& v, Family family, con
                                       (family == Family::kIpv4 ? "IPv4" : "IPv6") + " address");
 }
 
+// "address/length" (a bare address is a host prefix).
+IpPrefix parse_prefix(const Napi::Env& env, const Napi::Value& v) {
+  if (!v.IsString()) throw Napi::TypeError::New(env, "Agent: muxSources[]: string expected");
+  const std::string text = v.As<Napi::String>();
+  const size_t slash = text.find('/');
+  const std::string address = text.substr(0, slash);
+  const bool v6 = address.find(':') != std::string::npos;
+  IpPrefix p;
+  p.addr = parse_addr(env, Napi::String::New(env, address), v6 ? Family::kIpv6 : Family::kIpv4, "muxSources[]");
+  const unsigned max = v6 ? 128 : 32;
+  unsigned length = max;
+  if (slash != std::string::npos) {
+    const std::string digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string::npos ||
+        (length = static_cast<unsigned>(std::stoul(digits))) > max) {
+      throw Napi::RangeError::New(env, "Agent: muxSources[]: '" + text + "' has no valid prefix length");
+    }
+  }
+  p.length = static_cast<uint8_t>(length);
+  return p;
+}
+
 uint32_t integer(const Napi::Env& env, const Napi::Value& v, const char* field, double max) {
   if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("Agent: ") + field + ": number expected");
   const double d = v.As<Napi::Number>().DoubleValue();
@@ -47,6 +69,18 @@ AgentConfig to_agent_config(const Napi::Env& env, const Napi::Object& o) {
   const Napi::Object a = addresses.As<Napi::Object>();
   if (!a.Get("ipv4").IsUndefined()) c.decap.ipv4 = parse_addr(env, a.Get("ipv4"), Family::kIpv4, "addresses.ipv4");
   if (!a.Get("ipv6").IsUndefined()) c.decap.ipv6 = parse_addr(env, a.Get("ipv6"), Family::kIpv6, "addresses.ipv6");
+  const Napi::Value sources = o.Get("muxSources");
+  if (!sources.IsArray()) throw Napi::TypeError::New(env, "Agent: muxSources: array of prefixes expected");
+  const Napi::Array src = sources.As<Napi::Array>();
+  for (uint32_t i = 0; i < src.Length(); ++i) c.decap.mux_sources.push_back(parse_prefix(env, src.Get(i)));
+  const Napi::Value vips = o.Get("vips");
+  if (!vips.IsArray()) throw Napi::TypeError::New(env, "Agent: vips: array of addresses expected");
+  const Napi::Array va = vips.As<Napi::Array>();
+  for (uint32_t i = 0; i < va.Length(); ++i) {
+    const Napi::Value v = va.Get(i);
+    const bool v6 = v.IsString() && v.As<Napi::String>().Utf8Value().find(':') != std::string::npos;
+    c.decap.vips.push_back(parse_addr(env, v, v6 ? Family::kIpv6 : Family::kIpv4, "vips[]"));
+  }
   const Napi::Value ports = o.Get("guePorts");
   if (!ports.IsUndefined()) {
     if (!ports.IsArray()) throw Napi::TypeError::New(env, "Agent: guePorts: array expected");

@@ -205,6 +205,18 @@ Agent::Agent(AgentConfig config) : config_(std::move(config)) {
   }
   if (d.ipv4.family != Family::kNone && !d.ipv4.is_v4()) throw std::invalid_argument("agent: ipv4 is not IPv4");
   if (d.ipv6.family != Family::kNone && !d.ipv6.is_v6()) throw std::invalid_argument("agent: ipv6 is not IPv6");
+  if (d.mux_sources.empty()) {
+    throw std::invalid_argument("agent: at least one mux source prefix is required (0.0.0.0/0 or ::/0 accepts any)");
+  }
+  for (const IpPrefix& p : d.mux_sources) {
+    if (!p.addr.is_v4() && !p.addr.is_v6()) throw std::invalid_argument("agent: mux source without an address family");
+    if (p.length > (p.addr.is_v4() ? 32 : 128)) throw std::invalid_argument("agent: mux source prefix length out of range");
+  }
+  if (d.vips.empty()) throw std::invalid_argument("agent: at least one VIP is required");
+  for (const IpAddr& v : d.vips) {
+    if (!v.is_v4() && !v.is_v6()) throw std::invalid_argument("agent: VIP without an address family");
+  }
+  config_.decap.sort_vips();
   if (d.gue_port_count > kMaxGuePorts) throw std::invalid_argument("agent: at most 8 GUE ports");
   for (uint8_t i = 0; i < d.gue_port_count; ++i) {
     if (d.gue_ports[i] == 0) throw std::invalid_argument("agent: GUE port 0");

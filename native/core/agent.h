@@ -44,7 +44,7 @@ namespace l4mux {
 struct AgentConfig {
   std::string interface;  // where tunnel packets arrive (must exist in this namespace)
   std::string tun;        // TUN device to create (or attach to)
-  DecapConfig decap;
+  DecapConfig decap;  // mux_sources and vips must be given: the agent is no open relay
   bool suppress_icmp = true;  // open the sink sockets described above
   uint32_t batch = 32;        // recvmmsg batch
   uint32_t frame_size = 65536 + 256;  // per slot; larger frames (GRO) are counted and dropped

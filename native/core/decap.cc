@@ -1,5 +1,6 @@
 #include "decap.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "bytes.h"
@@ -25,10 +26,19 @@ DecapResult fail(DecapResult r, DecapStatus s) {
   return r;
 }
 
+bool address_less(const IpAddr& a, const IpAddr& b) {
+  if (a.family != b.family) return a.family < b.family;
+  return a.bytes < b.bytes;
+}
+
+IpAddr outer_source(Family family, const uint8_t* outer_ip) {
+  return family == Family::kIpv4 ? IpAddr::v4(outer_ip + 12) : IpAddr::v6(outer_ip + 8);
+}
+
 // The inner packet must be an IP packet of `expected` family whose own length fills the
 // tunnel payload [p, p + avail) exactly.
 DecapResult inner_packet(DecapResult r, const uint8_t* frame, const uint8_t* p, uint32_t avail,
-                         Family expected) {
+                         Family expected, const DecapConfig& config) {
   if (avail == 0) return fail(r, DecapStatus::kInnerTruncated);
   const uint8_t version = p[0] >> 4;
   if (version != static_cast<uint8_t>(expected)) return fail(r, DecapStatus::kInnerVersionMismatch);
@@ -39,9 +49,11 @@ DecapResult inner_packet(DecapResult r, const uint8_t* frame, const uint8_t* p, 
     const uint32_t total = load_be16(p + 2);
     if (total != avail) return fail(r, DecapStatus::kInnerBadLength);
     if (ihl > total) return fail(r, DecapStatus::kInnerBadHeader);
+    if (!config.is_vip(IpAddr::v4(p + 16))) return fail(r, DecapStatus::kInnerNotVip);
   } else {
     if (avail < kIpv6HeaderLen) return fail(r, DecapStatus::kInnerTruncated);
     if (kIpv6HeaderLen + load_be16(p + 4) != avail) return fail(r, DecapStatus::kInnerBadLength);
+    if (!config.is_vip(IpAddr::v6(p + 24))) return fail(r, DecapStatus::kInnerNotVip);
   }
   r.status = DecapStatus::kOk;
   r.inner = expected;
@@ -80,7 +92,7 @@ DecapResult gre(DecapResult r, const uint8_t* frame, const uint8_t* p, uint32_t 
   } else {
     return fail(r, DecapStatus::kGreNotIp);
   }
-  return inner_packet(r, frame, p + hlen, avail - hlen, inner);
+  return inner_packet(r, frame, p + hlen, avail - hlen, inner, config);
 }
 
 DecapResult gue(DecapResult r, const uint8_t* frame, const uint8_t* p, uint32_t avail,
@@ -88,6 +100,7 @@ DecapResult gue(DecapResult r, const uint8_t* frame, const uint8_t* p, uint32_t 
   if (avail < kUdpHeaderLen) return fail(r, DecapStatus::kUdpTruncated);
   if (!config.accepts_gue_port(load_be16(p + 2))) return fail(r, DecapStatus::kNotGuePort);
   r.kind = Encap::kGue;
+  if (!config.from_mux(outer_source(r.outer, outer_ip))) return fail(r, DecapStatus::kSourceNotMux);
   const uint32_t udp_len = load_be16(p + 4);
   // Bytes after the UDP length inside the IP payload are ignored, as the kernel does.
   if (udp_len < kUdpHeaderLen || udp_len > avail) return fail(r, DecapStatus::kUdpBadLength);
@@ -96,7 +109,7 @@ DecapResult gue(DecapResult r, const uint8_t* frame, const uint8_t* p, uint32_t 
     // "No checksum" exists only over IPv4 (RFC 768); IPv6 requires one (RFC 8200).
     if (r.outer == Family::kIpv6) return fail(r, DecapStatus::kUdpBadChecksum);
   } else if ((flags & kDecapChecksumNotReady) == 0) {
-    const IpAddr src = r.outer == Family::kIpv4 ? IpAddr::v4(outer_ip + 12) : IpAddr::v6(outer_ip + 8);
+    const IpAddr src = outer_source(r.outer, outer_ip);
     const IpAddr dst = r.outer == Family::kIpv4 ? IpAddr::v4(outer_ip + 16) : IpAddr::v6(outer_ip + 24);
     const uint32_t sum = pseudo_header_sum(src, dst, kProtoUdp, udp_len);
     if (csum_fold(csum_partial(p, udp_len, sum)) != 0) return fail(r, DecapStatus::kUdpBadChecksum);
@@ -108,15 +121,25 @@ DecapResult gue(DecapResult r, const uint8_t* frame, const uint8_t* p, uint32_t 
   // IPv6 (0110). Variant 0 (00) carries a GUE header: not supported.
   switch (inner[0] >> 4) {
     case 4:
-      return inner_packet(r, frame, inner, inner_avail, Family::kIpv4);
+      return inner_packet(r, frame, inner, inner_avail, Family::kIpv4, config);
     case 6:
-      return inner_packet(r, frame, inner, inner_avail, Family::kIpv6);
+      return inner_packet(r, frame, inner, inner_avail, Family::kIpv6, config);
     default:
       return fail(r, DecapStatus::kGueUnsupported);
   }
 }
 
 }  // namespace
+
+bool DecapConfig::is_vip(const IpAddr& destination) const {
+  if (vips.empty()) return true;
+  return std::binary_search(vips.begin(), vips.end(), destination, address_less);
+}
+
+void DecapConfig::sort_vips() {
+  std::sort(vips.begin(), vips.end(), address_less);
+  vips.erase(std::unique(vips.begin(), vips.end()), vips.end());
+}
 
 DecapResult decapsulate(const uint8_t* frame, uint32_t len, const DecapConfig& config, uint32_t flags) {
   DecapResult r;
@@ -186,13 +209,18 @@ DecapResult decapsulate(const uint8_t* frame, uint32_t len, const DecapConfig& c
   }
 
   if (later_fragment) return fail(r, DecapStatus::kOuterFragment);
+  // GUE is known to be ours only from its port: its source is checked in gue().
+  if (proto != kProtoUdp && !config.from_mux(outer_source(r.outer, ip))) {
+    if (proto == kProtoGre) r.kind = Encap::kGre;
+    return fail(r, DecapStatus::kSourceNotMux);
+  }
   switch (proto) {
     case kProtoIpip:
       if (fragment) return fail(r, DecapStatus::kOuterFragment);
-      return inner_packet(r, frame, payload, payload_len, Family::kIpv4);
+      return inner_packet(r, frame, payload, payload_len, Family::kIpv4, config);
     case kProtoIpv6:
       if (fragment) return fail(r, DecapStatus::kOuterFragment);
-      return inner_packet(r, frame, payload, payload_len, Family::kIpv6);
+      return inner_packet(r, frame, payload, payload_len, Family::kIpv6, config);
     case kProtoGre:
       if (fragment) {
         r.kind = Encap::kGre;

@@ -16,11 +16,19 @@
 //    refused; the optional checksum (C bit) is verified; sequence numbers (S bit) are
 //    skipped, since the agent does not reorder;
 //  - GUE variant 0 (a GUE header after UDP) is refused; variant 1 only.
+//
+// Admission (what makes a backend's tunnel more than an open relay): a tunnel packet is
+// accepted only from a configured mux source (outer source inside one of `mux_sources`),
+// and its inner packet only when addressed to one of the backend's VIPs. Otherwise any host
+// that reaches the backend could inject packets with forged client addresses into its
+// stack, reach its own services, or (with forwarding on) other hosts behind it.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "types.h"
 
@@ -53,7 +61,10 @@ namespace l4mux {
   X(kInnerTruncated, "inner_truncated")                                            \
   X(kInnerVersionMismatch, "inner_version_mismatch")                               \
   X(kInnerBadHeader, "inner_bad_header")                                           \
-  X(kInnerBadLength, "inner_bad_length")
+  X(kInnerBadLength, "inner_bad_length")                                           \
+  /* well-formed tunnel packets the agent must not deliver */                      \
+  X(kSourceNotMux, "outer_source_not_mux")                                         \
+  X(kInnerNotVip, "inner_not_vip")
 
 enum class DecapStatus : uint8_t {
 #define L4MUX_X(name, str) name,
@@ -81,6 +92,22 @@ inline bool decap_not_ours(DecapStatus s) {
 
 inline constexpr size_t kMaxGuePorts = 8;
 
+// An address prefix (address/length); bits past the length are ignored.
+struct IpPrefix {
+  IpAddr addr;
+  uint8_t length = 0;  // 0..32 (IPv4) or 0..128 (IPv6)
+
+  bool contains(const IpAddr& a) const {
+    if (a.family != addr.family) return false;
+    const uint32_t full = length / 8u;
+    if (std::memcmp(a.bytes.data(), addr.bytes.data(), full) != 0) return false;
+    const uint32_t rest = length % 8u;
+    if (rest == 0) return true;
+    const auto mask = static_cast<uint8_t>(0xFFu << (8 - rest));
+    return ((a.bytes[full] ^ addr.bytes[full]) & mask) == 0;
+  }
+};
+
 struct DecapConfig {
   IpAddr ipv4;  // the backend's IPv4 address (tunnel endpoint); family kNone: none
   IpAddr ipv6;  // the backend's IPv6 address; family kNone: none
@@ -90,6 +117,24 @@ struct DecapConfig {
   // one only packets without a key (as the kernel's ip_gre matches tunnels).
   bool has_gre_key = false;
   uint32_t gre_key = 0;
+
+  // Outer sources the tunnel packets may come from (the muxes). Empty: not checked (the
+  // agent always sets it; 0.0.0.0/0 and ::/0 accept anyone, explicitly).
+  std::vector<IpPrefix> mux_sources;
+  // Inner destinations that are delivered (the backend's VIPs), sorted by sort_vips(). Empty:
+  // not checked (the agent always sets it).
+  std::vector<IpAddr> vips;
+
+  bool from_mux(const IpAddr& source) const {
+    if (mux_sources.empty()) return true;
+    for (const IpPrefix& p : mux_sources) {
+      if (p.contains(source)) return true;
+    }
+    return false;
+  }
+  bool is_vip(const IpAddr& destination) const;
+  // Orders `vips` for is_vip()'s binary search; call once after filling it.
+  void sort_vips();
 
   bool accepts_gue_port(uint16_t port) const {
     for (uint8_t i = 0; i < gue_port_count && i < kMaxGuePorts; ++i) {

@@ -37,6 +37,20 @@ DecapConfig make_config(bool keyed) {
 const DecapConfig kKeyless = make_config(false);
 const DecapConfig kKeyed = make_config(true);
 
+// Keyless, admitting only the corpus's mux prefixes and VIPs (as the agent always does).
+DecapConfig make_admitting() {
+  DecapConfig c = make_config(false);
+  const uint8_t mux4[4] = {10, 0, 0, 0};
+  const uint8_t mux6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  const uint8_t vip4[4] = {192, 0, 2, 10};
+  const uint8_t vip6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+  c.mux_sources = {IpPrefix{IpAddr::v4(mux4), 8}, IpPrefix{IpAddr::v6(mux6), 16}};
+  c.vips = {IpAddr::v4(vip4), IpAddr::v6(vip6)};
+  c.sort_vips();
+  return c;
+}
+const DecapConfig kAdmitting = make_admitting();
+
 void check(const DecapResult& r, const uint8_t* data, size_t size) {
   DECAP_FUZZ_CHECK(static_cast<size_t>(r.status) < kDecapStatusCount);
   if (r.status != DecapStatus::kOk) return;
@@ -76,6 +90,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The key only matters to GRE.
   if (a.kind != Encap::kGre || a.status == DecapStatus::kOuterFragment) {
     DECAP_FUZZ_CHECK(a.status == b.status);
+  }
+  // Admission only ever refuses what would otherwise have been decapsulated, and only for
+  // its own two reasons.
+  const DecapResult d = decapsulate(data, len, kAdmitting);
+  check(d, data, size);
+  if (d.status == DecapStatus::kOk) DECAP_FUZZ_CHECK(a.status == DecapStatus::kOk);
+  if (d.status == DecapStatus::kSourceNotMux || d.status == DecapStatus::kInnerNotVip) {
+    DECAP_FUZZ_CHECK(a.status != DecapStatus::kNotIp && a.status != DecapStatus::kNotOurAddress &&
+                     a.status != DecapStatus::kNotTunnel && a.status != DecapStatus::kNotGuePort);
+  } else {
+    DECAP_FUZZ_CHECK(d.status == a.status);
   }
   // Deterministic.
   DECAP_FUZZ_CHECK(decapsulate(data, len, kKeyless).status == a.status);

@@ -62,6 +62,8 @@ DecapConfig filter_config() {
   c.ipv6 = ip("fd00:1::1");
   c.gue_ports[0] = 6080;
   c.gue_port_count = 1;
+  c.mux_sources = {IpPrefix{ip("10.1.0.0"), 24}};
+  c.vips = {ip("192.0.2.10")};
   return c;
 }
 
@@ -173,6 +175,16 @@ TEST(AgentConfigCheck, RefusesBadConfigurations) {
   bad = c;
   bad.decap.gue_ports[1] = 6080;
   bad.decap.gue_port_count = 2;
+  EXPECT_THROW(Agent{bad}, std::invalid_argument);
+  // No open relay: the mux sources and the VIPs must be named.
+  bad = c;
+  bad.decap.mux_sources.clear();
+  EXPECT_THROW(Agent{bad}, std::invalid_argument);
+  bad = c;
+  bad.decap.vips.clear();
+  EXPECT_THROW(Agent{bad}, std::invalid_argument);
+  bad = c;
+  bad.decap.mux_sources = {IpPrefix{ip("10.1.0.0"), 33}};
   EXPECT_THROW(Agent{bad}, std::invalid_argument);
 }
 
@@ -342,6 +354,8 @@ class AgentNetns : public ::testing::Test {
     cfg.decap.gue_port_count = 1;
     cfg.decap.has_gre_key = true;
     cfg.decap.gre_key = kGreKey;
+    cfg.decap.mux_sources = {IpPrefix{ip("10.77.0.0"), 24}, IpPrefix{ip("fd77::"), 64}};
+    cfg.decap.vips = {ip(kVip4), ip(kVip6)};
     cfg.suppress_icmp = suppress_icmp;
     agent_ = std::make_unique<Agent>(cfg);
     {
@@ -718,6 +732,8 @@ TEST_F(AgentNetns, StartFailsCleanlyAndStopRemovesTheTunDevice) {
   cfg.interface = "nosuch0";
   cfg.tun = "l4tun0";
   cfg.decap.ipv4 = ip("10.77.0.2");
+  cfg.decap.mux_sources = {IpPrefix{ip("10.77.0.0"), 24}};
+  cfg.decap.vips = {ip(kVip4)};
   {
     Agent a(cfg);
     InNetns ns(backend_);

@@ -33,6 +33,9 @@ DecapConfig backend_config() {
   c.gue_ports[0] = kDefaultGuePort;
   c.gue_ports[1] = 7777;
   c.gue_port_count = 2;
+  c.mux_sources = {IpPrefix{ip("10.0.0.0"), 24}, IpPrefix{ip("fd00::"), 64}};
+  c.vips = {ip("2001:db8::10"), ip("192.0.2.10")};
+  c.sort_vips();
   return c;
 }
 
@@ -549,6 +552,64 @@ TEST(Decap, InnerPacketProblems) {
   frame.resize(54 + 39);
   store_be16(&frame[18], 39);
   EXPECT_STATUS(decap(frame), DecapStatus::kInnerTruncated);
+}
+
+// ---------------------------------------------------------------------------------------
+// Admission: only from a mux, only to a VIP
+
+TEST(Decap, RefusesTunnelPacketsFromOutsideTheMuxSources) {
+  for (Encap kind : {Encap::kIpip, Encap::kGre, Encap::kGue}) {
+    for (Family outer : {Family::kIpv4, Family::kIpv6}) {
+      Bytes f = encap(inner_packet(Family::kIpv4), kind, outer).frame;
+      EXPECT_STATUS(decap(f), DecapStatus::kOk);
+      const size_t src = outer == Family::kIpv4 ? 14 + 12 : 14 + 8;
+      f[src + (outer == Family::kIpv4 ? 2 : 7)] ^= 0x01;  // 10.0.1.1 / fd00:0:0:100::1: outside
+      if (outer == Family::kIpv4) fix_ipv4_checksum(f);
+      const DecapResult r = decap(f, backend_config(), kDecapChecksumNotReady);
+      EXPECT_STATUS(r, DecapStatus::kSourceNotMux);
+      EXPECT_EQ(r.kind, kind);
+      DecapConfig any = backend_config();
+      any.mux_sources.clear();  // not checked
+      EXPECT_STATUS(decap(f, any, kDecapChecksumNotReady), DecapStatus::kOk);
+    }
+  }
+  // Frames that are not ours stay "not ours", whatever their source.
+  Bytes udp = encap(inner_packet(Family::kIpv4), Encap::kGue, Family::kIpv4, false, 0, 9999).frame;
+  udp[14 + 14] ^= 0x01;
+  fix_ipv4_checksum(udp);
+  EXPECT_STATUS(decap(udp, backend_config(), kDecapChecksumNotReady), DecapStatus::kNotGuePort);
+}
+
+TEST(Decap, PrefixBoundaries) {
+  const IpPrefix p{ip("10.0.0.128"), 25};
+  EXPECT_TRUE(p.contains(ip("10.0.0.128")));
+  EXPECT_TRUE(p.contains(ip("10.0.0.255")));
+  EXPECT_FALSE(p.contains(ip("10.0.0.127")));
+  EXPECT_FALSE(p.contains(ip("::ffff:10.0.0.200")));
+  EXPECT_TRUE((IpPrefix{ip("0.0.0.0"), 0}).contains(ip("203.0.113.9")));
+  EXPECT_FALSE((IpPrefix{ip("0.0.0.0"), 0}).contains(ip("2001:db8::1")));
+  EXPECT_TRUE((IpPrefix{ip("fd00::1"), 128}).contains(ip("fd00::1")));
+  EXPECT_FALSE((IpPrefix{ip("fd00::1"), 128}).contains(ip("fd00::2")));
+  EXPECT_TRUE((IpPrefix{ip("fd00::"), 7}).contains(ip("fc00::9")));
+}
+
+TEST(Decap, DeliversOnlyInnerPacketsAddressedToAVip) {
+  for (Family inner : {Family::kIpv4, Family::kIpv6}) {
+    for (Encap kind : {Encap::kIpip, Encap::kGre, Encap::kGue}) {
+      Bytes in = inner_packet(inner);
+      // The backend's own address (its SSH, its other services) instead of the VIP.
+      if (inner == Family::kIpv4) {
+        std::memcpy(&in[16], kBackend4.bytes.data(), 4);
+      } else {
+        std::memcpy(&in[24], kBackend6.bytes.data(), 16);
+      }
+      const Bytes f = encap(in, kind, Family::kIpv4).frame;
+      EXPECT_STATUS(decap(f, backend_config(), kDecapChecksumNotReady), DecapStatus::kInnerNotVip);
+      DecapConfig any = backend_config();
+      any.vips.clear();
+      EXPECT_STATUS(decap(f, any, kDecapChecksumNotReady), DecapStatus::kOk);
+    }
+  }
 }
 
 TEST(Decap, StatusNames) {

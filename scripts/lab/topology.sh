@@ -124,7 +124,8 @@ EOF
   for b in "${BACKENDS[@]}"; do
     local key=""
     [ "$encap" = gre ] && key="--gre-key 42"
-    echo "--interface eth0 --tun l4tun0 --address 10.202.$b.2 --address fd00:202:$b::2 --vip $VIP4 --vip $VIP6 $key" > "$run/agent$b.args"
+    # The muxes reach the backends through the router: name their prefixes (not on-link here).
+    echo "--interface eth0 --tun l4tun0 --address 10.202.$b.2 --address fd00:202:$b::2 --vip $VIP4 --vip $VIP6 --mux-source 10.201.0.0/16 --mux-source fd00:201::/32 $key" > "$run/agent$b.args"
   done
   echo "$encap" > "$run/encap"
 }

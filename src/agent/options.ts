@@ -1,6 +1,7 @@
 // Validation of `l4mux agent` options into AgentSettings. Pure: no system access.
 import { isIPv4, isIPv6 } from 'node:net';
 
+import { parsePrefix } from './mux-sources.js';
 import type { AgentSettings } from './types.js';
 
 export const DEFAULT_TUN = 'l4tun0';
@@ -16,6 +17,7 @@ export interface AgentOptionInput {
   guePort?: string[];
   greKey?: string;
   statsInterval?: string;
+  muxSource?: string[];
 }
 
 export type ParseResult = { ok: true; settings: AgentSettings } | { ok: false; errors: string[] };
@@ -100,8 +102,25 @@ export function parseAgentOptions(input: AgentOptionInput): ParseResult {
     else statsIntervalSeconds = n;
   }
 
+  let muxSources: string[] | undefined;
+  if (input.muxSource !== undefined && input.muxSource.length > 0) {
+    muxSources = [];
+    for (const text of input.muxSource) {
+      const prefixes: string[] = [];
+      if (text === 'any') {
+        prefixes.push('0.0.0.0/0', '::/0');
+      } else {
+        const parsed = parsePrefix(text);
+        if (parsed.ok) prefixes.push(parsed.prefix);
+        else errors.push(`--mux-source ${parsed.reason}`);
+      }
+      for (const p of prefixes) if (!muxSources.includes(p)) muxSources.push(p);
+    }
+  }
+
   if (errors.length > 0 || iface === undefined) return { ok: false, errors };
   const settings: AgentSettings = { interface: iface, tun, vips, addresses, guePorts, statsIntervalSeconds };
   if (greKey !== undefined) settings.greKey = greKey;
+  if (muxSources !== undefined) settings.muxSources = muxSources;
   return { ok: true, settings };
 }

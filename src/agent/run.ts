@@ -1,6 +1,7 @@
 // `l4mux agent` as a process: starts the native decapsulator, configures the backend around
 // it, logs JSON lines, and on SIGTERM / SIGINT stops it and removes what it added.
 import { createNativeAgent, type NativeAgent } from './native.js';
+import { defaultMuxSources } from './mux-sources.js';
 import { configureBackend, unconfigure, type UndoStep } from './netconfig.js';
 import { realSystem, type SystemOps } from './system.js';
 import type { AgentCounters, AgentSettings, NativeAgentOptions } from './types.js';
@@ -53,11 +54,13 @@ export const realAgentDeps: AgentDeps = {
   healthIntervalMs: 1000,
 };
 
-export function nativeOptions(settings: AgentSettings): NativeAgentOptions {
+export function nativeOptions(settings: AgentSettings, muxSources: string[]): NativeAgentOptions {
   const options: NativeAgentOptions = {
     interface: settings.interface,
     tun: settings.tun,
     addresses: { ...settings.addresses },
+    muxSources: [...muxSources],
+    vips: [...settings.vips],
     guePorts: [...settings.guePorts],
     suppressIcmp: true,
   };
@@ -85,6 +88,12 @@ export function summarizeCounters(c: AgentCounters): Record<string, unknown> {
   };
 }
 
+async function resolveMuxSources(settings: AgentSettings, system: SystemOps): Promise<string[]> {
+  const found = defaultMuxSources(settings.interface, settings.addresses, await system.interfaceAddresses(settings.interface));
+  if (!found.ok) throw new Error(found.reason);
+  return found.sources;
+}
+
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -97,8 +106,10 @@ export async function runAgent(settings: AgentSettings, io: AgentIo, deps: Agent
   };
 
   let agent: NativeAgent;
+  let muxSources: string[];
   try {
-    agent = deps.createAgent(nativeOptions(settings));
+    muxSources = settings.muxSources ?? (await resolveMuxSources(settings, deps.system));
+    agent = deps.createAgent(nativeOptions(settings, muxSources));
     agent.start();
   } catch (e) {
     log('error', 'agent.start_failed', { error: message(e) });
@@ -126,6 +137,8 @@ export async function runAgent(settings: AgentSettings, io: AgentIo, deps: Agent
     vips: settings.vips,
     addresses: settings.addresses,
     guePorts: settings.guePorts,
+    muxSources,
+    muxSourcesFrom: settings.muxSources !== undefined ? '--mux-source' : `on-link prefixes of ${settings.interface}`,
     ...(settings.greKey !== undefined ? { greKey: settings.greKey } : {}),
     icmpSuppression: 'sink sockets',
     changes,

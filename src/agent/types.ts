@@ -17,6 +17,10 @@ export interface NativeAgentOptions {
   guePorts: number[];
   /** With a key, only GRE packets carrying it are accepted; without, only keyless ones. */
   greKey?: number;
+  /** Outer sources accepted (the muxes), as prefixes "address/length"; at least one. */
+  muxSources: string[];
+  /** Inner destinations delivered (the VIPs); at least one. */
+  vips: string[];
   /** Sink sockets that keep the kernel from answering tunnel packets with ICMP errors (default true). */
   suppressIcmp?: boolean;
 }
@@ -58,4 +62,6 @@ export interface AgentSettings {
   greKey?: number;
   /** Seconds between counter log lines; 0 disables them. */
   statsIntervalSeconds: number;
+  /** `--mux-source` prefixes; absent: the on-link prefixes of `addresses` on `interface`. */
+  muxSources?: string[];
 }

@@ -39,6 +39,11 @@ const CLIENT4 = '198.51.100.7';
 const CLIENT6 = '2001:db8:c::7';
 const VIP4 = '192.0.2.10';
 const VIP6 = '2001:db8::10';
+// Outside the backend's on-link prefixes: not a mux.
+const SPOOF4 = '10.79.0.66';
+const SPOOF6 = 'fd79::66';
+// How long to wait for an answer that must not come (an answer comes within milliseconds).
+const REFUSED_WAIT = 0.5;
 const GRE_KEY = 4660;
 
 function sh(args: string[], allowFailure = false): string {
@@ -77,9 +82,9 @@ function greHeader(innerIsV6: boolean, key?: number): Buffer {
 type Kind = 'ipip' | 'gre' | 'gue';
 
 /** The mux's frame: Ethernet + outer IP (+ GRE / UDP) + the inner packet. */
-function encapsulate(kind: Kind, outerV6: boolean, inner: Buffer): Buffer {
+function encapsulate(kind: Kind, outerV6: boolean, inner: Buffer, outerSource?: string): Buffer {
   const innerIsV6 = (inner[0] ?? 0) >> 4 === 6;
-  const src = outerV6 ? MUX6 : MUX4;
+  const src = outerSource ?? (outerV6 ? MUX6 : MUX4);
   const dst = outerV6 ? BACKEND6 : BACKEND4;
   let proto: number;
   let payload: Buffer;
@@ -107,8 +112,8 @@ interface Reply {
 }
 
 /** Sends a frame from the client namespace and waits for the matching reply there. */
-function exchange(frame: Buffer, match: Record<string, string | number>): Buffer | undefined {
-  const out = sh(inNs(CLIENT, 'python3', wire, 'veth0', frame.toString('hex'), JSON.stringify(match), '2'));
+function exchange(frame: Buffer, match: Record<string, string | number>, seconds = 2): Buffer | undefined {
+  const out = sh(inNs(CLIENT, 'python3', wire, 'veth0', frame.toString('hex'), JSON.stringify(match), String(seconds)));
   const reply = JSON.parse(out) as Reply;
   return reply.matched && reply.frame !== undefined ? Buffer.from(reply.frame, 'hex') : undefined;
 }
@@ -281,6 +286,28 @@ describe.skipIf(!ready)('l4mux agent in network namespaces (root)', () => {
     expect(icmpErrors()).toEqual(before);
   });
 
+  it('refuses tunnel packets from outside its mux prefix and inner packets not addressed to a VIP', () => {
+    // The default mux sources are the interface's prefixes holding the backend's addresses
+    // (10.78.0.0/24, fd78::/64): a host elsewhere cannot inject packets through the tunnel.
+    let sport = 42_000;
+    const syn4 = (dst: string, port: number, dport = 8080): Buffer =>
+      ipv4({ src: CLIENT4, dst, proto: 6, payload: tcp(CLIENT4, dst, { sport: port, dport }) });
+    const syn6 = (port: number): Buffer => ipv6({ src: CLIENT6, dst: VIP6, proto: 6, payload: tcp(CLIENT6, VIP6, { sport: port, dport: 8080 }) });
+    for (const [kind, outerV6] of [['ipip', false], ['gre', true], ['gue', false]] as const) {
+      sport++;
+      const refused = outerV6
+        ? exchange(encapsulate(kind, true, syn6(sport), SPOOF6), { src: VIP6, dst: CLIENT6, proto: 6, sport: 8080, dport: sport }, REFUSED_WAIT)
+        : exchange(encapsulate(kind, false, syn4(VIP4, sport), SPOOF4), { src: VIP4, dst: CLIENT4, proto: 6, sport: 8080, dport: sport }, REFUSED_WAIT);
+      expect(refused, `${kind} from a spoofed outer source was delivered`).toBeUndefined();
+    }
+    // From the mux, but to the backend's own address (its SSH, its kernel's RST): refused.
+    sport++;
+    expect(exchange(encapsulate('ipip', false, syn4(BACKEND4, sport, 22)), { src: BACKEND4, dst: CLIENT4, proto: 6, dport: sport }, REFUSED_WAIT)).toBeUndefined();
+    // The same packets from the mux to the VIP still work.
+    sport++;
+    expect(exchange(encapsulate('ipip', false, syn4(VIP4, sport)), { src: VIP4, dst: CLIENT4, proto: 6, sport: 8080, dport: sport })).toBeDefined();
+  }, 15_000);
+
   it('stops on SIGTERM, logs its counters and removes what it added', async () => {
     const running = agent;
     if (running === undefined) throw new Error('agent not started');
@@ -292,6 +319,8 @@ describe.skipIf(!ready)('l4mux agent in network namespaces (root)', () => {
     expect(stopped.counters.decapsulated).toBeGreaterThanOrEqual(2 * cases.length + 4);
     expect(stopped.counters.tunErrors).toBe(0);
     expect(stopped.counters.status['gre_wrong_key']).toBe(1);
+    expect(stopped.counters.status['outer_source_not_mux']).toBe(3);
+    expect(stopped.counters.status['inner_not_vip']).toBe(1);
     // The log line lists the non-zero counters: every kind and the three families used.
     expect(stopped.counters.encap).toEqual({ ipip: expect.any(Number), gre: expect.any(Number), gue: expect.any(Number) });
     expect(stopped.counters.tunnels).toEqual({ '4in4': expect.any(Number), '6in6': expect.any(Number), '4in6': expect.any(Number) });

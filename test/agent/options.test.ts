@@ -33,6 +33,19 @@ describe('parseAgentOptions', () => {
     expect(zero.ok && zero.settings.greKey).toBe(0);
   });
 
+  it('takes --mux-source addresses and prefixes (canonical, host bits cleared) and "any"', () => {
+    const r = parseAgentOptions({ ...base, muxSource: ['10.201.7.9/16', '10.0.0.5', 'FD00:201::77/32', '10.201.0.0/16'] });
+    expect(r.ok && r.settings.muxSources).toEqual(['10.201.0.0/16', '10.0.0.5/32', 'fd00:201::/32']);
+    const any = parseAgentOptions({ ...base, muxSource: ['any'] });
+    expect(any.ok && any.settings.muxSources).toEqual(['0.0.0.0/0', '::/0']);
+    expect(parseAgentOptions(base).ok && (parseAgentOptions(base) as { settings: { muxSources?: string[] } }).settings.muxSources).toBeUndefined();
+    expect(errors({ ...base, muxSource: ['10.0.0.0/33', 'nope/8', '::/-1'] })).toEqual([
+      '--mux-source "10.0.0.0/33": the prefix length must be 0-32',
+      '--mux-source "nope/8" is not an address or prefix',
+      '--mux-source "::/-1": the prefix length must be 0-128',
+    ]);
+  });
+
   it('names every problem at once', () => {
     const e = errors({
       interface: 'an-interface-name-too-long',

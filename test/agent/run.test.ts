@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { runAgent, type AgentDeps, type AgentSettings, type NativeAgent, type SystemOps } from '../../src/agent/index.js';
 import { runAgentCommand } from '../../src/cli/commands/agent.js';
 import type { AgentCounters, NativeAgentOptions } from '../../src/agent/types.js';
+import type { LinkAddress } from '../../src/net/links.js';
 
 const settings: AgentSettings = {
   interface: 'eth0',
@@ -75,6 +76,14 @@ class FakeSystem implements SystemOps {
     ['net/ipv6/conf/l4tun0/disable_ipv6', '1'],
   ]);
   failOn?: string;
+  onLink: LinkAddress[] = [
+    { family: 'ipv4', address: '10.1.0.1', prefixLength: 24, scope: 'global' },
+    { family: 'ipv6', address: 'fe80::1', prefixLength: 64, scope: 'link' },
+  ];
+  async interfaceAddresses(name: string): Promise<LinkAddress[]> {
+    if (name !== 'eth0') throw new Error(`ip -j addr show dev ${name}: Device "${name}" does not exist.`);
+    return this.onLink;
+  }
   async ip(args: string[]): Promise<void> {
     const call = `ip ${args.join(' ')}`;
     this.calls.push(call);
@@ -133,6 +142,9 @@ describe('runAgent', () => {
       interface: 'eth0',
       tun: 'l4tun0',
       addresses: { ipv4: '10.1.0.1' },
+      // By default the backend's on-link prefix: the muxes (or their gateway) are there.
+      muxSources: ['10.1.0.0/24'],
+      vips: ['192.0.2.10', '2001:db8::10'],
       guePorts: [6080],
       greKey: 7,
       suppressIcmp: true,
@@ -211,6 +223,22 @@ describe('runAgent', () => {
     h.stop('SIGINT');
     expect(await done).toBe(0);
     expect(events(h.out).filter((e) => e === 'agent.stats').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('takes --mux-source prefixes as given, and refuses to guess when the address has no on-link prefix', async () => {
+    const h = harness();
+    const done = runAgent({ ...settings, muxSources: ['10.201.0.0/16'] }, h.io, h.deps);
+    await tick();
+    expect(h.agents[0]!.options.muxSources).toEqual(['10.201.0.0/16']);
+    expect(JSON.parse(h.out[0]!)).toMatchObject({ muxSources: ['10.201.0.0/16'], muxSourcesFrom: '--mux-source' });
+    h.stop('SIGTERM');
+    expect(await done).toBe(0);
+
+    const lone = harness();
+    lone.system.onLink = [{ family: 'ipv4', address: '10.1.0.1', prefixLength: 32, scope: 'global' }];
+    expect(await runAgent(settings, lone.io, lone.deps)).toBe(1);
+    expect(lone.agents).toHaveLength(0);
+    expect(JSON.parse(lone.err[0]!)).toMatchObject({ event: 'agent.start_failed', error: expect.stringContaining('--mux-source is required: 10.1.0.1 is a host address (/32) on eth0') });
   });
 
   it('refuses bad options before touching anything (command level)', async () => {

@@ -27,6 +27,7 @@ export function agentCommand(io: CommandIo = processIo): Command {
     .option('--tun <name>', 'TUN device to create (the VIPs are configured on it)', DEFAULT_TUN)
     .option('--vip <address>', 'a VIP served by this backend (repeatable)', collect)
     .option('--address <address>', "this backend's tunnel address, as the mux knows it (one IPv4 and/or one IPv6)", collect)
+    .option('--mux-source <prefix>', 'accept tunnel packets only from this mux address or prefix (repeatable; "any": every source; default: the on-link prefixes of --address on --interface)', collect)
     .option('--gue-port <port>', 'accepted GUE port (repeatable; default 6080)', collect)
     .option('--gre-key <n>', 'accept only GRE packets with this key (default: only keyless GRE)')
     .option('--stats-interval <seconds>', 'seconds between counter log lines (0: none)', '60')
