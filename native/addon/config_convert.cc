@@ -166,6 +166,9 @@ ConfigSpec to_config_spec(const Napi::Object& config) {
     if (has(v, "scheduler")) {
       vip.scheduler = parse_scheduler(env, get_string(v, "scheduler", path), path + ".scheduler");
     }
+    if (has(v, "newFlowRatePerWorker")) {
+      vip.new_flow_rate = static_cast<uint32_t>(get_number(v, "newFlowRatePerWorker", path, 0, 1e9));
+    }
 
     const Napi::Array backends = get_array(v, "backends", path);
     for (uint32_t b = 0; b < backends.Length(); ++b) {
@@ -270,6 +273,7 @@ ConntrackConfig to_conntrack_config(const Napi::Object& settings) {
   c.timeouts.tcp_closing_ns = ns("tcpClosingSeconds");
   c.timeouts.udp_ns = ns("udpSeconds");
   c.timeouts.other_ns = ns("otherSeconds");
+  if (has(to, "tcpUnprovenSeconds")) c.timeouts.tcp_unproven_ns = ns("tcpUnprovenSeconds");
   return c;
 }
 

@@ -41,6 +41,7 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
     v.Set("bytes", num(c->bytes));
     v.Set("newFlows", num(c->new_flows));
     v.Set("noBackend", num(c->no_backend));
+    v.Set("flowsUntracked", num(c->flows_untracked));
     vips.Set(slot, v);
   }
   out.Set("vips", vips);

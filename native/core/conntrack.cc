@@ -49,10 +49,17 @@ inline uint64_t deadline(uint64_t now_ns, uint64_t timeout_ns) {
 }  // namespace
 
 // Deadlines in coarse units (2^30 ns, about a second), floor: enough to order entries by
-// expiry and to tell surely-expired ones, without touching their cache lines.
+// expiry and to tell surely-expired ones, without touching their cache lines. The top bit
+// marks a proven entry, so that the smallest value of a bucket is an unproven entry whenever
+// there is one (eviction order) while the rest still orders by expiry.
+constexpr uint32_t kProvenBit = 1u << 31;
+constexpr uint32_t kCoarseMask = kProvenBit - 1;
 inline uint32_t coarse(uint64_t ns) {
   const uint64_t c = ns >> 30;
-  return c > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(c);
+  return c > kCoarseMask ? kCoarseMask : static_cast<uint32_t>(c);
+}
+inline uint32_t eviction_key(const FlowEntry& e) {
+  return coarse(e.expires_ns) | (is_unproven(e) ? 0 : kProvenBit);
 }
 
 // Tags and coarse deadlines share the line ahead of the entries, so a lookup reads one line
@@ -60,7 +67,7 @@ inline uint32_t coarse(uint64_t ns) {
 // eviction victim (or sweeping) reads that one line too, not all eight entries.
 struct alignas(64) Conntrack::Bucket {
   uint32_t tags[kConntrackWays] = {};
-  uint32_t deadlines[kConntrackWays] = {};        // coarse(entries[i].expires_ns)
+  uint32_t deadlines[kConntrackWays] = {};        // eviction_key(entries[i])
   alignas(64) FlowEntry entries[kConntrackWays];  // each on its own line, after the tag line
 
   // Bit i set when tags[i] == tag.
@@ -171,32 +178,41 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
       slot = static_cast<uint32_t>(std::countr_zero(empty));
       ++stats_.live_entries;
     } else {
-      // Full bucket: the entry closest to expiry goes (by the coarse deadlines on the tag
-      // line). It is expired if any entry is, give or take a second of rounding, so this picks
-      // an expired slot when there is one and the eviction victim otherwise.
-      slot = 0;
+      // Full bucket, decided on the tag line: the entry closest to expiry is expired if any
+      // is (give or take a second of rounding) and its place is reused; otherwise the victim
+      // is the smallest eviction key, an unproven entry whenever the bucket holds one.
+      uint32_t soonest = 0;
+      uint32_t victim = 0;
       for (uint32_t i = 1; i < kConntrackWays; ++i) {
-        if (b.deadlines[i] < b.deadlines[slot]) slot = i;
+        if ((b.deadlines[i] & kCoarseMask) < (b.deadlines[soonest] & kCoarseMask)) soonest = i;
+        if (b.deadlines[i] < b.deadlines[victim]) victim = i;
       }
-      if (b.entries[slot].expires_ns <= now_ns) {
+      if (b.entries[soonest].expires_ns <= now_ns) {
+        slot = soonest;
         ++stats_.expired_reused;
       } else {
+        slot = victim;
         ++stats_.evictions;
+        if (is_unproven(b.entries[slot])) ++stats_.unproven_evicted;
       }
     }
   }
 
   FlowEntry& e = b.entries[slot];
-  if (b.tags[slot] != kEmptyTag) closed(e);  // the flow whose place this is
+  if (b.tags[slot] != kEmptyTag && counts_as_active(e)) count_open(e, -1);  // the flow whose place this is
   e.key = key;
   e.backend = backend;
   e.state = next_flow_state(FlowState::kFree, key.proto, tcp_flags);
-  e.expires_ns = deadline(now_ns, timeout_for(e.state));
+  // TCP picked up mid-flow: no SYN opened it here.
+  const bool mid_flow = key.proto == kProtoTcp && (tcp_flags & kTcpSyn) == 0;
+  e.flags = mid_flow ? kFlowUnproven : 0;
+  e.expires_ns = deadline(now_ns, mid_flow ? timeouts_.tcp_unproven_ns : timeout_for(e.state));
   e.vip = vip;
   b.tags[slot] = tag;
-  b.deadlines[slot] = coarse(e.expires_ns);
+  b.deadlines[slot] = eviction_key(e);
   ++stats_.inserts;
-  opened(e);
+  if (mid_flow) ++stats_.unproven_inserts;
+  if (counts_as_active(e)) count_open(e, +1);
   return &e;
 }
 
@@ -214,27 +230,37 @@ void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
   const FlowState next = next_flow_state(entry.state, entry.key.proto, tcp_flags);
   const uint64_t timeout = timeout_for(next);
   const uint64_t expires = deadline(now_ns, timeout);
+  // A second packet of a flow picked up mid-way: it repeats, so it is a real flow.
+  const bool proving = is_unproven(entry);
   // Most packets of a flow would move its deadline by microseconds. Writing that every time
   // would dirty two cache lines per packet; the deadline moves only once it has fallen behind
   // by 1/64 of the timeout (at most about a second), as Linux's conntrack refreshes by the
   // second. A flow may so expire that much early, never late.
-  if (next == entry.state && expires - entry.expires_ns < std::min(timeout >> 6, kRefreshStepNs)) return;
-  if (next != entry.state && is_open(entry.state) && !is_open(next)) closed(entry);
+  if (!proving && next == entry.state && expires - entry.expires_ns < std::min(timeout >> 6, kRefreshStepNs)) {
+    return;
+  }
+  const bool was_active = counts_as_active(entry);
   entry.state = next;
+  entry.flags = static_cast<uint8_t>(entry.flags & ~kFlowUnproven);
   entry.expires_ns = expires;
+  if (proving) ++stats_.proven;
+  const bool active = counts_as_active(entry);
+  if (was_active != active) count_open(entry, active ? +1 : -1);
   uint32_t slot = 0;
   Bucket& b = bucket_of(entry, &slot);
-  b.deadlines[slot] = coarse(entry.expires_ns);
+  b.deadlines[slot] = eviction_key(entry);
 }
 
-void Conntrack::opened(const FlowEntry& e) const {
-  if (counters_ == nullptr || !is_open(e.state)) return;
-  if (BackendCounters* c = counters_->backend(e.backend)) c->active_flows.add();
-}
-
-void Conntrack::closed(const FlowEntry& e) const {
-  if (counters_ == nullptr || !is_open(e.state)) return;
-  if (BackendCounters* c = counters_->backend(e.backend)) c->active_flows.sub();
+// Keeps the backend's active_flows gauge: +1 when `e` starts counting, -1 when it stops.
+void Conntrack::count_open(const FlowEntry& e, int delta) const {
+  if (counters_ == nullptr) return;
+  if (BackendCounters* c = counters_->backend(e.backend)) {
+    if (delta > 0) {
+      c->active_flows.add();
+    } else {
+      c->active_flows.sub();
+    }
+  }
 }
 
 void Conntrack::sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired, void* ctx) {
@@ -247,7 +273,7 @@ void Conntrack::sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired, v
     for (uint32_t occupied = ~b.match(kEmptyTag) & ((1u << kConntrackWays) - 1); occupied != 0;
          occupied &= occupied - 1) {
       const int i = std::countr_zero(occupied);
-      if (b.deadlines[i] < now) {
+      if ((b.deadlines[i] & kCoarseMask) < now) {
         if (on_expired != nullptr) on_expired(ctx, b.entries[i]);
         erase(b.entries[i]);
       }
@@ -259,10 +285,11 @@ void Conntrack::erase(FlowEntry& entry) {
   uint32_t slot = 0;
   Bucket& b = bucket_of(entry, &slot);
   if (b.tags[slot] == kEmptyTag) return;  // already free: keep live_entries right
-  closed(entry);
+  if (counts_as_active(entry)) count_open(entry, -1);
   b.tags[slot] = kEmptyTag;
   b.deadlines[slot] = 0;
   entry.state = FlowState::kFree;
+  entry.flags = 0;
   entry.expires_ns = 0;
   --stats_.live_entries;
 }

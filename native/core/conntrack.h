@@ -6,8 +6,15 @@
 // kConntrackWays entries each. Timeouts follow what the mux can see of TCP (only the
 // client-to-server half, because replies bypass it): SYN seen, established, closing (FIN or
 // RST), plus UDP and other protocols. Inserting into a full bucket reuses an expired entry
-// first, otherwise evicts the entry closest to expiry (counted): eviction work is bounded by
-// the bucket size.
+// first, otherwise evicts an unproven entry (below) before any proven one, the one closest to
+// expiry among them (counted): eviction work is bounded by the bucket size.
+//
+// Unproven entries. A TCP flow whose first packet here is not a SYN (picked up mid-flow:
+// after a restart, a rehash, or forged by a flood of spoofed ACKs) gets an unproven entry:
+// the short tcp_unproven timeout, first to go when a bucket is full, and not counted in
+// its backend's active_flows. Its next packet (the flow repeats, as a real connection does
+// and a blind spoofer's one-off packet does not) proves it: from then on it is an ordinary
+// established entry. So a spoofed non-SYN flood can no longer push real flows out.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +43,7 @@ struct ConntrackTimeouts {
   uint64_t tcp_closing_ns = 30ull * 1000000000;
   uint64_t udp_ns = 60ull * 1000000000;
   uint64_t other_ns = 30ull * 1000000000;
+  uint64_t tcp_unproven_ns = 10ull * 1000000000;  // entries created mid-flow, until they repeat
 };
 
 struct ConntrackConfig {
@@ -52,17 +60,24 @@ struct FlowEntry {
   // flags, the 2^30 ns tick of the last teach (low bits) and of the last export.
   uint8_t sync_flags = 0;
   uint8_t taught_tick = 0;
-  uint8_t pad = 0;
+  uint8_t flags = 0;  // kFlowUnproven
   // The VIP slot the flow was scheduled under: a hit finds its VIP without the VIP index.
   uint32_t vip = 0;
   uint32_t synced_ticks = 0;
 };
 static_assert(sizeof(FlowEntry) == 64, "one cache line per entry");
 
+inline constexpr uint8_t kFlowUnproven = 1u << 0;
+
+inline bool is_unproven(const FlowEntry& e) { return (e.flags & kFlowUnproven) != 0; }
+
 struct ConntrackStats {
   uint64_t inserts = 0;
   uint64_t evictions = 0;        // a live entry was pushed out by a new flow
   uint64_t expired_reused = 0;   // an expired entry's place was taken
+  uint64_t unproven_inserts = 0;   // entries created mid-flow
+  uint64_t unproven_evicted = 0;   // evictions that took an unproven entry
+  uint64_t proven = 0;             // unproven entries whose flow repeated
   // Occupied slots (inserted, not erased). Expired entries count until their slot is reused,
   // so this bounds the live flows from above; exact for a table nothing has expired in.
   uint64_t live_entries = 0;
@@ -116,8 +131,7 @@ class Conntrack {
   struct Bucket;
   uint64_t timeout_for(FlowState state) const;
   Bucket& bucket_of(const FlowEntry& entry, uint32_t* slot) const;
-  void opened(const FlowEntry& e) const;
-  void closed(const FlowEntry& e) const;
+  void count_open(const FlowEntry& e, int delta) const;  // the caller checks counts_as_active
 
   ConntrackTimeouts timeouts_;
   uint32_t bucket_count_ = 0;
@@ -132,6 +146,8 @@ class Conntrack {
 
 // A flow counts as open (an active connection) until its TCP FIN or RST, or until it expires.
 inline bool is_open(FlowState s) { return s != FlowState::kFree && s != FlowState::kTcpClosing; }
+// What active_flows counts: open flows that are not unproven.
+inline bool counts_as_active(const FlowEntry& e) { return is_open(e.state) && !is_unproven(e); }
 
 // The state a flow is in after a packet with `tcp_flags` (for TCP) when it was in `state`.
 FlowState next_flow_state(FlowState state, uint8_t proto, uint8_t tcp_flags);

@@ -14,7 +14,7 @@ constexpr size_t kScalarCounters = 9;  // rx ... tcp_resets_sent
 static_assert(sizeof(WorkerCounters) - sizeof(WorkerCounters::drops) ==
                   kScalarCounters * sizeof(Counter) + 2 * sizeof(uint32_t) + 2 * sizeof(void*),
               "WorkerCounters changed: update add()");
-static_assert(sizeof(VipCounters) == 4 * sizeof(Counter), "VipCounters changed: update add()");
+static_assert(sizeof(VipCounters) == 5 * sizeof(Counter), "VipCounters changed: update add()");
 static_assert(sizeof(BackendCounters) == 4 * sizeof(Counter), "BackendCounters changed: update add()");
 
 void WorkerCounters::add(const WorkerCounters& c, uint32_t vip_slots, uint32_t backend_slots) {
@@ -36,6 +36,7 @@ void WorkerCounters::add(const WorkerCounters& c, uint32_t vip_slots, uint32_t b
     to->bytes.add(from->bytes.get());
     to->new_flows.add(from->new_flows.get());
     to->no_backend.add(from->no_backend.get());
+    to->flows_untracked.add(from->flows_untracked.get());
   }
   for (uint32_t s = 0; s < backend_slots; ++s) {
     const BackendCounters* from = c.backend(s);

@@ -28,6 +28,9 @@ struct VipCounters {
   Counter bytes;
   Counter new_flows;
   Counter no_backend;  // packets dropped because no backend could take them
+  // New flows forwarded by the Maglev table without a connection-table entry: the VIP was
+  // past its new-flow rate (flood mode).
+  Counter flows_untracked;
 };
 
 struct BackendCounters {

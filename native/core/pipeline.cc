@@ -33,6 +33,7 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
     : conntrack_(conntrack, &counters),
       counters_(counters),
       wrr_position_(new uint32_t[counters.max_vips()]()),
+      flow_rate_(new FlowRate[counters.max_vips()]()),
       // Distinct per worker (the object's address differs), so workers do not pick in lockstep.
       random_state_(options.random_seed != 0 ? options.random_seed
                                              : 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(this)),
@@ -252,18 +253,28 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
       cluster_miss(pkt, w, vip, snapshot, now_ns)) {
     return;
   }
-  const uint32_t backend = select_backend(vip, w.key, w.flow_hash, snapshot.seed());
+  const NewFlowAdmission admission =
+      vip.new_flow_rate == 0 ? NewFlowAdmission::kTrack
+                             : admit_new_flow(vip, p.proto == kProtoTcp && is_new_connection_syn(flags), now_ns);
+  const uint32_t backend = admission == NewFlowAdmission::kTrack
+                               ? select_backend(vip, w.key, w.flow_hash, snapshot.seed())
+                               : consistent_backend(vip, w.key, w.flow_hash, snapshot.seed());
   if (backend == kMaglevNoBackend) {
     if (VipCounters* c = counters_.vip(vip.slot)) c->no_backend.add();
     drop(pkt, DropReason::kNoBackend);
     return;
   }
   if (entry != nullptr) conntrack_.erase(*entry);
-  FlowEntry* created = conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns, vip.slot);
-  if (VipCounters* c = counters_.vip(vip.slot)) c->new_flows.add();
-  if (sync_ != nullptr) {
-    sync_->started(*created, snapshot, now_ns, is_per_mux(vip.scheduler) ? cluster::kRecordMustSync : 0);
-    if (w.redirected) sync_->teach(*created, snapshot, w.asker, now_ns);
+  VipCounters* c = counters_.vip(vip.slot);
+  if (admission == NewFlowAdmission::kUntracked) {
+    if (c != nullptr) c->flows_untracked.add();
+  } else {
+    FlowEntry* created = conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns, vip.slot);
+    if (c != nullptr) c->new_flows.add();
+    if (sync_ != nullptr) {
+      sync_->started(*created, snapshot, now_ns, is_per_mux(vip.scheduler) ? cluster::kRecordMustSync : 0);
+      if (w.redirected) sync_->teach(*created, snapshot, w.asker, now_ns);
+    }
   }
   encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot, now_ns);
 }
@@ -456,6 +467,38 @@ uint32_t Pipeline::select_backend(const Vip& vip, const FlowKey& key, uint64_t f
       return least_loaded(vip);
   }
   return kMaglevNoBackend;
+}
+
+// The VIP's new-flow rate (this worker's share of the mux's), as Katran and Maglev limit it: new
+// flows within the rate get entries. Past it the VIP is in flood mode for a second: SYNs get
+// no entry at all (a SYN flood fills nothing; the Maglev table sends the SYN where an entry
+// would have), and only flows that come back (a non-SYN packet without an entry: the
+// handshake's ACK, or a flow picked up mid-way) take an entry, while the rate allows, as an
+// unproven one, picked by the Maglev table too so that it agrees with its untracked SYN.
+NewFlowAdmission Pipeline::admit_new_flow(const Vip& vip, bool syn, uint64_t now_ns) {
+  if (vip.slot >= counters_.max_vips()) return NewFlowAdmission::kTrack;
+  FlowRate& r = flow_rate_[vip.slot];
+  constexpr uint64_t kSecondNs = 1'000'000'000ull;
+  // Neither state reaches more than a second ahead of a clock that only moves forward; a
+  // clock that jumped back (a replay's timestamps) starts them afresh.
+  if (r.next_ns > now_ns + kSecondNs || r.flood_until_ns > now_ns + kSecondNs) r = FlowRate{};
+  const bool flood = now_ns < r.flood_until_ns;
+  if (flood && syn) return NewFlowAdmission::kUntracked;
+  const uint64_t interval = kSecondNs / vip.new_flow_rate;
+  // A burst of up to one second's worth of flows.
+  const uint64_t next = std::max(r.next_ns, now_ns);
+  if (next - now_ns > kSecondNs - interval) {
+    r.flood_until_ns = now_ns + kSecondNs;
+    return NewFlowAdmission::kUntracked;
+  }
+  r.next_ns = next + interval;
+  return flood ? NewFlowAdmission::kTrackConsistent : NewFlowAdmission::kTrack;
+}
+
+uint32_t Pipeline::consistent_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
+                                      uint64_t seed) const {
+  const HashFields fields = vip.scheduler == Scheduler::kSourceHash ? HashFields::kSrcIp : vip.hash_fields;
+  return vip.backend_for(fields == HashFields::kFiveTuple ? five_tuple_hash : hash_flow(key, fields, seed));
 }
 
 uint32_t Pipeline::least_loaded(const Vip& vip) {

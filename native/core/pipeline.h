@@ -60,6 +60,13 @@ struct PipelineOptions {
   cluster::WorkerSync* sync = nullptr;
 };
 
+// How a new flow of a rate-limited VIP is handled (Pipeline::admit_new_flow).
+enum class NewFlowAdmission : uint8_t {
+  kTrack,            // an entry, the VIP's scheduler picks
+  kTrackConsistent,  // an entry, picked by the Maglev table (flood mode: as untracked SYNs were)
+  kUntracked,        // no entry: forwarded by the Maglev table
+};
+
 class Pipeline {
  public:
   Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, PipelineOptions options = {});
@@ -100,6 +107,8 @@ class Pipeline {
   uint32_t select_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash,
                           uint64_t seed);
   uint32_t least_loaded(const Vip& vip);
+  NewFlowAdmission admit_new_flow(const Vip& vip, bool syn, uint64_t now_ns);
+  uint32_t consistent_backend(const Vip& vip, const FlowKey& key, uint64_t five_tuple_hash, uint64_t seed) const;
   uint64_t next_random();
   void encapsulate_to(Packet& pkt, const ParsedPacket& parsed, const Vip& vip, uint32_t backend,
                       uint64_t flow_hash, const Snapshot& snapshot, uint64_t now_ns);
@@ -115,6 +124,13 @@ class Pipeline {
   // Per-worker scheduler state: a position in each VIP's round-robin order (by VIP slot,
   // sized once), and a xorshift generator for random picks and tie breaks.
   std::unique_ptr<uint32_t[]> wrr_position_;
+  // Per VIP slot: the new-flow rate limiter (GCRA: the theoretical arrival time of the next
+  // allowed flow) and the end of flood mode.
+  struct FlowRate {
+    uint64_t next_ns = 0;
+    uint64_t flood_until_ns = 0;
+  };
+  std::unique_ptr<FlowRate[]> flow_rate_;
   uint64_t random_state_;
   // Token bucket for the ICMP errors this worker originates (RFC 1812 4.3.2.8, RFC 4443 2.4(f)).
   uint64_t icmp_tokens_ = kIcmpBurst;

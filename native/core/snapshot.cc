@@ -195,6 +195,7 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
     vip.table_size = vs.table_size;
 
     vip.scheduler = vs.scheduler;
+    vip.new_flow_rate = vs.new_flow_rate;
     try {
       plan_backends(vs, pool_slots[v], snap->backends_.size(), spec.seed, vip);
       make_tunnels(spec, vs, vip);

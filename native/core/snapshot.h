@@ -45,6 +45,10 @@ struct VipSpec {
   uint32_t table_size = kMaglevDefaultSize;
   bool icmp_echo = true;
   Scheduler scheduler = Scheduler::kMaglev;
+  // New connection-table entries per second each worker makes for the VIP (its share of the
+  // mux's vips[].newFlowRate); 0: no limit. Past it the VIP is in flood mode
+  // (Pipeline::admit_new_flow).
+  uint32_t new_flow_rate = 0;
   std::vector<BackendSpec> backends;
 };
 
@@ -129,6 +133,7 @@ struct Vip {
   HashFields hash_fields = HashFields::kFiveTuple;
   bool icmp_echo = true;
   Scheduler scheduler = Scheduler::kMaglev;
+  uint32_t new_flow_rate = 0;  // VipSpec::new_flow_rate
   uint32_t table_size = 0;
   // Maglev: flow hash % table_size -> backend slot. Built over the backends that take new
   // flows plus those whose share falls over to another; their entries then name the

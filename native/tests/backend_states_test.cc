@@ -311,6 +311,72 @@ TEST_F(SchedulerTest, WeightedLeastConnectionsSendsNewFlowsToTheIdleBackend) {
   EXPECT_EQ(next["10.1.0.2"], 100);
 }
 
+// Issue 12.3: a flood of spoofed non-SYN packets (each a new mid-flow "flow") must not push
+// real flows out of the table: with wrr (or a draining backend, or after a table change) an
+// evicted flow would be scheduled anew, on another backend, and its connection reset there.
+TEST_F(SchedulerTest, SpoofedNonSynFloodDoesNotMoveEstablishedFlows) {
+  ConfigSpec spec = base_config();
+  spec.vips[0].scheduler = Scheduler::kWrr;
+  configure(spec);
+  std::map<uint16_t, std::string> real;
+  for (uint16_t i = 0; i < 500; ++i) {
+    L4Spec syn;
+    syn.src_port = static_cast<uint16_t>(10000 + i);
+    real[syn.src_port] = backend_of(run(flow_frame("198.51.100.7", "192.0.2.10", syn)));
+    ack(syn.src_port);  // the handshake's ACK
+  }
+  // 40001 spoofed ACKs, ten times the table (4096 entries), a second later (an odd count,
+  // so that the round robin does not happen to give evicted flows their old backends back).
+  now_ns_ += 1'000'000'000ull;
+  for (uint32_t n = 0; n < 40001; ++n) {
+    L4Spec spoofed;
+    spoofed.src_port = static_cast<uint16_t>(1024 + n % 50000);
+    spoofed.tcp_flags = kAck;
+    const std::string src = "203.0." + std::to_string(n / 250 % 256) + "." + std::to_string(n % 250 + 1);
+    run(flow_frame(src, "192.0.2.10", spoofed));
+  }
+  now_ns_ += 1'000'000'000ull;
+  int moved = 0;
+  for (const auto& [port, backend] : real) moved += backend_of(ack(port)) != backend;
+  EXPECT_EQ(moved, 0) << "of " << real.size() << " established flows";
+  EXPECT_EQ(active("10.1.0.1") + active("10.1.0.2") + active("10.1.0.3"), real.size())
+      << "activeFlows counts the real flows, not the flood";
+}
+
+// vips[].newFlowRate: a SYN flood past the rate makes no entries (flood mode); every SYN is
+// still forwarded, by the Maglev table, and the flows that come back get entries (as the rate
+// allows) on the backend their SYN went to, whatever the VIP's scheduler.
+TEST_F(SchedulerTest, NewFlowRateLimitsEntriesAndKeepsFlowsWhereTheirSynWent) {
+  ConfigSpec spec = base_config();
+  spec.vips[0].scheduler = Scheduler::kWrr;
+  spec.vips[0].new_flow_rate = 100;  // per worker and second
+  configure(spec);
+  const uint32_t slot = snapshot_->vips()[0].slot;
+  std::map<uint16_t, std::string> syn_backend;
+  for (uint16_t i = 0; i < 1000; ++i) {
+    L4Spec syn;
+    syn.src_port = static_cast<uint16_t>(20000 + i);
+    const Packet p = run(flow_frame("198.51.100.7", "192.0.2.10", syn));
+    ASSERT_EQ(p.verdict, Verdict::kTx) << "every SYN is served";
+    syn_backend[syn.src_port] = backend_of(p);
+  }
+  EXPECT_LE(pipeline_.conntrack().stats().inserts, 100u) << "one second's burst of entries";
+  EXPECT_GE(counters_.vip(slot)->flows_untracked.get(), 900u);
+  now_ns_ += 100'000'000;  // the handshakes' ACKs come back 100 ms later
+  int moved = 0;
+  for (const auto& [port, backend] : syn_backend) moved += backend_of(ack(port)) != backend;
+  EXPECT_EQ(moved, 0);
+  const uint64_t after_acks = pipeline_.conntrack().stats().inserts;
+  EXPECT_GT(after_acks, 100u) << "flows that come back take the entries the rate allows";
+  EXPECT_LE(after_acks, 100u + 11u);
+  // The flood is over: a second later new flows get entries again.
+  now_ns_ += 2'000'000'000;
+  L4Spec syn;
+  syn.src_port = 40000;
+  run(flow_frame("198.51.100.7", "192.0.2.10", syn));
+  EXPECT_EQ(pipeline_.conntrack().stats().inserts, after_acks + 1);
+}
+
 TEST_F(SchedulerTest, RandomFollowsTheWeights) {
   const auto counts = spread(Scheduler::kRandom, 4000, {1, 1, 2});
   EXPECT_NEAR(counts.at("10.1.0.3") / 4000.0, 0.5, 0.05);

@@ -24,6 +24,7 @@ ConntrackTimeouts test_timeouts() {
   t.tcp_closing_ns = 3000;
   t.udp_ns = 6000;
   t.other_ns = 2000;
+  t.tcp_unproven_ns = 500;
   return t;
 }
 
@@ -56,6 +57,13 @@ uint64_t hash_of(const FlowKey& k) { return hash_flow(k, HashFields::kFiveTuple,
 
 // Hashes that all land in bucket `bucket` but carry distinct tags (1, 2, ...).
 uint64_t bucket_hash(uint32_t bucket, uint32_t n) { return (uint64_t{n + 1} << 32) | bucket; }
+
+// An established, proven flow: picked up mid-flow and seen again at once.
+FlowEntry* established(Conntrack& ct, const FlowKey& k, uint64_t h, uint32_t backend, uint64_t now) {
+  FlowEntry* e = ct.insert(k, h, backend, 0x10, now);
+  ct.touch(*e, 0x10, now);
+  return e;
+}
 
 TEST(Conntrack, InsertThenLookupHits) {
   Conntrack ct(config(1024));
@@ -230,8 +238,12 @@ TEST(Conntrack, EstablishedTouchRefreshesDeadline) {
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
   FlowEntry* e = ct.insert(k, h, 0, kAck, 0);
-  EXPECT_EQ(e->state, FlowState::kTcpEstablished);  // mid-flow pickup
-  EXPECT_EQ(e->expires_ns, 9000u);
+  EXPECT_EQ(e->state, FlowState::kTcpEstablished);  // mid-flow pickup: unproven
+  EXPECT_TRUE(is_unproven(*e));
+  EXPECT_EQ(e->expires_ns, 500u);
+  ct.touch(*e, kAck, 400);  // it repeats: proven, the established timeout from now on
+  EXPECT_FALSE(is_unproven(*e));
+  EXPECT_EQ(e->expires_ns, 400u + 9000u);
   ct.touch(*e, kAck | kPsh, 8000);
   EXPECT_EQ(e->state, FlowState::kTcpEstablished);
   expect_expires_at(ct, k, h, 8000 + 9000);
@@ -242,7 +254,7 @@ TEST(Conntrack, DeadlineMovesOnlyOnceBehindBy64thOfTheTimeout) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* e = ct.insert(k, h, 0, kAck, 0);
+  FlowEntry* e = established(ct, k, h, 0, 0);
   ct.touch(*e, kAck, 139);  // would move it by 139 ns: left alone, the flow expires early
   expect_expires_at(ct, k, h, 9000);
   ct.touch(*e, kAck, 140);
@@ -280,7 +292,7 @@ TEST(Conntrack, MidFlowFinPickupIsClosing) {
   const FlowKey k = v4_key(1, 1);
   FlowEntry* e = ct.insert(k, hash_of(k), 0, kFin | kAck, 10);
   EXPECT_EQ(e->state, FlowState::kTcpClosing);
-  expect_expires_at(ct, k, hash_of(k), 10 + 3000);
+  expect_expires_at(ct, k, hash_of(k), 10 + 500);  // unproven
 }
 
 TEST(Conntrack, UdpTimeout) {
@@ -319,7 +331,7 @@ TEST(Conntrack, DeadlineSaturatesInsteadOfWrapping) {
   c.timeouts.tcp_established_ns = UINT64_MAX;
   Conntrack ct(c);
   const FlowKey k = v4_key(1, 1);
-  FlowEntry* e = ct.insert(k, hash_of(k), 0, kAck, 5);
+  FlowEntry* e = established(ct, k, hash_of(k), 0, 5);
   EXPECT_EQ(e->expires_ns, UINT64_MAX);
   EXPECT_EQ(ct.lookup(k, hash_of(k), UINT64_MAX - 1), e);
 }
@@ -384,7 +396,7 @@ TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
   const uint64_t insert_time[kConntrackWays] = {50, 60, 70, 10, 80, 90, 20, 30};
   for (uint32_t i = 0; i < kConntrackWays; ++i) {
     keys.push_back(v4_key(i, 7));
-    entries.push_back(ct.insert(keys[i], bucket_hash(bucket, i), i, kAck, insert_time[i] * kS));
+    entries.push_back(established(ct, keys[i], bucket_hash(bucket, i), i, insert_time[i] * kS));
   }
   const FlowKey fresh = v4_key(99, 7);
   FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 99), 42, kSyn, 100 * kS);
@@ -402,10 +414,50 @@ TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
   // The deadline decides, not the age: the newest flow, a SYN (deadline 130 s), now expires
   // before the established flow inserted at 20 s (deadline 920 s), so it goes next.
   const FlowKey another = v4_key(98, 7);
-  EXPECT_EQ(ct.insert(another, bucket_hash(bucket, 98), 43, kAck, 100 * kS), e);
+  EXPECT_EQ(ct.insert(another, bucket_hash(bucket, 98), 43, kSyn, 100 * kS), e);
   EXPECT_EQ(ct.lookup(fresh, bucket_hash(bucket, 99), 100 * kS), nullptr);
   EXPECT_NE(ct.lookup(keys[6], bucket_hash(bucket, 6), 100 * kS), nullptr);
   EXPECT_EQ(ct.stats().evictions, 2u);
+}
+
+TEST(Conntrack, UnprovenEntriesAreEvictedFirstAndNotCountedActive) {
+  // A bucket of real established flows, then a flood of spoofed mid-flow ACKs into it.
+  constexpr uint64_t kS = 1'000'000'000;
+  WorkerCounters counters(4, 4);
+  Conntrack ct(ConntrackConfig{64, ConntrackTimeouts{}}, &counters);
+  const uint32_t bucket = 2;
+  std::vector<FlowKey> real;
+  for (uint32_t i = 0; i < kConntrackWays - 2; ++i) {
+    real.push_back(v4_key(i, 9));
+    established(ct, real.back(), bucket_hash(bucket, i), 1, 10 * kS);
+  }
+  EXPECT_EQ(counters.backend(1)->active_flows.get(), kConntrackWays - 2);
+  // Flood entries: each one new, unproven, and younger (later deadline would not matter).
+  for (uint32_t n = 0; n < 1000; ++n) {
+    const FlowKey spoofed = v4_key(1000 + n, 9);
+    FlowEntry* e = ct.insert(spoofed, bucket_hash(bucket, 100 + n), 2, kAck, (20 + n / 100) * kS);
+    EXPECT_TRUE(is_unproven(*e));
+  }
+  for (uint32_t i = 0; i < real.size(); ++i) {
+    EXPECT_NE(ct.lookup(real[i], bucket_hash(bucket, i), 40 * kS), nullptr) << "real flow " << i << " survived";
+  }
+  EXPECT_EQ(ct.stats().unproven_inserts, 1000u + real.size());  // the real ones were picked up mid-flow too
+  EXPECT_EQ(ct.stats().unproven_evicted, ct.stats().evictions);
+  EXPECT_EQ(counters.backend(2)->active_flows.get(), 0u) << "unproven flows are not active connections";
+  EXPECT_EQ(counters.backend(1)->active_flows.get(), kConntrackWays - 2);
+
+  // An unproven entry that repeats becomes a real flow, counted.
+  const FlowKey late = v4_key(5000, 9);
+  FlowEntry* e = ct.insert(late, hash_of(late), 3, kAck, 50 * kS);
+  ct.touch(*e, kAck, 51 * kS);
+  EXPECT_FALSE(is_unproven(*e));
+  EXPECT_EQ(counters.backend(3)->active_flows.get(), 1u);
+  EXPECT_EQ(ct.stats().proven, real.size() + 1);
+  // Expired unproven entries go by their short timeout (10 s), not the established one.
+  const FlowKey quiet = v4_key(6000, 9);
+  ct.insert(quiet, hash_of(quiet), 3, kAck, 60 * kS);
+  EXPECT_NE(ct.lookup(quiet, hash_of(quiet), 69 * kS), nullptr);
+  EXPECT_EQ(ct.lookup(quiet, hash_of(quiet), 71 * kS), nullptr);
 }
 
 TEST(Conntrack, BucketsDoNotInterfere) {

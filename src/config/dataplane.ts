@@ -1,4 +1,6 @@
 // From the normalized config to what the dataplane addon is given.
+import { availableParallelism } from 'node:os';
+
 import type { ConntrackSettings, DataplaneConfig, DataplaneVip } from '../dataplane/types.js';
 import { DEFAULT_GATEWAY_MAC, DEFAULT_GUE_PORT, DEFAULT_SOURCE_MAC } from './defaults.js';
 import type { BackendAdminState } from '../dataplane/types.js';
@@ -35,6 +37,8 @@ const asConfigured: BackendView = (_pool, b) => ({ healthy: true, weight: b.weig
 /** Resolves each VIP's pool into its backends (weight-0 backends included: they keep their flows). */
 export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}, view: BackendView = asConfigured): DataplaneConfig {
   const { node } = config;
+  // As the daemon resolves node.workers (src/daemon): the cpus list's length, else the CPUs.
+  const workers = node.workers ?? node.cpus?.length ?? Math.min(64, availableParallelism());
   const vips = config.vips.map((v): DataplaneVip => {
     const pool = Object.hasOwn(config.pools, v.pool) ? config.pools[v.pool] : undefined;
     if (pool === undefined) throw new Error(`VIP "${v.name}": pool "${v.pool}" is not defined`);
@@ -50,6 +54,8 @@ export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}, vie
       tableSize: v.tableSize,
       icmpEcho: v.icmpEcho,
       scheduler: v.scheduler,
+      // Each worker allows its share of the mux's rate.
+      ...(v.newFlowRate !== undefined && { newFlowRatePerWorker: Math.max(1, Math.ceil(v.newFlowRate / workers)) }),
       backends: pool.backends.map((b) => {
         const now = view(v.pool, b);
         return { address: b.address, weight: now.weight, state: now.state, healthy: now.healthy, fallover: b.fallover };
@@ -78,6 +84,7 @@ export function conntrackSettings(config: L4muxConfig): ConntrackSettings {
       tcpClosingSeconds: timeouts.tcpClosing,
       udpSeconds: timeouts.udp,
       otherSeconds: timeouts.other,
+      tcpUnprovenSeconds: timeouts.tcpUnproven,
     },
   };
 }

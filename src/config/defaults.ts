@@ -38,6 +38,6 @@ export const MAX_DISTINCT_BACKENDS = 65536;
 export function defaultConntrackConfig(): ConntrackConfig {
   return {
     maxFlows: 262144,
-    timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30 },
+    timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30, tcpUnproven: 10 },
   };
 }

@@ -66,6 +66,7 @@ export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec
       tableSize: v.tableSize ?? DEFAULT_TABLE_SIZE,
       icmpEcho: v.icmpEcho ?? DEFAULT_ICMP_ECHO,
       scheduler: v.scheduler ?? DEFAULT_SCHEDULER,
+      ...(v.newFlowRate !== undefined && { newFlowRate: v.newFlowRate }),
     };
   });
 

@@ -18,6 +18,8 @@ export interface ConntrackTimeouts {
   tcpClosing: number;
   udp: number;
   other: number;
+  /** TCP entries first seen mid-flow, until the flow repeats. */
+  tcpUnproven: number;
 }
 
 export interface ConntrackConfig {
@@ -94,6 +96,8 @@ export interface VipConfig {
   tableSize: number;
   icmpEcho: boolean;
   scheduler: SchedulerName;
+  /** New entries per second this mux makes for the VIP; absent: no limit. */
+  newFlowRate?: number;
 }
 
 export interface L4muxConfig {
@@ -156,6 +160,7 @@ export interface L4muxConfigInput {
     tableSize?: number;
     icmpEcho?: boolean;
     scheduler?: SchedulerName;
+    newFlowRate?: number;
   }[];
   cluster?: ClusterConfigInput;
   bgp?: BgpInput;

@@ -79,6 +79,8 @@ export interface VipCounters {
   newFlows: number;
   /** Packets dropped because no backend could take their new flow (every backend down). */
   noBackend: number;
+  /** New flows forwarded by the Maglev table without an entry: the VIP was past its newFlowRate. */
+  flowsUntracked: number;
 }
 
 export interface BackendCounters {

@@ -51,6 +51,8 @@ export interface DataplaneVip {
   /** Answer ICMP/ICMPv6 echo requests sent to the VIP address. */
   icmpEcho: boolean;
   scheduler: SchedulerName;
+  /** New connection-table entries per second each worker makes for the VIP; absent: no limit. */
+  newFlowRatePerWorker?: number;
   backends: DataplaneBackend[];
 }
 
@@ -113,5 +115,7 @@ export interface ConntrackSettings {
     tcpClosingSeconds: number;
     udpSeconds: number;
     otherSeconds: number;
+    /** TCP entries first seen mid-flow, until the flow repeats (default 10). */
+    tcpUnprovenSeconds?: number;
   };
 }

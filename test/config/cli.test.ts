@@ -100,7 +100,7 @@ describe('l4mux replay', () => {
     const code = await runReplay({ config: fixture('minimal.json'), in: inPcap, out }, io, fakeEngine(calls));
     expect(code).toBe(0);
     expect(calls).toEqual([
-      ['new', { maxFlows: 262144, timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30 } }],
+      ['new', { maxFlows: 262144, timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30, tcpUnprovenSeconds: 10 } }],
       ['setConfig', ['192.0.2.10:tcp:80']],
       ['replay', inPcap, out],
     ]);

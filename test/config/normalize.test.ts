@@ -37,7 +37,7 @@ describe('a full config', () => {
         outerSource: { ipv4: '10.0.0.1', ipv6: 'fd00::1' },
         conntrack: {
           maxFlows: 65536,
-          timeouts: { tcpSyn: 10, tcpEstablished: 900, tcpClosing: 30, udp: 120, other: 30 },
+          timeouts: { tcpSyn: 10, tcpEstablished: 900, tcpClosing: 30, udp: 120, other: 30, tcpUnproven: 10 },
         },
       },
       pools: {
@@ -185,6 +185,7 @@ describe('a full config', () => {
         tcpClosingSeconds: 30,
         udpSeconds: 120,
         otherSeconds: 30,
+        tcpUnprovenSeconds: 10,
       },
     });
   });
@@ -205,7 +206,7 @@ describe('defaults', () => {
         outerSource: { ipv4: '10.0.0.1' },
         conntrack: {
           maxFlows: 262144,
-          timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30 },
+          timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30, tcpUnproven: 10 },
         },
       },
       pools: { web: { backends: [{ address: '10.1.0.1', weight: 1, state: 'active', fallover: [] }], allDown: 'drop' } },
@@ -232,7 +233,7 @@ describe('defaults', () => {
     expect(dp.vips[0]).not.toHaveProperty('greKey');
     expect(conntrackSettings(config)).toEqual({
       maxFlows: 262144,
-      timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30 },
+      timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30, tcpUnprovenSeconds: 10 },
     });
   });
 

@@ -43,7 +43,7 @@ describe('starting', () => {
         workers: 2, // the number of online CPUs
         io: 'auto',
         xdpMode: 'auto',
-        conntrack: { maxFlows: 262144, timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30 } },
+        conntrack: { maxFlows: 262144, timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30, tcpUnprovenSeconds: 10 } },
       });
       expect(engine?.events).toEqual(['setConfig', 'start']);
       expect(engine?.current).toMatchObject({
