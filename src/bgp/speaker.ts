@@ -85,6 +85,9 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Wait before configuring BIRD again after it failed. */
+const RETRY_MS = 1000;
+
 const prefixOf = (address: string): string => (address.includes(':') ? `${address}/128` : `${address}/32`);
 
 interface ObservedNeighbour {
@@ -106,6 +109,7 @@ export class BgpSpeaker {
   private poller: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
 
   private constructor(
     config: BgpConfig,
@@ -203,6 +207,7 @@ export class BgpSpeaker {
     if (this.stopped) return;
     this.stopped = true;
     if (this.poller !== undefined) clearInterval(this.poller);
+    if (this.retry !== undefined) clearTimeout(this.retry);
     await this.bird.stop();
     this.log.info('bgp: BIRD stopped');
   }
@@ -297,9 +302,17 @@ export class BgpSpeaker {
       await this.bird.configure(this.render(next));
       this.lastApplyError = null;
     } catch (e) {
-      // BIRD keeps running its previous configuration; the next change or restart retries.
+      // BIRD keeps running its previous configuration: say so, and try again shortly.
       this.lastApplyError = message(e);
-      this.log.error({ err: message(e) }, `bgp: ${message(e)}`);
+      this.log.error({ err: message(e) }, `bgp: ${message(e)}; retrying in ${RETRY_MS} ms`);
+      if (this.announced === next) this.announced = before;
+      if (this.retry === undefined && !this.stopped) {
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          void this.apply(true);
+        }, RETRY_MS);
+        this.retry.unref();
+      }
     }
   }
 

@@ -74,7 +74,11 @@ class RecordingBird implements BirdLike {
   async check(): Promise<string | null> {
     return null;
   }
+  /** Makes the next configure calls fail (one per entry). */
+  failNext: string[] = [];
   async configure(text: string): Promise<void> {
+    const failure = this.failNext.shift();
+    if (failure !== undefined) throw new Error(failure);
     if (this.configs[this.configs.length - 1] !== text) this.configs.push(text);
   }
   async stop(): Promise<void> {
@@ -175,5 +179,18 @@ describe('the speaker', () => {
     expect(speaker.status().withdrawnBecause).toBe('draining (l4mux drain)');
     await speaker.stop();
     expect(bird.running).toBe(false);
+  });
+
+  it('shows what BIRD runs when a configure fails, and tries again', async () => {
+    const { speaker, bird, update } = await setup();
+    bird.failNext.push('BIRD did not answer "configure" within 10000 ms');
+    await update();
+    expect(bird.announced()).toEqual([]);
+    expect(speaker.status()).toMatchObject({ lastApplyError: 'BIRD did not answer "configure" within 10000 ms' });
+    expect(speaker.status().announcements.every((a) => !a.announced)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(bird.announced()).toEqual(['192.0.2.10/32', '192.0.2.20/32', '2001:db8::10/128']);
+    expect(speaker.status().lastApplyError).toBeNull();
+    await speaker.stop();
   });
 });
