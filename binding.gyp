@@ -5,11 +5,12 @@
     {
       "target_name": "l4mux_addon",
       "sources": [
-        "<!@(node -p \"const s=require('./native/sources.json');[...s.core,...s.pcap,...s.addon].map(f=>'native/'+f).join(' ')\")"
+        "<!@(node -p \"const s=require('./native/sources.json');[...s.core,...s.engine,...s.agent,...s.pcap,...s.addon].map(f=>'native/'+f).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('path').dirname(require.resolve('node-addon-api/package.json'))\")",
-        "native/core"
+        "native/core",
+        "native"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

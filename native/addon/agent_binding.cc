@@ -7,7 +7,7 @@
 #include <string>
 #include <system_error>
 
-#include "agent.h"
+#include "agent/agent.h"
 
 namespace l4mux::addon {
 namespace {

@@ -1,4 +1,4 @@
-// Node-API binding of the backend agent (native/core/agent.h): `new Agent(options)` with
+// Node-API binding of the backend agent (native/agent/agent.h): `new Agent(options)` with
 // start / stop / running / error / counters. The packet loop runs on its own native thread;
 // JavaScript only starts, stops and reads counters.
 #pragma once

@@ -10,7 +10,7 @@
 #include "cluster_js.h"
 #include "config_convert.h"
 #include "counters_js.h"
-#include "io/engine.h"
+#include "engine/engine.h"
 
 namespace l4mux::addon {
 namespace {

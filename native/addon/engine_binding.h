@@ -1,4 +1,4 @@
-// Node-API binding of the live data plane (native/core/io/engine.h): `new Engine(options)`
+// Node-API binding of the live data plane (native/engine/engine.h): `new Engine(options)`
 // with setConfig / start / stop / counters. Packets never reach JavaScript: the workers are
 // native threads; JavaScript configures, starts, stops and reads counters.
 #pragma once

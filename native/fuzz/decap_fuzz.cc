@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "bytes.h"
-#include "decap.h"
+#include "agent/decap.h"
 
 using namespace l4mux;
 

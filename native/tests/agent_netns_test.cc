@@ -41,11 +41,11 @@
 #include <thread>
 #include <vector>
 
-#include "agent.h"
+#include "agent/agent.h"
 #include "bytes.h"
 #include "encap.h"
 #include "frame_builder.h"
-#include "io/tun.h"
+#include "agent/tun.h"
 
 namespace l4mux {
 namespace {

@@ -1,6 +1,6 @@
 // decapsulate() against what the mux really produces (encapsulate()), for every tunnel
 // kind and family combination, and against malformed and foreign frames.
-#include "decap.h"
+#include "agent/decap.h"
 
 #include <gtest/gtest.h>
 

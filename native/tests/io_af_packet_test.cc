@@ -37,7 +37,7 @@
 
 #include "frame_builder.h"
 #include "io/af_packet.h"
-#include "io/engine.h"
+#include "engine/engine.h"
 
 namespace l4mux {
 namespace {

@@ -1,4 +1,4 @@
-// The addon's `Agent`: the native decapsulation thread (native/core/agent.h). Loaded through
+// The addon's `Agent`: the native decapsulation thread (native/agent/agent.h). Loaded through
 // the dataplane's addon loader, so L4MUX_ADDON works the same for both.
 import { native, type NativeModule } from '../dataplane/index.js';
 

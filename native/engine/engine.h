@@ -17,14 +17,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../cluster/flow_sync.h"
-#include "../conntrack.h"
-#include "../counters.h"
-#include "../snapshot.h"
-#include "../snapshot_holder.h"
-#include "af_packet.h"
-#include "io_select.h"
-#include "packet_io.h"
+#include "cluster/flow_sync.h"
+#include "conntrack.h"
+#include "counters.h"
+#include "snapshot.h"
+#include "snapshot_holder.h"
+#include "io/af_packet.h"
+#include "io/io_select.h"
+#include "io/packet_io.h"
 #include "worker.h"
 
 namespace l4mux {

@@ -11,12 +11,12 @@
 #include <optional>
 #include <thread>
 
-#include "../conntrack.h"
-#include "../counters.h"
-#include "../pipeline.h"
-#include "../snapshot.h"
-#include "../snapshot_holder.h"
-#include "packet_io.h"
+#include "conntrack.h"
+#include "counters.h"
+#include "pipeline.h"
+#include "snapshot.h"
+#include "snapshot_holder.h"
+#include "io/packet_io.h"
 
 namespace l4mux {
 

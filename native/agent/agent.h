@@ -37,7 +37,7 @@
 
 #include "counters.h"
 #include "decap.h"
-#include "io/tun.h"
+#include "tun.h"
 
 namespace l4mux {
 
