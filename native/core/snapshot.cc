@@ -184,6 +184,7 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
                                   std::to_string(vip_registry.capacity()) + ")");
     }
     Vip vip;
+    vip.name = vs.name;
     vip.key = vs.key;
     vip.slot = *slot;
     vip.encap = vs.encap;

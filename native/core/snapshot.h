@@ -149,6 +149,7 @@ struct Vip {
   // Weighted round robin order over new_flow_backends (smooth: no backend twice in a row
   // unless its share demands it); at most kWrrMaxSequence long.
   std::vector<uint32_t> wrr_sequence;
+  std::string name;  // the configuration's name for it (counters, tools); not on the packet path
 
   uint32_t backend_for(uint64_t hash) const {
     return table[static_cast<uint32_t>(hash % table_size)];

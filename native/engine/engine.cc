@@ -56,14 +56,12 @@ uint64_t monotonic_ns() {
 Engine::Engine(const EngineOptions& options, PacketIoFactory factory)
     : options_(validated(options)),
       factory_(std::move(factory)),
-      backends_(options.max_backends),
-      vips_(options.max_vips),
-      snapshots_(options.workers),
+      publisher_(options.workers, options.max_vips, options.max_backends),
       io_carry_(options.workers) {
   if (!factory_) throw std::invalid_argument("engine: no PacketIo factory");
   // Workers always find a snapshot: until the first set_config, one with no VIP (everything
   // that parses goes to the kernel, malformed frames are counted drops).
-  snapshots_.publish(Snapshot::build(ConfigSpec{}, backends_, vips_));
+  publisher_.apply(ConfigSpec{});
   ConntrackConfig per_worker = options_.conntrack;
   per_worker.capacity = (options_.conntrack.capacity + options_.workers - 1) / options_.workers;
   if (options_.sync) sync_ = std::make_unique<cluster::SyncHub>(*options_.sync, options_.workers, per_worker.timeouts);
@@ -72,7 +70,7 @@ Engine::Engine(const EngineOptions& options, PacketIoFactory factory)
     PipelineOptions pipeline;
     pipeline.sync = sync_ ? &sync_->worker(i) : nullptr;
     workers_.push_back(
-        std::make_unique<Worker>(i, per_worker, snapshots_, options_.max_vips, options_.max_backends, pipeline));
+        std::make_unique<Worker>(i, per_worker, publisher_.holder(), options_.max_vips, options_.max_backends, pipeline));
   }
 }
 
@@ -95,7 +93,7 @@ Engine::~Engine() { stop(); }
 
 void Engine::set_config(const ConfigSpec& spec) {
   std::lock_guard lock(mutex_);
-  snapshots_.publish(Snapshot::build(spec, backends_, vips_));  // throws before publishing
+  publisher_.apply(spec);  // throws before publishing
   if (io_plan_) {
     // After publishing: a VIP's packets reach the workers only once they know the VIP.
     std::vector<VipKey> keys;
@@ -108,9 +106,6 @@ void Engine::set_config(const ConfigSpec& spec) {
                                 spec.cluster->redirect_port});
     }
     io_plan_->set_vips(keys, redirect);
-  }
-  for (const VipSpec& v : spec.vips) {
-    if (auto slot = vips_.find(v.key)) vip_names_[*slot] = v.name;
   }
 }
 
@@ -143,7 +138,7 @@ void Engine::stop() {
   for (auto& w : workers_) w->stop();
   close_ios_locked();
   running_ = false;
-  snapshots_.reclaim();
+  publisher_.reclaim();
 }
 
 void Engine::close_ios_locked() {
@@ -160,12 +155,13 @@ bool Engine::running() const {
 
 EngineCounters Engine::counters() const {
   std::lock_guard lock(mutex_);
-  snapshots_.reclaim();  // a convenient periodic control-side call to free retired snapshots
+  publisher_.reclaim();  // a convenient periodic control-side call to free retired snapshots
   EngineCounters out;
+  SlotNames names = publisher_.slot_names();
   out.total = std::make_unique<WorkerCounters>(options_.max_vips, options_.max_backends);
   WorkerCounters& t = *out.total;
-  const uint32_t vip_slots = static_cast<uint32_t>(vips_.keys().size());
-  const uint32_t backend_slots = static_cast<uint32_t>(backends_.keys().size());
+  const auto vip_slots = static_cast<uint32_t>(names.vip_keys.size());
+  const auto backend_slots = static_cast<uint32_t>(names.backend_keys.size());
   for (size_t i = 0; i < workers_.size(); ++i) {
     const Worker& w = *workers_[i];
     const WorkerCounters& c = w.counters();
@@ -187,24 +183,24 @@ EngineCounters Engine::counters() const {
     out.conntrack_capacity += w.conntrack_capacity();
     out.workers.push_back(std::move(ws));
   }
-  out.vip_keys = vips_.keys();
-  out.vip_names = vip_names_;
-  out.backend_keys = backends_.keys();
+  out.vip_keys = std::move(names.vip_keys);
+  out.vip_names = std::move(names.vip_names);
+  out.backend_keys = std::move(names.backend_keys);
   return out;
 }
 
 size_t Engine::poll_flow_events(uint8_t* out, size_t max_records) {
   std::lock_guard lock(mutex_);
   if (!sync_) return 0;
-  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return backends_.find(a); };
-  return sync_->poll(*snapshots_.current_for_control(), resolve, out, max_records, monotonic_ns());
+  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return publisher_.backend_slot(a); };
+  return sync_->poll(*publisher_.current(), resolve, out, max_records, monotonic_ns());
 }
 
 cluster::InstallResult Engine::install_flows(const uint8_t* records, size_t len) {
   std::lock_guard lock(mutex_);
   if (!sync_) return cluster::InstallResult{0, static_cast<uint32_t>((len + cluster::kFlowRecordSize - 1) / cluster::kFlowRecordSize)};
-  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return backends_.find(a); };
-  return sync_->install(records, len, *snapshots_.current_for_control(), resolve, monotonic_ns());
+  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return publisher_.backend_slot(a); };
+  return sync_->install(records, len, *publisher_.current(), resolve, monotonic_ns());
 }
 
 std::vector<uint64_t> Engine::sync_mark() const {
@@ -219,7 +215,7 @@ bool Engine::sync_drained(const std::vector<uint64_t>& mark) const {
 
 cluster::Owners Engine::owners(const FlowKey& key) const {
   std::lock_guard lock(mutex_);
-  const cluster::ClusterView* c = snapshots_.current_for_control()->cluster();
+  const cluster::ClusterView* c = publisher_.current()->cluster();
   return c != nullptr ? c->owners(key) : cluster::Owners{};
 }
 

@@ -1,6 +1,6 @@
 // The live data plane: N workers, each with its own PacketIo, reading immutable snapshots of
-// the configuration. The control thread calls set_config (builds the Maglev tables on the
-// calling thread, then publishes), counters, start and stop; nothing of that runs per packet.
+// the configuration. The control thread calls set_config (built and published by a
+// ConfigPublisher), counters, start and stop; nothing of that runs per packet.
 //
 // PacketIo objects come from a factory (one per worker, called in worker order on the thread
 // that calls start(), so sockets belong to that thread's network namespace): AF_PACKET by
@@ -20,8 +20,8 @@
 #include "cluster/flow_sync.h"
 #include "conntrack.h"
 #include "counters.h"
+#include "config_publisher.h"
 #include "snapshot.h"
-#include "snapshot_holder.h"
 #include "io/af_packet.h"
 #include "io/io_select.h"
 #include "io/packet_io.h"
@@ -123,11 +123,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<IoPlan> io_plan_;  // when the engine chose its I/O itself
   PacketIoFactory factory_;
-  mutable std::mutex mutex_;  // control side: registries, names, I/O objects, running state
-  BackendRegistry backends_;
-  VipRegistry vips_;
-  std::unordered_map<uint32_t, std::string> vip_names_;
-  mutable SnapshotHolder<Snapshot> snapshots_;
+  mutable std::mutex mutex_;  // control side: I/O objects, running state, sync calls
+  mutable ConfigPublisher publisher_;  // slots, names and the snapshots the workers read
   std::unique_ptr<cluster::SyncHub> sync_;  // before workers_: they point into it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<PacketIo>> ios_;  // one per worker while running
