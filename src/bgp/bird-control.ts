@@ -165,3 +165,15 @@ export function parseProtocols(reply: BirdReply): BirdProtocol[] {
   }
   return protocols;
 }
+
+// ---- show bfd sessions ----
+
+/** BFD session states by neighbour address, from `show bfd sessions` (one table per BFD protocol). */
+export function parseBfdSessions(reply: BirdReply): Map<string, string> {
+  const states = new Map<string, string>();
+  for (const line of reply.lines) {
+    const m = /^\s*([0-9A-Fa-f.:]+)\s+\S+\s+(Up|Down|Init|AdminDown)\b/.exec(line.text);
+    if (m !== null) states.set((m[1] as string).toLowerCase(), m[2] as string);
+  }
+  return states;
+}

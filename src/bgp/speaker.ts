@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 
 import type { AddressFamily } from '../config/types.js';
 import { birdConfig } from './bird-config.js';
-import { parseProtocols, type BirdProtocol, type BirdReply } from './bird-control.js';
+import { parseBfdSessions, parseProtocols, type BirdProtocol, type BirdReply } from './bird-control.js';
 import { BirdProcess, type BirdProcessOptions, type BirdProcessStatus } from './bird-process.js';
 import type { VipEligibility } from './eligibility.js';
 import type { BgpConfig } from './types.js';
@@ -51,6 +51,8 @@ export interface NeighbourStatus {
   exportedRoutes: number | null;
   holdTime: number;
   bfd: boolean;
+  /** With BFD: the BFD session's state (Up, Down, Init, AdminDown), null while unknown. */
+  bfdState: string | null;
   password: boolean;
 }
 
@@ -110,6 +112,7 @@ export class BgpSpeaker {
   private polling = false;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
+  private bfdStates = new Map<string, string>();
 
   private constructor(
     config: BgpConfig,
@@ -245,6 +248,7 @@ export class BgpSpeaker {
           exportedRoutes: birdUp ? (seen?.exported ?? null) : null,
           holdTime: n.holdTime,
           bfd: n.bfd !== undefined,
+          bfdState: birdUp && n.bfd !== undefined ? (this.bfdStates.get(n.address) ?? null) : null,
           password: n.password !== undefined,
         };
       }),
@@ -323,6 +327,10 @@ export class BgpSpeaker {
       const reply = await this.bird.command('show protocols all', 3000);
       if (!reply.ok) return;
       const protocols = new Map(parseProtocols(reply).map((p): [string, BirdProtocol] => [p.name, p]));
+      if (this.config.neighbours.some((n) => n.bfd !== undefined)) {
+        const bfd = await this.bird.command('show bfd sessions', 3000);
+        this.bfdStates = bfd.ok ? parseBfdSessions(bfd) : new Map();
+      }
       for (const n of this.config.neighbours) {
         const p = protocols.get(n.name);
         if (p === undefined) continue;

@@ -4,7 +4,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 
-import { parseProtocols, parseReplyLines, type BirdReply } from '../../src/bgp/bird-control.js';
+import { parseBfdSessions, parseProtocols, parseReplyLines, type BirdReply } from '../../src/bgp/bird-control.js';
 import type { BirdProcessStatus } from '../../src/bgp/bird-process.js';
 import { vipEligibility } from '../../src/bgp/eligibility.js';
 import { BgpSpeaker, type BirdLike } from '../../src/bgp/speaker.js';
@@ -49,6 +49,22 @@ describe("BIRD's control-socket replies", () => {
       { code: 3, text: 'Reconfigured' },
     ]);
     expect(parsed.rest).toBe('0001 next');
+  });
+
+  it('reads BFD session states by neighbour address', () => {
+    const text = [
+      '0001 BIRD 2.0.12 ready.',
+      '1020-l4mux_bfd:',
+      '     IP address                Interface  State      Since         Interval  Timeout',
+      '     10.201.2.1                eth0       Up         18:20:01.123    0.100    0.300',
+      '     FD00:201:2::1             eth0       Down       18:20:01.123    1.000    0.000',
+      '0000 ',
+      '',
+    ].join('\n');
+    expect([...parseBfdSessions(reply(text))]).toEqual([
+      ['10.201.2.1', 'Up'],
+      ['fd00:201:2::1', 'Down'],
+    ]);
   });
 
   it('reads session states, errors and exported routes from show protocols all', () => {

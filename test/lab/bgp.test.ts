@@ -288,7 +288,7 @@ describe.skipIf(!isRoot)('BGP in the lab', () => {
     lab.writeMuxConfig(2, withBfd);
     try {
       expect((await control(lab, 2, { cmd: 'reload' }))['ok']).toBe(true);
-      expect(await eventually(async () => ((await bgpStatus(lab, 2))['neighbours'] as Json[]).every((n) => n['bfd'] === true && n['established'] === true), 15_000)).toBe(true);
+      expect(await eventually(async () => ((await bgpStatus(lab, 2))['neighbours'] as Json[]).every((n) => n['bfd'] === true && n['established'] === true && n['bfdState'] === 'Up'), 15_000)).toBe(true);
       // The router's BFD sessions to mux2 are up before the test silences it.
       expect(await waitUntil(() => /10\.201\.2\.2\s+rt-m2\s+Up/.test(routerBird(lab, 'show bfd sessions')), 10_000, 100)).toBe(true);
       await silence('silent mux, BFD 100 ms x 3', 300);
