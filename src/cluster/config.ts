@@ -18,7 +18,6 @@ export const CLUSTER_DEFAULTS = {
   maxRate: 125_000_000,
   transferRate: 200_000,
   commitTimeoutMs: 500,
-  syncAll: false,
   maxEntries: 1_048_576,
 } as const;
 
@@ -44,7 +43,6 @@ export interface ClusterConfig {
   /** Entries per second to each peer during a membership transfer. */
   transferRate: number;
   commitTimeoutMs: number;
-  syncAll: boolean;
   maxEntries: number;
 }
 
@@ -61,7 +59,6 @@ export interface ClusterConfigInput {
   maxRate?: number;
   transferRate?: number;
   commitTimeout?: number;
-  syncAll?: boolean;
   maxEntries?: number;
 }
 
@@ -137,7 +134,6 @@ export function normalizeCluster(input: ClusterConfigInput, canonical: (address:
     maxRate: input.maxRate ?? d.maxRate,
     transferRate: input.transferRate ?? d.transferRate,
     commitTimeoutMs: input.commitTimeout ?? d.commitTimeoutMs,
-    syncAll: input.syncAll ?? d.syncAll,
     maxEntries: input.maxEntries ?? d.maxEntries,
   };
 }

@@ -28,7 +28,7 @@ describe('cluster config', () => {
     const r = check(() => undefined, withCluster(good()));
     if (!r.ok) throw new Error(r.errors.join('\n'));
     const c = r.config.cluster;
-    expect(c).toMatchObject({ self: { id: 'mux1', address: '10.201.1.2', weight: 1 }, keyFile: '/etc/l4mux/cluster.key', heartbeatIntervalMs: 200, deadAfter: 3, syncPort: 7946, redirectPort: 7947, syncAll: false });
+    expect(c).toMatchObject({ self: { id: 'mux1', address: '10.201.1.2', weight: 1 }, keyFile: '/etc/l4mux/cluster.key', heartbeatIntervalMs: 200, deadAfter: 3, syncPort: 7946, redirectPort: 7947 });
     expect(c && sortedMembers(c).map((m) => `${m.id}:${m.weight}`)).toEqual(['mux0:1', 'mux1:1', 'mux2:2']);
   });
 
@@ -70,7 +70,6 @@ describe('cluster config', () => {
       maxRate: p.maxRate.default,
       transferRate: p.transferRate.default,
       commitTimeoutMs: p.commitTimeout.default,
-      syncAll: p.syncAll.default,
       maxEntries: p.maxEntries.default,
     }).toEqual(CLUSTER_DEFAULTS);
   });
