@@ -6,21 +6,25 @@
 #
 #   client (10.200.0.2, fd00:200::2)
 #      |  MTU 1500
-#   router  -- kernel ECMP with L4 hashing for the VIPs --> mux1, mux2
+#   router  -- kernel ECMP with L4 hashing for the VIPs --> mux1, mux2, mux3
 #      |  MTU 1600 (room for the tunnel headers)          (no VIP on the muxes)
 #      |  BIRD (AS 65000, multipath): the ECMP routes to the VIPs are what the muxes
 #      |  (AS 65001, each its own BIRD run by `l4mux run`) announce over BGP, one IPv4
 #      |  and one IPv6 session per mux; no static routes.
-#   backend1..3: the `l4mux agent` decapsulates into a TUN device holding the VIPs;
-#                replies go straight back through the router, never through a mux.
+#   backend1..3 (LAB_BACKENDS=4: a fourth one, in no pool yet): the `l4mux agent`
+#                decapsulates into a TUN device holding the VIPs; replies go straight
+#                back through the router, never through a mux.
 #
 # VIPs: 192.0.2.10 and 2001:db8::10, TCP 80 (HTTP) and UDP 53 (echo).
+# The muxes form a cluster (connection-table sync, key in /tmp/PREFIX/cluster.key);
+# L4MUX_LAB_CLUSTER=0 writes configs without it (every mux decides alone).
 set -euo pipefail
 
 readonly VIP4=192.0.2.10
 readonly VIP6=2001:db8::10
-readonly MUXES=(1 2)
-readonly BACKENDS=(1 2 3)
+readonly MUXES=(1 2 3)
+mapfile -t BACKENDS < <(seq "${LAB_BACKENDS:-3}")
+readonly BACKENDS
 
 ns() { echo "$PREFIX-$1"; }
 in_ns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
@@ -82,7 +86,17 @@ write_configs() {
   mkdir -p "$run"
   local extra=""
   [ "$encap" = gre ] && extra=', "gre": { "key": 42 }'
+  head -c 32 /dev/urandom > "$run/cluster.key" && chmod 600 "$run/cluster.key"
   for m in "${MUXES[@]}"; do
+    local cluster=""
+    if [ "${L4MUX_LAB_CLUSTER:-1}" != 0 ]; then
+      local peers="" p
+      for p in "${MUXES[@]}"; do
+        [ "$p" = "$m" ] || peers+="${peers:+, }{ \"id\": \"mux$p\", \"address\": \"10.201.$p.2\" }"
+      done
+      cluster=",
+  \"cluster\": { \"id\": \"mux$m\", \"address\": \"10.201.$m.2\", \"peers\": [ $peers ], \"keyFile\": \"$run/cluster.key\", \"heartbeatInterval\": 100, \"deadAfter\": 3 }"
+    fi
     cat > "$run/mux$m.json" <<EOF
 {
   "version": 1,
@@ -116,7 +130,7 @@ write_configs() {
       { "name": "router_v4", "address": "10.201.$m.1", "as": 65000 },
       { "name": "router_v6", "address": "fd00:201:$m::1", "as": 65000 }
     ]
-  }
+  }$cluster
 }
 EOF
   done
@@ -128,6 +142,8 @@ EOF
     echo "--interface eth0 --tun l4tun0 --address 10.202.$b.2 --address fd00:202:$b::2 --vip $VIP4 --vip $VIP6 --mux-source 10.201.0.0/16 --mux-source fd00:201::/32 $key" > "$run/agent$b.args"
   done
   echo "$encap" > "$run/encap"
+  echo "${MUXES[*]}" > "$run/muxes"
+  echo "${BACKENDS[*]}" > "$run/backends"
 }
 
 # The router's BIRD: learns the VIPs from every mux and installs them as multipath routes.

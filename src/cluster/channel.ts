@@ -53,6 +53,11 @@ export interface ChannelOptions {
   maxQueuedBytes?: number;
   /** Bytes of sent, unacknowledged batches kept per peer for repair. */
   maxRetainedBytes?: number;
+  /**
+   * Bytes sent and not yet acknowledged, per peer, before the sender waits for acks: flow
+   * control, so that a burst never overruns the receiver's socket buffer. Default 512 KiB.
+   */
+  windowBytes?: number;
   /** How often acks and repair requests go out while something is unacknowledged. */
   ackIntervalMs?: number;
   /** Fixed boot id (tests); default: now in ms << 16 | 16 random bits, so it grows across restarts. */
@@ -112,6 +117,8 @@ interface Chunk {
   flags: number;
   forBoot: bigint;
   rseq?: bigint;
+  /** When it was last sent (repairs wait a round trip before sending it again). */
+  sentAt?: number;
 }
 
 interface Barrier {
@@ -145,6 +152,8 @@ class PeerStream {
   window = new ReplayWindow();
   reliable = new ReliableReceiver();
   ackDue = false;
+  /** Batches received since the last ack. */
+  unacked = 0;
 
   constructor(
     readonly member: ChannelMember,
@@ -158,6 +167,11 @@ class PeerStream {
     this.tokens = burst;
   }
 }
+
+/** Batches received before an ack goes out without waiting for the ack tick. */
+const ACK_EVERY = 16;
+/** A batch is sent again at most once in this long. */
+const REPAIR_HOLDOFF_MS = 30;
 
 export function newBootId(): bigint {
   return (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
@@ -175,6 +189,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   private readonly maxQueuedBytes: number;
   private readonly maxRetainedBytes: number;
   private readonly burst: number;
+  private readonly windowBytes: number;
   readonly counters: ChannelCounters = {
     datagramsSent: 0,
     datagramsReceived: 0,
@@ -196,6 +211,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.selfTag = memberTag(options.self.id);
     this.maxQueuedBytes = options.maxQueuedBytes ?? 64 << 20;
     this.maxRetainedBytes = options.maxRetainedBytes ?? 16 << 20;
+    this.windowBytes = options.windowBytes ?? 512 << 10;
     // 20 ms worth of the rate, at least two full datagrams.
     this.burst = Math.max(2 * 1400, Math.floor(options.maxRate / 50));
     for (const member of options.peers) {
@@ -362,6 +378,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
         const chunk = this.nextChunk(p);
         if (chunk === undefined) break;
         const cost = chunk.used + ENTRIES_HEADER_BYTES + 68;
+        // The window: acks reopen it (onAck flushes again).
+        if (p.retainedBytes + chunk.used > this.windowBytes && p.retainedBytes > 0) break;
         if (p.tokens < cost) {
           wait = Math.max(wait, Math.ceil(((cost - p.tokens) * 1000) / this.options.maxRate));
           break;
@@ -400,6 +418,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         p.retainedBytes -= old.used;
       }
     }
+    chunk.sentAt = Date.now();
     const payload = Buffer.allocUnsafe(ENTRIES_HEADER_BYTES + chunk.used);
     writeEntriesHeader(payload, { rseq: chunk.rseq, entryClass: chunk.entryClass, flags: chunk.flags, count: chunk.count, forBoot: chunk.forBoot });
     chunk.body.copy(payload, ENTRIES_HEADER_BYTES, 0, chunk.used);
@@ -431,6 +450,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   private sendAck(p: PeerStream): void {
+    p.unacked = 0;
     const missing = p.reliable.missing();
     this.sendRaw(p, MessageType.ack, encodeAck({ ackBoot: p.bootId, ackRseq: p.reliable.contiguous, missing }));
   }
@@ -533,7 +553,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (h.count > Math.floor(MAX_PAYLOAD / 24) || (h.flags & ENTRIES_TRANSFER_END && h.count !== 0)) return refuse('bad_payload');
     const fresh = p.reliable.receive(h.rseq);
     p.ackDue = true;
-    if ((h.flags & ENTRIES_ACK_NOW) !== 0) {
+    // Acks every few batches keep the sender's window moving between ack ticks.
+    if ((h.flags & ENTRIES_ACK_NOW) !== 0 || ++p.unacked >= ACK_EVERY) {
       p.ackDue = false;
       this.sendAck(p);
     }
@@ -554,10 +575,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     p.acked = ackRseq;
     this.checkBarriers(p);
+    if (p.queuedEntries > 0 || p.queues.some((q) => q.length > 0)) this.scheduleFlush();
   }
 
   private repair(p: PeerStream, missing: Array<[bigint, bigint]>): void {
     let unrepairable: bigint | undefined;
+    const now = Date.now();
     for (const [from, to] of missing) {
       const last = to < p.nextRseq ? to : p.nextRseq - 1n;
       for (let r = from; r <= last; r++) {
@@ -566,6 +589,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
           if (r > p.acked) unrepairable = r;
           continue;
         }
+        // Sent again less than a round trip ago: that copy may still be on its way.
+        if (c.sentAt !== undefined && now - c.sentAt < REPAIR_HOLDOFF_MS) continue;
         this.counters.retransmitted++;
         this.counters.entriesSent -= c.count; // counted once, when first sent
         this.sendChunk(p, c);

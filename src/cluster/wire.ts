@@ -230,29 +230,52 @@ export function wireEntrySize(record: Buffer, at: number): number {
   return 12 + (v6 ? 32 : 8) + (noBackend ? 0 : backendV6 ? 16 : 4);
 }
 
+// Byte loops: Buffer.copy costs more than these few bytes (measured: 1 us per entry with
+// copy() and closures, about a tenth of that like this).
+function copyBytes(from: Buffer, f: number, to: Buffer, t: number, n: number): void {
+  for (let i = 0; i < n; i++) to[t + i] = from[f + i] as number;
+}
+
 /** Writes the record at `record[at]` as a wire entry at `out[o]`; returns the bytes written. */
 export function encodeWireEntry(record: Buffer, at: number, out: Buffer, o: number): number {
   const v6 = record[at + 2] === 6;
   const noBackend = isZero(record, at + 40, 16);
   const backendV6 = !noBackend && !isMapped(record, at + 40);
-  out[o] = record[at + 1] ?? 0;
-  out[o + 1] = ((record[at + 4] ?? 0) & RECORD_FLAGS) | (noBackend ? F_NO_BACKEND : 0) | (backendV6 ? F_BACKEND_V6 : 0) | (v6 ? F_FLOW_V6 : 0);
-  out[o + 2] = record[at + 3] ?? 0;
+  out[o] = record[at + 1] as number;
+  out[o + 1] = ((record[at + 4] as number) & RECORD_FLAGS) | (noBackend ? F_NO_BACKEND : 0) | (backendV6 ? F_BACKEND_V6 : 0) | (v6 ? F_FLOW_V6 : 0);
+  out[o + 2] = record[at + 3] as number;
   out[o + 3] = 0;
-  record.copy(out, o + 4, at + 60, at + 64);
-  record.copy(out, o + 8, at + 56, at + 60);
+  copyBytes(record, at + 60, out, o + 4, 4);
+  copyBytes(record, at + 56, out, o + 8, 4);
   let p = o + 12;
-  const addr = (from: number, full: boolean): void => {
-    if (full) p += record.copy(out, p, at + from, at + from + 16);
-    else p += record.copy(out, p, at + from + 12, at + from + 16);
-  };
-  addr(8, v6);
-  addr(24, v6);
-  if (!noBackend) addr(40, backendV6);
+  if (v6) {
+    copyBytes(record, at + 8, out, p, 32);
+    p += 32;
+  } else {
+    copyBytes(record, at + 20, out, p, 4);
+    copyBytes(record, at + 36, out, p + 4, 4);
+    p += 8;
+  }
+  if (!noBackend) {
+    if (backendV6) {
+      copyBytes(record, at + 40, out, p, 16);
+      p += 16;
+    } else {
+      copyBytes(record, at + 52, out, p, 4);
+      p += 4;
+    }
+  }
   return p - o;
 }
 
 export type EntryDecode = { ok: true; bytes: number } | { ok: false; reason: 'truncated' | 'bad_entry' };
+
+function putMapped(b: Buffer, from: number, out: Buffer, to: number): void {
+  for (let i = 0; i < 10; i++) out[to + i] = 0;
+  out[to + 10] = 0xff;
+  out[to + 11] = 0xff;
+  copyBytes(b, from, out, to + 12, 4);
+}
 
 /**
  * Reads the wire entry at `b[o]` into a 64-byte flow record at `out[at]` (marked from-peer,
@@ -260,9 +283,9 @@ export type EntryDecode = { ok: true; bytes: number } | { ok: false; reason: 'tr
  */
 export function decodeWireEntry(b: Buffer, o: number, out: Buffer, at: number): EntryDecode {
   if (b.length - o < 12) return { ok: false, reason: 'truncated' };
-  const kind = b[o] ?? 0;
-  const flags = b[o + 1] ?? 0;
-  const protocol = b[o + 2] ?? 0;
+  const kind = b[o] as number;
+  const flags = b[o + 1] as number;
+  const protocol = b[o + 2] as number;
   if (kind < 1 || kind > 4 || (protocol !== 6 && protocol !== 17) || b[o + 3] !== 0 || (flags & 0x18) !== 0) return { ok: false, reason: 'bad_entry' };
   const v6 = (flags & F_FLOW_V6) !== 0;
   const noBackend = (flags & F_NO_BACKEND) !== 0;
@@ -270,7 +293,6 @@ export function decodeWireEntry(b: Buffer, o: number, out: Buffer, at: number): 
   if (noBackend && (backendV6 || kind !== 2)) return { ok: false, reason: 'bad_entry' };
   const size = 12 + (v6 ? 32 : 8) + (noBackend ? 0 : backendV6 ? 16 : 4);
   if (b.length - o < size) return { ok: false, reason: 'truncated' };
-  out.fill(0, at, at + REC_SIZE);
   out[at] = 1;
   // A teach record reaches the member it was meant for: here it is an ordinary entry.
   out[at + 1] = kind === 4 ? 1 : kind;
@@ -280,22 +302,19 @@ export function decodeWireEntry(b: Buffer, o: number, out: Buffer, at: number): 
   out[at + 5] = NO_MEMBER;
   out[at + 6] = NO_MEMBER;
   out[at + 7] = NO_MEMBER;
-  b.copy(out, at + 60, o + 4, o + 8);
-  b.copy(out, at + 56, o + 8, o + 12);
+  copyBytes(b, o + 4, out, at + 60, 4);
+  copyBytes(b, o + 8, out, at + 56, 4);
   let p = o + 12;
-  const addr = (to: number, full: boolean): void => {
-    if (full) {
-      b.copy(out, at + to, p, p + 16);
-      p += 16;
-    } else {
-      out[at + to + 10] = 0xff;
-      out[at + to + 11] = 0xff;
-      b.copy(out, at + to + 12, p, p + 4);
-      p += 4;
-    }
-  };
-  addr(8, v6);
-  addr(24, v6);
-  if (!noBackend) addr(40, backendV6);
+  if (v6) {
+    copyBytes(b, p, out, at + 8, 32);
+    p += 32;
+  } else {
+    putMapped(b, p, out, at + 8);
+    putMapped(b, p + 4, out, at + 24);
+    p += 8;
+  }
+  if (noBackend) for (let i = 0; i < 16; i++) out[at + 40 + i] = 0;
+  else if (backendV6) copyBytes(b, p, out, at + 40, 16);
+  else putMapped(b, p, out, at + 40);
   return { ok: true, bytes: size };
 }

@@ -11,6 +11,15 @@ const cli = join(root, 'dist', 'cli', 'main.js');
 
 export const isRoot = process.getuid?.() === 0;
 
+export type Mux = 1 | 2 | 3;
+
+export interface LabOptions {
+  /** false: mux configs without a cluster section (every mux decides alone). Default true. */
+  cluster?: boolean;
+  /** Backends to build (the pools name the first three). Default 3. */
+  backends?: number;
+}
+
 export class Lab {
   readonly prefix: string;
   readonly run: string;
@@ -20,9 +29,10 @@ export class Lab {
     this.run = `/tmp/${this.prefix}`;
   }
 
-  up(encap: 'ipip' | 'gre' | 'gue'): void {
+  up(encap: 'ipip' | 'gre' | 'gue', options: LabOptions = {}): void {
     this.down();
-    execFileSync('bash', [join(root, 'scripts/lab/topology.sh'), 'up', this.prefix, encap], { stdio: 'pipe' });
+    const env = { ...process.env, L4MUX_LAB_CLUSTER: options.cluster === false ? '0' : '1', LAB_BACKENDS: String(options.backends ?? 3) };
+    execFileSync('bash', [join(root, 'scripts/lab/topology.sh'), 'up', this.prefix, encap], { stdio: 'pipe', env });
     execFileSync('bash', [join(root, 'scripts/lab/start.sh'), this.prefix], { stdio: 'pipe', timeout: 60_000 });
   }
 
@@ -71,6 +81,25 @@ export class Lab {
     return JSON.parse(this.exec('client', ['node', '-e', script, vip, String(firstPort), String(count)])) as string[];
   }
 
+  /**
+   * Sends the VIPs' traffic to exactly these muxes (ECMP over them), whatever the main table
+   * holds: a routing rule on the router points the VIPs to a table of the test's own.
+   */
+  steer(muxes: readonly Mux[]): void {
+    const router = (args: string[]): string => this.exec('router', ['ip', ...args]);
+    if (!router(['rule', 'show']).includes('lookup 100')) {
+      router(['rule', 'add', 'to', `${VIP4}/32`, 'lookup', '100', 'pref', '100']);
+      router(['-6', 'rule', 'add', 'to', `${VIP6}/128`, 'lookup', '100', 'pref', '100']);
+    }
+    router(['route', 'replace', `${VIP4}/32`, 'table', '100', ...muxes.flatMap((m) => ['nexthop', 'via', `10.201.${m}.2`])]);
+    router(['-6', 'route', 'replace', `${VIP6}/128`, 'table', '100', ...muxes.flatMap((m) => ['nexthop', 'via', `fd00:201:${m}::2`])]);
+  }
+
+  /** SIGKILL to mux m's daemon. */
+  killMux(m: Mux): void {
+    process.kill(Number(readFileSync(`${this.run}/mux${m}.pid`, 'utf8')), 'SIGKILL');
+  }
+
   /** Stops the HTTP/UDP/health servers of backend b (as if the service died). */
   stopServers(b: 1 | 2 | 3): void {
     const pid = Number(readFileSync(`${this.run}/backend${b}.pid`, 'utf8'));
@@ -99,11 +128,11 @@ export class Lab {
   }
 
   /** `l4mux backend` on a mux. */
-  backend(mux: 1 | 2, pool: string, address: string, options: string[]): { status: number | null; stdout: string; stderr: string } {
+  backend(mux: Mux, pool: string, address: string, options: string[]): { status: number | null; stdout: string; stderr: string } {
     return this.l4mux(`mux${mux}`, ['backend', pool, address, ...options, '--control', `${this.run}/mux${mux}.sock`]);
   }
 
-  reload(mux: 1 | 2): { status: number | null; stdout: string; stderr: string } {
+  reload(mux: Mux): { status: number | null; stdout: string; stderr: string } {
     return this.l4mux(`mux${mux}`, ['reload', '--control', `${this.run}/mux${mux}.sock`]);
   }
 
@@ -112,17 +141,29 @@ export class Lab {
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
-  status(mux: 1 | 2): MuxStatus {
+  /** l4mux() without blocking the test's event loop (several muxes at once). */
+  l4muxAsync(ns: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn('ip', ['netns', 'exec', `${this.prefix}-${ns}`, 'node', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (status) => resolve({ status, stdout, stderr }));
+    });
+  }
+
+  status(mux: Mux): MuxStatus {
     const r = this.l4mux(`mux${mux}`, ['status', '--control', `${this.run}/mux${mux}.sock`]);
     if (r.status !== 0) throw new Error(`l4mux status failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as MuxStatus;
   }
 
-  muxConfig(mux: 1 | 2): Record<string, unknown> {
+  muxConfig(mux: Mux): Record<string, unknown> {
     return JSON.parse(readFileSync(`${this.run}/mux${mux}.json`, 'utf8')) as Record<string, unknown>;
   }
 
-  writeMuxConfig(mux: 1 | 2, config: unknown): void {
+  writeMuxConfig(mux: Mux, config: unknown): void {
     writeFileSync(`${this.run}/mux${mux}.json`, JSON.stringify(config, null, 2));
   }
 
