@@ -1,7 +1,7 @@
 // The `cluster` section of the VIP map: this mux's id and address, its peers, the shared key
 // file and the channel's timing and rate settings. Checks the schema cannot express (ids,
 // addresses, uniqueness, ports) as "path: reason" issues, and the normalized form.
-import { familyName, parseUnicast } from '../config/addresses.js';
+import { familyName, parseAddress, parseUnicast, specialKind } from '../config/addresses.js';
 import { issue, makeIssueLookup, type Issue } from '../config/issues.js';
 import { formatPath, isRecord, type PathSegment } from '../config/path.js';
 
@@ -18,7 +18,7 @@ export const CLUSTER_DEFAULTS = {
   maxRate: 125_000_000,
   transferRate: 200_000,
   commitTimeoutMs: 500,
-  maxEntries: 1_048_576,
+  maxEntries: 262_144,
 } as const;
 
 export interface ClusterMemberConfig {
@@ -74,6 +74,13 @@ export function checkClusterSemantics(document: unknown, schemaIssues: readonly 
   const flagged = makeIssueLookup(schemaIssues);
   const str = (path: PathSegment[], value: unknown): string | undefined => (typeof value === 'string' && !flagged(path) ? value : undefined);
 
+  // Members all on loopback addresses are muxes of one host (tests, a lab on one machine);
+  // anywhere else a loopback member could not be reached by the others.
+  const memberTexts = [get(cluster, 'address'), ...(Array.isArray(get(cluster, 'peers')) ? (get(cluster, 'peers') as unknown[]).map((p) => get(p, 'address')) : [])];
+  const oneHost = memberTexts.every((t) => {
+    const parsed = typeof t === 'string' ? parseAddress(t) : undefined;
+    return parsed?.ok === true && specialKind(parsed.address) === 'loopback';
+  });
   const ids = new Map<string, PathSegment[]>();
   const addresses = new Map<string, PathSegment[]>();
   let family: { name: 'ipv4' | 'ipv6'; path: PathSegment[] } | undefined;
@@ -90,7 +97,7 @@ export function checkClusterSemantics(document: unknown, schemaIssues: readonly 
     }
     const text = str([...at, 'address'], get(value, 'address'));
     if (text === undefined) return;
-    const parsed = parseUnicast(text, 'a mux');
+    const parsed = oneHost ? parseAddress(text) : parseUnicast(text, 'a mux');
     if (!parsed.ok) {
       errors.push(issue([...at, 'address'], parsed.reason));
       return;

@@ -126,6 +126,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   /** Live peers whose transfer to us (for this boot) is complete. */
   private readonly transferredFrom = new Set<string>();
   private stopped = false;
+  private readonly pollFailed = new WeakSet<SyncEngine>();
   readonly sync: ClusterSyncCounters = {
     polled: 0,
     queued: 0,
@@ -252,7 +253,9 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
       try {
         records = engine.pollFlowEvents(POLL_BATCH);
       } catch (e) {
-        this.log.error({ err: String(e) }, 'cluster: polling flow events failed');
+        // Once per engine: an engine without cluster sync fails every poll the same way.
+        if (!this.pollFailed.has(engine)) this.log.error({ err: String(e) }, `cluster: polling flow events failed: ${String(e)}`);
+        this.pollFailed.add(engine);
         continue;
       }
       if (records.length >= POLL_BATCH * FLOW_RECORD_SIZE) full = true;

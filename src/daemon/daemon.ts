@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 
 import type { BackendRequest, BackendResponse, DrainRequest, DrainResponse, ReloadResponse, StatusReport } from '../api/protocol.js';
 import type { BirdFactory } from '../bgp/index.js';
+import type { SyncEngine } from '../cluster/service.js';
 import { loadConfigFile, type L4muxConfig } from '../config/index.js';
 import type { EngineFactory } from '../dataplane/engine.js';
 import type { ProcessPrivileges } from '../net/capabilities.js';
@@ -18,9 +19,10 @@ import type { ResolveOptions } from '../net/nexthop.js';
 import { defaultHealthChecker, PoolSupervisor, type HealthCheckerFactory } from '../pools/supervisor.js';
 import { diffConfigs, effectiveConfig } from './diff.js';
 import { preflight } from './preflight.js';
-import { ServedInterfaces } from './served.js';
+import { ServedInterfaces, type NextHop } from './served.js';
 import { errorMessage, ServiceList, StartupError, type Service, type ServiceContext } from './service.js';
 import { BgpService } from './services/bgp.js';
+import { changesTables, ClusterDaemonService } from './services/cluster.js';
 import { ControlSocketService } from './services/control.js';
 import { CountersService } from './services/counters.js';
 import { HealthCheckService } from './services/health.js';
@@ -78,6 +80,7 @@ export class Daemon {
   private pools!: PoolSupervisor;
   private interfaces!: ServedInterfaces;
   private tracker: NextHopService | undefined;
+  private cluster: ClusterDaemonService | undefined;
   private services: ServiceList | undefined;
   private bgp: BgpService | undefined;
   private draining = false;
@@ -151,9 +154,26 @@ export class Daemon {
 
     const { workers, links } = await preflight(config, this.deps);
     this.workers = workers;
-    this.interfaces = new ServedInterfaces({ links, workers, createEngine: this.deps.createEngine, host: this.deps.host, ...(this.options.resolve !== undefined && { resolve: this.options.resolve }) });
+    if (config.cluster !== undefined) {
+      const engines = (): SyncEngine[] => this.interfaces.all().map((s) => s.engine as unknown as SyncEngine);
+      this.cluster = await ClusterDaemonService.create(config.cluster, config.node.seed, { logger }, engines, () => this.context().requestPush('cluster membership'));
+    }
+    const cluster = this.cluster;
+    this.interfaces = new ServedInterfaces({
+      links,
+      workers,
+      createEngine: this.deps.createEngine,
+      host: this.deps.host,
+      ...(this.options.resolve !== undefined && { resolve: this.options.resolve }),
+      ...(cluster !== undefined && { cluster: () => cluster.dataplane() }),
+    });
     this.tracker = new NextHopService(this.deps.host, { ...this.options.resolve, intervalMs: this.options.nextHopIntervalMs ?? DEFAULT_NEXT_HOP_INTERVAL_S * 1000 });
     this.services = new ServiceList(this.serviceList(config, links), logger);
+    if (cluster !== undefined) {
+      // Not announced before the peers' transfers of this mux's flows are in.
+      void this.setBgpGate('cluster', cluster.ready, 'cluster: waiting for the peers\' transfers');
+      cluster.on('ready', () => void this.setBgpGate('cluster', true, 'cluster: transfers complete'));
+    }
     await this.services.start(this.context());
 
     logger.info(
@@ -171,6 +191,7 @@ export class Daemon {
     if (this.options.pidfile !== undefined) services.push(new PidfileService(this.options.pidfile));
     if (config.node.manageOffloads) services.push(new ReceiveOffloadsService(this.deps.host, links));
     services.push(this.interfaces);
+    if (this.cluster !== undefined) services.push(this.cluster);
     if (this.tracker !== undefined) services.push(this.tracker);
     services.push(new HealthCheckService());
     if (this.options.controlSocket !== undefined) {
@@ -197,7 +218,7 @@ export class Daemon {
       config: () => this.config,
       pools: this.pools,
       interfaces: this.interfaces,
-      requestPush: (why) => void this.serialize(async () => this.pushPools(why)),
+      requestPush: (why) => void this.serialize(() => this.pushPools(why)),
       serialize: (task) => this.serialize(task),
       stopping: () => this.stopping,
     };
@@ -237,6 +258,7 @@ export class Daemon {
     // BIRD checks its part before anything is applied.
     const bgp = (await this.bgp?.planReload(next.bgp)) ?? { ok: true as const, commit: async () => ({ changes: [], restartRequired: [] }) };
     if (!bgp.ok) return fail(bgp.errors);
+    await this.beforeTableChange(next, hops.hops);
     const pushed = this.interfaces.pushAll(next, this.pools, hops.hops);
     if (!pushed.ok) return fail(pushed.errors);
 
@@ -257,13 +279,30 @@ export class Daemon {
       diff.changes.length === 0 ? 'reload done: no changes' : `reload done: ${diff.changes.length} ${diff.changes.length === 1 ? 'change' : 'changes'} applied`,
     );
     this.lastReload = { at: new Date().toISOString(), trigger, ok: true, changes };
-    this.pushPools('reload');
+    await this.pushPools('reload');
     return { ok: true, changes, restartRequired: diff.restartRequired, warnings };
   }
 
+  /**
+   * Commit-after-sync: when the snapshots `config` gives would change a backend set or weights,
+   * waits (bounded) until the cluster's owners hold the entries it could make divergent.
+   */
+  private async beforeTableChange(config: L4muxConfig, hops?: ReadonlyMap<string, NextHop>): Promise<void> {
+    if (this.cluster === undefined) return;
+    const changing = this.interfaces.all().some((s) => {
+      try {
+        return changesTables(s.appliedOrNone, s.build(config, this.pools, hops?.get(s.name) ?? s.hop));
+      } catch {
+        return false;
+      }
+    });
+    if (changing) await this.cluster.beforeTableChange();
+  }
+
   /** Gives every engine the backends as the pools now see them (no-op where nothing changed). */
-  private pushPools(why: string): void {
+  private async pushPools(why: string): Promise<void> {
     if (this.stopping) return;
+    await this.beforeTableChange(this.config);
     for (const served of this.interfaces.all()) {
       try {
         if (!served.push(this.config, this.pools).changed) continue;
@@ -309,7 +348,7 @@ export class Daemon {
         ...(request.weight !== undefined && { weight: request.weight }),
       });
       if (!result.ok) return { ok: false, errors: [result.error] };
-      this.pushPools(result.change);
+      await this.pushPools(result.change);
       return { ok: true, changes: [result.change] };
     });
   }

@@ -117,6 +117,7 @@ export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff
   for (const key of oldChecks.keys()) {
     if (!newChecks.has(key)) changes.push(`health check ${key} removed`);
   }
+  if (!same(before.cluster, after.cluster)) restartRequired.push('cluster: changed (requires restart)');
   return { changes, restartRequired };
 }
 
@@ -132,5 +133,7 @@ export function effectiveConfig(running: L4muxConfig, next: L4muxConfig): L4muxC
     if (value === undefined) delete record[key];
     else record[key] = value;
   }
-  return { ...next, node };
+  // The cluster section (membership, keys, ports) changes with a restart only.
+  const { cluster: _next, ...rest } = next;
+  return { ...rest, node, ...(running.cluster !== undefined && { cluster: running.cluster }) };
 }

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 
 import { conntrackSettings, toDataplaneConfig, type L4muxConfig } from '../config/index.js';
-import type { DataplaneConfig } from '../dataplane/types.js';
+import type { DataplaneCluster, DataplaneConfig } from '../dataplane/types.js';
 import type { EngineFactory, EngineLike, EngineOptions, IoModeReport } from '../dataplane/engine.js';
 import type { NetHost } from '../net/host.js';
 import type { LinkInfo } from '../net/links.js';
@@ -77,6 +77,8 @@ export class ServedInterface {
     readonly engine: EngineLike,
     public link: LinkInfo,
     public hop: NextHop,
+    /** The cluster view every snapshot carries (DataplaneConfig.cluster); absent: no cluster. */
+    private readonly clusterView: () => DataplaneCluster | undefined = () => undefined,
   ) {}
 
   /** The config the engine runs (the last one it accepted). */
@@ -91,7 +93,8 @@ export class ServedInterface {
    * the dataplane cannot take; pure otherwise.
    */
   build(config: L4muxConfig, pools: PoolSupervisor, hop: NextHop = this.hop): DataplaneConfig {
-    return toDataplaneConfig(
+    const cluster = this.clusterView();
+    const dataplane = toDataplaneConfig(
       config,
       {
         ...(this.link.mac !== undefined && { sourceMac: this.link.mac }),
@@ -100,6 +103,12 @@ export class ServedInterface {
       },
       pools.view(),
     );
+    return cluster === undefined ? dataplane : { ...dataplane, cluster };
+  }
+
+  /** The config the engine runs, undefined before the first push. */
+  get appliedOrNone(): DataplaneConfig | undefined {
+    return this.current;
   }
 
   /**
@@ -158,6 +167,8 @@ export interface ServedInterfacesOptions {
   host: NetHost;
   /** Neighbour resolution retries. */
   resolve?: Omit<ResolveOptions, 'link'>;
+  /** The cluster view for every snapshot; absent: no cluster. */
+  cluster?: () => DataplaneCluster | undefined;
 }
 
 export type HopPlan = { ok: true; hops: Map<string, NextHop>; warnings: string[] } | { ok: false; errors: string[] };
@@ -227,7 +238,7 @@ export class ServedInterfaces implements Service {
       } catch (e) {
         throw new StartupError([`${link.name}: cannot create the forwarding engine: ${errorMessage(e)}`]);
       }
-      const served = new ServedInterface(link.name, engine, link, hop);
+      const served = new ServedInterface(link.name, engine, link, hop, this.options.cluster);
       this.served.set(link.name, served);
       let dataplane: DataplaneConfig;
       try {

@@ -58,6 +58,15 @@ describe('cluster config', () => {
     expect(errorsOf(check(() => undefined, withCluster({ id: 'x', address: '10.0.0.1', peers: [] })))).toContain('cluster.keyFile: required property is missing');
   });
 
+  it('loopback members only when every member is on loopback (muxes of one host)', () => {
+    const oneHost = good();
+    oneHost['address'] = '127.0.0.2';
+    oneHost['peers'] = [{ id: 'mux2', address: '127.0.0.3' }];
+    expect(check(() => undefined, withCluster(oneHost)).ok).toBe(true);
+    oneHost['peers'].push({ id: 'mux3', address: '10.0.0.3' });
+    expect(errorsOf(check(() => undefined, withCluster(oneHost)))).toContain('cluster.address: "127.0.0.2" is a loopback address; a mux must be a unicast address reachable on the network');
+  });
+
   it('the schema documents the defaults the code applies', () => {
     const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Json;
     const p = schema['$defs']['cluster'].properties;

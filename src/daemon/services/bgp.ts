@@ -10,6 +10,8 @@ export class BgpService implements Service {
   readonly name = 'bgp';
   private speaker: BgpSpeaker | undefined;
   private ctx: ServiceContext | undefined;
+  /** Gates set before the speaker started: applied before its first announcement. */
+  private readonly earlyGates = new Map<string, { ready: boolean; reason: string }>();
 
   constructor(private readonly createBird?: BgpSpeakerOptions['createBird']) {}
 
@@ -22,6 +24,7 @@ export class BgpService implements Service {
     } catch (e) {
       throw new StartupError([`bgp: ${errorMessage(e)}`]);
     }
+    for (const [name, gate] of this.earlyGates) await this.speaker.setGate(name, gate.ready, gate.reason);
     await this.refresh();
   }
 
@@ -39,7 +42,11 @@ export class BgpService implements Service {
    * (ready once this mux's flow transfer is done).
    */
   setGate(name: string, ready: boolean, reason: string): Promise<void> {
-    return this.speaker?.setGate(name, ready, reason) ?? Promise.resolve();
+    if (this.speaker === undefined) {
+      this.earlyGates.set(name, { ready, reason });
+      return Promise.resolve();
+    }
+    return this.speaker.setGate(name, ready, reason);
   }
 
   /** Withdraws every VIP for good (drain); returns what was announced. */
