@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run lab: the l4mux lab on this machine (as root). Builds a topology of network
-# namespaces (client, an ECMP router, two muxes, three backends), runs `l4mux run` on the
-# muxes and `l4mux agent` + HTTP/UDP servers on the backends, sends real traffic to the
+# namespaces (client, an ECMP router, three muxes forming a cluster, three backends), runs
+# `l4mux run` on the muxes and `l4mux agent` + HTTP/UDP servers on the backends, sends real traffic to the
 # VIPs, shows which backend served each request and that replies bypass the muxes, a
 # backend failing and another drained, then a mux drained with `l4mux drain` (the router's
 # BGP routes lose it, traffic continues through the other), then tears everything down.
@@ -26,24 +26,24 @@ trap 'exit 130' INT TERM
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 client() { ip netns exec "$PREFIX-client" "$@"; }
 
-say "topology $PREFIX: client -> router (ECMP) -> mux1, mux2 -> backend1..3 ($encap)"
+say "topology $PREFIX: client -> router (ECMP) -> mux1, mux2, mux3 (a cluster) -> backend1..3 ($encap)"
 bash scripts/lab/topology.sh up "$PREFIX" "$encap"
 bash scripts/lab/start.sh "$PREFIX"
 router_routes() {
   ip -n "$PREFIX-router" -4 route show 192.0.2.10 | sed 's/^/  /'
   ip -n "$PREFIX-router" -6 route show 2001:db8::10 | sed 's/^/  /'
 }
-say "the router's routes to the VIPs, learned over BGP from both muxes (BIRD, merge paths)"
+say "the router's routes to the VIPs, learned over BGP from every mux (BIRD, merge paths)"
 ip netns exec "$PREFIX-router" birdc -s "$run/router-bird.ctl" show protocols | sed 's/^/  /'
 router_routes
-for m in 1 2; do
+for m in 1 2 3; do
   mode=$(ip netns exec "$PREFIX-mux$m" node dist/cli/main.js status --control "$run/mux$m.sock" |
     node -e 'const s=JSON.parse(require("fs").readFileSync(0));const i=s.interfaces[0].io;console.log(i.mode+(i.xdpMode?" ("+i.xdpMode+" XDP)":"")+(i.reason&&i.reason!=="configured"?" - "+i.reason:""))')
   echo "mux$m: l4mux running, packet I/O: $mode"
 done
 
 # Count the VIP's replies on every router port while the traffic runs (pcap, libpcap).
-for port in rt-m1 rt-m2 rt-b1 rt-b2 rt-b3; do
+for port in rt-m1 rt-m2 rt-m3 rt-b1 rt-b2 rt-b3; do
   ip netns exec "$PREFIX-router" node scripts/lab/count.mjs "$port" 8 \
     "src host 192.0.2.10 or src host 2001:db8::10" > "$run/count-$port.json" 2>/dev/null &
 done
@@ -70,12 +70,19 @@ client curl -s -m 30 -o /dev/null -D - "http://192.0.2.10/big?bytes=20000000" -w
 
 wait
 say "replies seen on the router's ports (direct server return: none through a mux)"
-for port in rt-m1 rt-m2 rt-b1 rt-b2 rt-b3; do
+for port in rt-m1 rt-m2 rt-m3 rt-b1 rt-b2 rt-b3; do
   node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1]));console.log(`${r.interface.padEnd(6)} ${String(r.packets).padStart(6)} packets from the VIPs`)' "$run/count-$port.json"
 done
 
+say "the cluster as mux1 sees it (l4mux status: services.cluster)"
+ip netns exec "$PREFIX-mux1" node dist/cli/main.js status --control "$run/mux1.sock" | node -e '
+  const c = JSON.parse(require("fs").readFileSync(0)).services?.cluster;
+  if (!c) { console.log("  no cluster"); process.exit(0); }
+  for (const m of c.members) console.log(`  ${m.id.padEnd(5)} ${m.self ? "self" : (m.state ?? "?").padEnd(4)}  live ${m.live}`);
+  console.log(`  ready ${c.ready}; entries synced: sent ${c.sync.queued}, received ${c.sync.received}; refused datagrams ${Object.values(c.channel.refused).reduce((a, b) => a + b, 0)}`);'
+
 say "mux counters"
-for m in 1 2; do
+for m in 1 2 3; do
   ip netns exec "$PREFIX-mux$m" node dist/cli/main.js status --control "$run/mux$m.sock" | node -e '
     const s = JSON.parse(require("fs").readFileSync(0)); const c = s.interfaces[0].counters;
     const drops = Object.entries(c.drops ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(" ") || "none";
@@ -98,7 +105,7 @@ echo "backend2 marked down by both muxes after $(( ($(date +%s%N) - start) / 100
 who 12
 
 say "drain: l4mux backend web4 10.202.3.2 --state draining (no new flows; existing ones continue)"
-for m in 1 2; do ip netns exec "$PREFIX-mux$m" node dist/cli/main.js backend web4 10.202.3.2 --state draining --control "$run/mux$m.sock"; done
+for m in 1 2 3; do ip netns exec "$PREFIX-mux$m" node dist/cli/main.js backend web4 10.202.3.2 --state draining --control "$run/mux$m.sock"; done
 echo "12 new requests:"
 who 12
 status 1 | node -e '

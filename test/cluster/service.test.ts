@@ -55,7 +55,7 @@ function configOf(id: string): ClusterConfig {
     redirectPort: 7947,
     maxRate: 1e8,
     transferRate: 100_000,
-    commitTimeoutMs: 300,
+    commitTimeoutMs: 150,
     maxEntries: 100_000,
   };
 }

@@ -209,7 +209,9 @@ describe.skipIf(!isRoot)('cluster lab: per-mux schedulers, handshakes, bad input
     for (let round = 0; round < 4; round++) {
       lab.steer([1]);
       // The client drops SYN-ACKs for now: its kernel sends the SYN again about a second later.
-      lab.exec('client', ['nft', 'add table inet l4synlab; add chain inet l4synlab in { type filter hook input priority 0; }; add rule inet l4synlab in ip saddr 192.0.2.10 tcp flags & (syn | ack) == (syn | ack) drop']);
+      lab.exec('client', ['tc', 'qdisc', 'add', 'dev', 'eth0', 'ingress']);
+      // IPv4 from the VIP with TCP flags (byte 13 of a 20-byte-option-less TCP header) SYN+ACK.
+      lab.exec('client', ['tc', 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'protocol', 'ip', 'u32', 'match', 'ip', 'src', `${VIP4}/32`, 'match', 'u8', '0x12', '0xff', 'at', '33', 'action', 'drop']);
       const before = backendPackets(1);
       const answer = new Promise<string>((resolve) => {
         const child = spawn('ip', ['netns', 'exec', `${lab.prefix}-client`, 'curl', '-sS', '-m', '8', `http://${VIP4}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -222,7 +224,7 @@ describe.skipIf(!isRoot)('cluster lab: per-mux schedulers, handshakes, bad input
       const first = [...after].filter(([a, n]) => n > (before.get(a) ?? 0)).map(([a]) => names[a] ?? a);
       expect(first.length, 'the first SYN went to one backend through mux1').toBe(1);
       lab.steer([2]);
-      lab.exec('client', ['nft', 'delete table inet l4synlab']);
+      lab.exec('client', ['tc', 'qdisc', 'del', 'dev', 'eth0', 'ingress']);
       const got = /^backend=(\S+) /.exec(await answer)?.[1];
       expect(got, `round ${round}`).toBe(first[0]);
     }
