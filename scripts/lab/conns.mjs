@@ -1,9 +1,9 @@
 // Long-lived TCP connections to a VIP's HTTP server, all held by this one process: each sends
 // a keep-alive request every INTERVAL ms and checks that the same backend answers every time.
 // A connection is broken when it is reset or closed, when another backend answers, or when
-// it stalls (no answer for STALL ms). Commands on standard input, answers as JSON lines:
+// it stalls (no answer for STALL ms); `silent` counts the open ones without an answer lately. Commands on standard input, answers as JSON lines:
 //   mark      start a new step: count what breaks from now on
-//   report    {"step": {broken, reasons}, "open", "answered", "backends", "total": {broken}}
+//   report    {"step": {broken, reasons}, "open", "silent", "answered", "backends", "total": {broken}}
 //   quit
 // Usage: node conns.mjs VIP COUNT [INTERVAL_MS=200] [STALL_MS=4000]
 import { connect } from 'node:net';
@@ -78,6 +78,8 @@ function report() {
   return {
     step: { broken: stepBroken.length, reasons, ports: stepBroken.slice(0, 20).map((b) => b.port) },
     open: conns.filter((c) => !c.broken).length,
+    // Open, but no answer for five intervals: waiting for TCP to retransmit, or stuck.
+    silent: conns.filter((c) => !c.broken && Date.now() - c.lastAnswer > 5 * interval).length,
     answered: conns.filter((c) => !c.broken && c.answers > 0).length,
     backends,
     total: { broken: totalBroken, connections: conns.length },
@@ -88,8 +90,6 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const cmd = line.trim();
   if (cmd === 'mark') {
     stepBroken = [];
-    // Only answers from now on count for stalls.
-    for (const c of conns) c.lastAnswer = Math.max(c.lastAnswer, Date.now() - interval);
     process.stdout.write(JSON.stringify({ marked: true }) + '\n');
   } else if (cmd === 'report') process.stdout.write(JSON.stringify(report()) + '\n');
   else if (cmd === 'quit') process.exit(0);

@@ -172,6 +172,7 @@ class PeerStream {
 const ACK_EVERY = 16;
 /** A batch is sent again at most once in this long. */
 const REPAIR_HOLDOFF_MS = 30;
+const MIN_ENTRY_BYTES = 20;
 
 export function newBootId(): bigint {
   return (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
@@ -540,7 +541,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   private onEntries(p: PeerStream, payload: Buffer, refuse: (r: Refusal) => void): void {
     const h = readEntriesHeader(payload);
-    if (h === undefined || h.rseq === 0n) return refuse('bad_payload');
+    // The smallest entry (an end without backend) is 20 bytes.
+    if (h === undefined || h.rseq === 0n || h.count > Math.floor(MAX_PAYLOAD / MIN_ENTRY_BYTES) || ((h.flags & ENTRIES_TRANSFER_END) !== 0 && h.count !== 0)) return refuse('bad_payload');
     // Decode all first: a batch with one bad entry is refused whole.
     const records = Buffer.alloc(h.count * 64);
     let o = ENTRIES_HEADER_BYTES;
@@ -550,7 +552,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
       o += r.bytes;
     }
     if (o !== payload.length) return refuse('bad_entry');
-    if (h.count > Math.floor(MAX_PAYLOAD / 24) || (h.flags & ENTRIES_TRANSFER_END && h.count !== 0)) return refuse('bad_payload');
     const fresh = p.reliable.receive(h.rseq);
     p.ackDue = true;
     // Acks every few batches keep the sender's window moving between ack ticks.

@@ -69,6 +69,8 @@ export interface ClusterSyncCounters {
   commits: number;
   commitTimeouts: number;
   lastCommitWaitMs: number;
+  /** Leaves applied after commitTimeout without every survivor's transfer. */
+  leaveTimeouts: number;
 }
 
 export interface ClusterStatus {
@@ -127,6 +129,14 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   private readonly transferredFrom = new Set<string>();
   private stopped = false;
   private readonly pollFailed = new WeakSet<SyncEngine>();
+  /**
+   * Peers that left but are still live in the engines' view: the survivors first send each
+   * other the entries they now own or back (a mux must not decide a flow it newly backs
+   * before it holds the entry), then the view changes. Bounded by commitTimeout.
+   */
+  private readonly leaving = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  /** When each peer last ended a transfer to this mux (this boot). */
+  private readonly transferEndAt = new Map<string, number>();
   readonly sync: ClusterSyncCounters = {
     polled: 0,
     queued: 0,
@@ -139,6 +149,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
     commits: 0,
     commitTimeouts: 0,
     lastCommitWaitMs: 0,
+    leaveTimeouts: 0,
   };
 
   constructor(private readonly options: ClusterServiceOptions) {
@@ -173,13 +184,19 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
     });
     this.membership.on('join', (peer) => {
       this.log.info({ peer, live: this.membership.live() }, `cluster: ${peer} joined (live: ${this.liveIds().join(', ')})`);
+      const leaving = this.leaving.get(peer);
+      if (leaving !== undefined) {
+        // Back before its leave reached the engines: they never saw it go.
+        clearTimeout(leaving.timer);
+        this.leaving.delete(peer);
+      }
       this.membershipChanged(new Map([[peer, this.channel.peerBoot(peer)]]));
     });
     this.membership.on('leave', (peer, silentMs) => {
       this.transferredFrom.delete(peer);
       this.channel.forget(peer);
       this.log.warn({ peer, silentMs, live: this.membership.live() }, `cluster: ${peer} left (not heard for ${silentMs} ms; live: ${this.liveIds().join(', ')})`);
-      this.membershipChanged(new Map());
+      this.left(peer);
     });
     this.membership.on('restart', (peer) => {
       this.transferredFrom.delete(peer);
@@ -220,6 +237,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of [this.pollTimer, this.transferTimer]) if (t !== undefined) clearTimeout(t);
+    for (const l of this.leaving.values()) clearTimeout(l.timer);
     for (const t of [this.sweepTimer, this.readyTimer]) if (t !== undefined) clearInterval(t);
     this.membership.stop();
     await this.channel.close();
@@ -230,7 +248,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
     return {
       selfIndex: this.selfIndex,
       seed: this.options.seed,
-      members: this.members.map((m, i) => ({ id: m.id, address: m.address, weight: m.weight, live: i === this.selfIndex || this.membership.isLive(m.id) })),
+      members: this.members.map((m, i) => ({ id: m.id, address: m.address, weight: m.weight, live: i === this.selfIndex || this.membership.isLive(m.id) || this.leaving.has(m.id) })),
       redirectPort: this.options.config.redirectPort,
     };
   }
@@ -241,6 +259,43 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
 
   private currentOwnership(): Ownership {
     return new Ownership(BigInt(this.options.seed), this.dataplane().members);
+  }
+
+  /** Ownership over the members membership calls live (without the ones still leaving). */
+  private membershipOwnership(): Ownership {
+    return new Ownership(BigInt(this.options.seed), this.members.map((m, i) => ({ id: m.id, weight: m.weight, live: i === this.selfIndex || this.membership.isLive(m.id) })));
+  }
+
+  private left(peer: string): void {
+    const before = this.ownership;
+    const after = this.membershipOwnership();
+    const ends = new Map(this.membership.live().map((p) => [p, this.channel.peerBoot(p)]));
+    this.transferBetween(before, after, ends);
+    this.ownership = after;
+    const timer = setTimeout(() => this.release(peer, true), Math.max(1, this.options.config.commitTimeoutMs));
+    this.leaving.set(peer, { at: Date.now(), timer });
+    this.checkLeaves();
+  }
+
+  /** Releases the leaves whose survivors' transfers have all come in. */
+  private checkLeaves(): void {
+    const { heartbeatIntervalMs, deadAfter } = this.options.config;
+    for (const [peer, leaving] of this.leaving) {
+      // A survivor that saw the leave a little earlier may have finished its transfer first.
+      const since = leaving.at - heartbeatIntervalMs * deadAfter;
+      if (this.membership.live().every((p) => (this.transferEndAt.get(p) ?? 0) >= since)) this.release(peer, false);
+    }
+  }
+
+  private release(peer: string, timedOut: boolean): void {
+    const leaving = this.leaving.get(peer);
+    if (leaving === undefined) return;
+    clearTimeout(leaving.timer);
+    this.leaving.delete(peer);
+    if (timedOut) this.sync.leaveTimeouts++;
+    this.log.info({ peer, waitedMs: Date.now() - leaving.at, timedOut }, `cluster: ${peer}'s flows now go to their backups${timedOut ? ' (without every survivor\'s transfer: commitTimeout)' : ''}`);
+    this.options.onMembershipChange();
+    this.emit('membership', this.liveIds());
   }
 
   // ---- Sync ----
@@ -421,7 +476,9 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   private transferEnded(peer: string, forBoot: bigint): void {
     if (forBoot !== this.channel.bootId) return;
     this.transferredFrom.add(peer);
+    this.transferEndAt.set(peer, Date.now());
     this.checkReady();
+    this.checkLeaves();
   }
 
   /** Ready once the peers had time to be heard and every live one finished its transfer to us. */

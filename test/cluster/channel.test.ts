@@ -86,6 +86,16 @@ describe('channel', () => {
     expect(a.counters.bytesSent / 500).toBeLessThan(27);
   });
 
+  it('carries full batches of the smallest entries (ends without a backend)', async () => {
+    const [a, b] = pair();
+    await Promise.all([a.start(), b.start()]);
+    const got = collect(b);
+    const ends = records(manyFlows(300).map((f) => ({ ...f, kind: 2, backend: undefined })));
+    for (let i = 0; i < 300; i++) a.queue('b', EntryClass.fresh, ends, i * 64);
+    await until(() => got.length === 300);
+    expect(b.counters.refused.bad_payload).toBe(0);
+  });
+
   it('refuses forged, truncated, replayed, unknown-peer, wrong-key and old-boot datagrams, and counts them', async () => {
     const captured: Buffer[] = [];
     const [a, b] = pair({ a: { sendHook: (d, send) => (captured.push(Buffer.from(d)), send()) } });

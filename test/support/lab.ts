@@ -95,6 +95,47 @@ export class Lab {
     router(['-6', 'route', 'replace', `${VIP6}/128`, 'table', '100', ...muxes.flatMap((m) => ['nexthop', 'via', `fd00:201:${m}::2`])]);
   }
 
+  /**
+   * Stops every mux's daemon, rewrites its config with `configure`, and starts it again; resolves
+   * once all answer `l4mux status`. An XDP program a killed daemon left behind is removed first.
+   */
+  async restartMuxes(muxes: readonly Mux[], configure: (config: Record<string, any>, mux: Mux) => void): Promise<void> {
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const m of muxes) {
+      let pid = 0;
+      try {
+        pid = Number(readFileSync(`${this.run}/mux${m}.pid`, 'utf8'));
+      } catch {
+        // not running
+      }
+      if (pid > 0 && alive(pid)) process.kill(pid, 'SIGTERM');
+      if (pid > 0 && !(await waitUntil(() => !alive(pid), 10_000))) process.kill(pid, 'SIGKILL');
+    }
+    for (const m of muxes) {
+      for (const mode of ['xdp', 'xdpgeneric']) spawnSync('ip', ['-n', `${this.prefix}-mux${m}`, 'link', 'set', 'dev', 'eth0', mode, 'off'], { stdio: 'ignore' });
+      const config = this.muxConfig(m) as Record<string, any>;
+      configure(config, m);
+      this.writeMuxConfig(m, config);
+      const child = spawn(
+        'bash',
+        ['-c', `exec ip netns exec ${this.prefix}-mux${m} setsid node ${cli} run --config ${this.run}/mux${m}.json --control ${this.run}/mux${m}.sock --pidfile ${this.run}/mux${m}.pid >> ${this.run}/mux${m}.log 2>&1`],
+        { stdio: 'ignore', detached: true },
+      );
+      child.unref();
+    }
+    for (const m of muxes) {
+      const up = await waitUntil(() => this.l4mux(`mux${m}`, ['status', '--control', `${this.run}/mux${m}.sock`]).status === 0, 30_000, 200);
+      if (!up) throw new Error(`mux${m} did not start again: see ${this.run}/mux${m}.log`);
+    }
+  }
+
   /** SIGKILL to mux m's daemon. */
   killMux(m: Mux): void {
     process.kill(Number(readFileSync(`${this.run}/mux${m}.pid`, 'utf8')), 'SIGKILL');
