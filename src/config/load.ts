@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { checkClusterSemantics } from '../cluster/config.js';
 import { checkBgpSemantics } from '../bgp/validate.js';
 import { checkHealthSemantics } from './health/validate.js';
+import { checkMetricsSection } from '../metrics/config.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
 import { normalize } from './normalize.js';
@@ -45,7 +46,7 @@ function check(document: unknown, earlier: Issue[]): ConfigResult {
   const health = checkHealthSemantics(document, schemaIssues);
   const cluster = checkClusterSemantics(document, schemaIssues);
   const bgp = checkBgpSemantics(document, schemaIssues);
-  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster, ...bgp.errors];
+  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster, ...bgp.errors, ...checkMetricsSection(document)];
   if (errors.length > 0) return { ok: false, errors: formatIssues(errors, document) };
   // The schema and the semantic checks passed: the document has the input shape.
   const config = normalize(document as L4muxConfigInput, health.checks);

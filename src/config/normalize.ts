@@ -21,6 +21,7 @@ import { parseMac } from './mac.js';
 import { parseSeed } from './seed.js';
 import { defaultVipName } from './semantic.js';
 import type { HealthCheckSpec } from './health/types.js';
+import { normalizeMetrics } from '../metrics/config.js';
 import type { L4muxConfig, L4muxConfigInput, PoolConfig, VipConfig } from './types.js';
 
 /**
@@ -94,6 +95,7 @@ export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec
     vips,
     healthChecks,
     ...(input.cluster !== undefined && { cluster: normalizeCluster(input.cluster, address) }),
+    ...(input.metrics !== undefined && { metrics: normalizeMetrics(input.metrics) }),
   };
 }
 

@@ -4,6 +4,7 @@ import type { BackendAdminState, EncapKind, HashFieldsName, SchedulerName } from
 import type { ClusterConfig, ClusterConfigInput } from '../cluster/config.js';
 import type { BgpConfig, BgpInput } from '../bgp/types.js';
 import type { HealthCheckInput, HealthCheckSpec } from './health/types.js';
+import type { MetricsConfig, MetricsInput } from '../metrics/config.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Encapsulation = EncapKind;
@@ -112,6 +113,8 @@ export interface L4muxConfig {
   cluster?: ClusterConfig;
   /** BGP announcement of the VIPs; absent: none. */
   bgp?: BgpConfig;
+  /** The Prometheus endpoint; absent: none. */
+  metrics?: MetricsConfig;
 }
 
 // ---- As written in the file (what the schema accepts) ----
@@ -164,6 +167,7 @@ export interface L4muxConfigInput {
   }[];
   cluster?: ClusterConfigInput;
   bgp?: BgpInput;
+  metrics?: MetricsInput;
 }
 
 // ---- Results ----
