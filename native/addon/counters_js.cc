@@ -61,13 +61,18 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
   }
   out.Set("backends", backends);
 
-  Napi::Object conntrack = Napi::Object::New(env);
-  conntrack.Set("inserts", num(view.conntrack.inserts));
-  conntrack.Set("evictions", num(view.conntrack.evictions));
-  conntrack.Set("expiredReused", num(view.conntrack.expired_reused));
-  conntrack.Set("capacity", num(view.conntrack_capacity));
-  out.Set("conntrack", conntrack);
+  out.Set("conntrack", conntrack_stats_to_js(env, view.conntrack, view.conntrack_capacity));
   return out;
+}
+
+Napi::Object conntrack_stats_to_js(Napi::Env env, const ConntrackStats& stats, uint64_t capacity) {
+  Napi::Object conntrack = Napi::Object::New(env);
+  conntrack.Set("inserts", num(stats.inserts));
+  conntrack.Set("evictions", num(stats.evictions));
+  conntrack.Set("expiredReused", num(stats.expired_reused));
+  conntrack.Set("liveEntries", num(stats.live_entries));
+  conntrack.Set("capacity", num(capacity));
+  return conntrack;
 }
 
 Napi::Object io_stats_to_js(Napi::Env env, const IoStats& io) {

@@ -30,6 +30,9 @@ struct CountersView {
 //  bytes}], conntrack: {inserts, evictions, expiredReused, capacity}}
 Napi::Object counters_to_js(Napi::Env env, const CountersView& view);
 
+// {inserts, evictions, expiredReused, liveEntries, capacity}
+Napi::Object conntrack_stats_to_js(Napi::Env env, const ConntrackStats& stats, uint64_t capacity);
+
 // {rxPackets, rxKernelDrops, rxOversized, rxIgnored, txPackets, txErrors, txRingFull}
 Napi::Object io_stats_to_js(Napi::Env env, const IoStats& io);
 

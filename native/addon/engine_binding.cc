@@ -11,6 +11,7 @@
 #include "config_convert.h"
 #include "counters_js.h"
 #include "engine/engine.h"
+#include "introspection_js.h"
 
 namespace l4mux::addon {
 namespace {
@@ -127,7 +128,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::SyncMark>("syncMark"),
                         InstanceMethod<&EngineWrap::SyncDrained>("syncDrained"),
                         InstanceMethod<&EngineWrap::Owners>("owners"),
-                        InstanceMethod<&EngineWrap::SyncStats>("syncStats")});
+                        InstanceMethod<&EngineWrap::SyncStats>("syncStats"),
+                        InstanceMethod<&EngineWrap::LookupFlow>("lookupFlow"),
+                        InstanceMethod<&EngineWrap::StartCapture>("startCapture"),
+                        InstanceMethod<&EngineWrap::DrainCapture>("drainCapture"),
+                        InstanceMethod<&EngineWrap::StopCapture>("stopCapture")});
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
@@ -232,6 +237,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
+  Napi::Value LookupFlow(const Napi::CallbackInfo& info) { return lookup_flow_js(info, *engine_); }
+  Napi::Value StartCapture(const Napi::CallbackInfo& info) {
+    start_capture_js(info, *engine_);
+    return info.Env().Undefined();
+  }
+  Napi::Value DrainCapture(const Napi::CallbackInfo& info) { return drain_capture_js(info, *engine_); }
+  Napi::Value StopCapture(const Napi::CallbackInfo& info) { return stop_capture_js(info, *engine_); }
+
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
     const EngineCounters c = engine_->counters();
@@ -247,6 +260,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("passed", static_cast<double>(w.passed));
       o.Set("dropped", static_cast<double>(w.dropped));
       o.Set("io", io_stats_to_js(env, w.io));
+      o.Set("conntrack", conntrack_stats_to_js(env, w.conntrack, w.conntrack_capacity));
       o.Set("description", w.io_description);
       workers.Set(i, o);
     }

@@ -75,6 +75,8 @@ class Pipeline {
   void process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns);
 
   const Conntrack& conntrack() const { return conntrack_; }
+  // For the worker that owns this pipeline only (introspection between batches).
+  Conntrack& conntrack() { return conntrack_; }
 
  private:
   // Per-packet state carried from the first pass over a batch (parse, hash, prefetch) to the

@@ -178,6 +178,7 @@ EngineCounters Engine::counters() const {
       ws.io_description = ios_[i]->describe();
     }
     ws.conntrack = w.conntrack_stats();
+    ws.conntrack_capacity = w.conntrack_capacity();
     out.io += ws.io;
     out.conntrack += ws.conntrack;
     out.conntrack_capacity += w.conntrack_capacity();

@@ -21,6 +21,7 @@
 #include "conntrack.h"
 #include "counters.h"
 #include "config_publisher.h"
+#include "introspection.h"
 #include "snapshot.h"
 #include "io/af_packet.h"
 #include "io/io_select.h"
@@ -56,6 +57,7 @@ struct WorkerStatus {
   uint64_t dropped = 0;
   IoStats io;
   ConntrackStats conntrack;
+  uint64_t conntrack_capacity = 0;
   std::string io_description;  // empty while stopped
 };
 
@@ -114,6 +116,17 @@ class Engine {
     std::vector<SyncWorkerStatus> workers;
   };
   SyncStatus sync_status() const;
+  // Introspection (engine_introspection.cc); workers keep running throughout.
+  // Which backend `key` (client to VIP) gets now, and what each worker's table holds of it.
+  FlowLookup lookup_flow(const FlowKey& key, int timeout_ms = 1000);
+  // Throws std::invalid_argument (a capture running, an unknown VIP or backend, bad bounds).
+  void start_capture(const CaptureRequest& request);
+  // Hands the records waiting in the workers' rings to `sink`; 0 when no capture runs. After
+  // stop_capture() the next drain hands out what is left and frees the rings.
+  uint32_t drain_capture(const std::function<void(const CaptureRecordHeader&, const uint8_t*)>& sink);
+  bool capture_complete() const;
+  // Detaches the session from every worker (none touches it afterwards). Zeros when none ran.
+  CaptureStats stop_capture();
 
  private:
   Engine(const EngineOptions& options, std::unique_ptr<IoPlan> plan);
@@ -130,6 +143,9 @@ class Engine {
   std::vector<std::unique_ptr<PacketIo>> ios_;  // one per worker while running
   std::vector<IoStats> io_carry_;               // statistics of closed PacketIo objects
   bool running_ = false;
+  std::mutex lookup_mutex_;  // one flow lookup at a time (each worker has one question slot)
+  std::unique_ptr<CaptureSession> capture_;  // under mutex_
+  bool capture_stopped_ = false;
 };
 
 }  // namespace l4mux

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 
 namespace l4mux {
 namespace {
@@ -15,6 +16,12 @@ namespace {
 uint64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t realtime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
@@ -77,12 +84,35 @@ void Worker::publish_conntrack_stats() {
   ct_live_entries_.store(s.live_entries, std::memory_order_relaxed);
 }
 
+FlowQueryResult Worker::query_flow_now(const FlowKey& key, uint64_t hash) {
+  if (thread_.joinable()) throw std::logic_error("worker " + std::to_string(id_) + " is running: ask it through flow_query()");
+  return query_conntrack(pipeline_.conntrack(), key, hash, monotonic_ns());
+}
+
+void Worker::detach_capture() {
+  capture_.store(nullptr, std::memory_order_seq_cst);
+  while (capture_busy_.load(std::memory_order_seq_cst)) std::this_thread::yield();
+}
+
 void Worker::run(PacketIo& io, int poll_timeout_ms) {
   const std::span<Packet> batch(batch_.data(), batch_.size());
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint32_t n = io.receive(batch, poll_timeout_ms);
+    // Answered on timeouts too: an idle worker answers within one poll timeout.
+    flow_query_.serve([this](const FlowKey& key, uint64_t hash) {
+      return query_conntrack(pipeline_.conntrack(), key, hash, monotonic_ns());
+    });
     if (n == 0) continue;
     const uint64_t now = monotonic_ns();
+    // Capturing costs this one load per batch while nobody captures. Busy is raised before
+    // the session is read again, so detach_capture() cannot free it under us.
+    CaptureSession* capture = nullptr;
+    if (capture_.load(std::memory_order_relaxed) != nullptr) {
+      capture_busy_.store(true, std::memory_order_seq_cst);
+      capture = capture_.load(std::memory_order_seq_cst);
+      if (capture == nullptr) capture_busy_.store(false, std::memory_order_release);
+      else capture->before(id_, batch.first(n), realtime_ns());
+    }
     const Snapshot* snap = holder_.enter(id_);
     // The engine publishes a snapshot before any worker starts, so there always is one.
     if (snap != nullptr) {
@@ -93,6 +123,10 @@ void Worker::run(PacketIo& io, int poll_timeout_ms) {
       counters_.passed.add(n);
     }
     holder_.leave(id_);
+    if (capture != nullptr) {
+      capture->after(id_, batch.first(n));
+      capture_busy_.store(false, std::memory_order_release);
+    }
     io.complete(batch, n);
     publish_conntrack_stats();
     batches_.store(batches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

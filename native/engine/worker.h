@@ -11,8 +11,10 @@
 #include <optional>
 #include <thread>
 
+#include "capture.h"
 #include "conntrack.h"
 #include "counters.h"
+#include "flow_query.h"
 #include "pipeline.h"
 #include "snapshot.h"
 #include "snapshot_holder.h"
@@ -47,6 +49,15 @@ class Worker {
   uint32_t conntrack_capacity() const { return conntrack_capacity_; }
   uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
 
+  // Introspection, served by the worker between batches (never stopping it): questions about
+  // its connection table, and live capture. The control thread attaches a capture session and
+  // detaches it again; detach returns once the worker no longer uses it.
+  FlowQuerySlot& flow_query() { return flow_query_; }
+  // Only while the thread is not running: the table asked directly.
+  FlowQueryResult query_flow_now(const FlowKey& key, uint64_t hash);
+  void attach_capture(CaptureSession* session) { capture_.store(session, std::memory_order_seq_cst); }
+  void detach_capture();
+
  private:
   void run(PacketIo& io, int poll_timeout_ms);
   void publish_conntrack_stats();
@@ -65,6 +76,10 @@ class Worker {
   std::atomic<uint64_t> ct_expired_reused_{0};
   std::atomic<uint64_t> ct_live_entries_{0};
   std::atomic<uint64_t> batches_{0};
+
+  FlowQuerySlot flow_query_;
+  std::atomic<CaptureSession*> capture_{nullptr};
+  std::atomic<bool> capture_busy_{false};
 
   std::atomic<bool> stop_{false};
   std::thread thread_;
