@@ -107,6 +107,7 @@ write_configs() {
     "workers": 1,
     "outerSource": { "ipv4": "10.201.$m.2", "ipv6": "fd00:201:$m::2" }
   },
+  "metrics": { "listen": "127.0.0.1:9641" },
   "pools": {
     "web4": {
       "healthCheck": { "kind": "http", "port": 9090, "interval": 500, "timeout": 300, "fall": 2, "rise": 2, "http": { "path": "/healthz" } },

@@ -1,9 +1,11 @@
 // The control socket's protocol: a unix domain stream socket carrying JSON lines. Each request
-// is one line, {"cmd": "reload"}, {"cmd": "status"}, {"cmd": "backend", ...} or {"cmd": "drain"}; each gets one
-// line back.
+// is one line, {"cmd": "reload"}, {"cmd": "status"}, {"cmd": "backend", ...}, {"cmd": "drain"},
+// {"cmd": "flow", ...} or {"cmd": "capture", ...}; each gets one line back, a capture first a
+// line per batch of packets ({"event": "packets", ...}) and then its final line.
 import type { PoolStatusWithChecks } from '../pools/supervisor.js';
 import type { BackendAdminState } from '../dataplane/types.js';
 import type { EngineCounters, IoModeReport } from '../dataplane/engine.js';
+import type { FlowLookupReport } from '../dataplane/introspection.js';
 
 /** An operator's change to one backend: its state, its weight, or both. */
 export interface BackendRequest {
@@ -18,7 +20,69 @@ export interface DrainRequest {
   waitSeconds?: number;
 }
 
-export type ControlRequest = { cmd: 'reload' } | { cmd: 'status' } | ({ cmd: 'backend' } & BackendRequest) | ({ cmd: 'drain' } & DrainRequest);
+/** `l4mux flow`: a flow from a client to a VIP (by name or address). */
+export interface FlowRequest {
+  vip: string;
+  protocol: 'tcp' | 'udp';
+  src: string;
+  srcPort: number;
+  /** Absent: the VIP's address. */
+  dst?: string;
+  /** Absent: the VIP's port (required for an all-ports VIP). */
+  dstPort?: number;
+}
+
+export interface FlowOk {
+  ok: true;
+  flow: { vip: string; protocol: 'tcp' | 'udp'; src: string; srcPort: number; dst: string; dstPort: number };
+  /** One answer per served interface (each has its own engine and workers). */
+  interfaces: Array<{ name: string } & FlowLookupReport>;
+  /** The flow's owner and backup mux in a cluster; null on a single mux. */
+  owner: string | null;
+  backup: string | null;
+}
+
+export type FlowResponse = FlowOk | { ok: false; errors: string[] };
+
+/** `l4mux capture`: bounded in packets and seconds. */
+export interface CaptureRequest {
+  vip?: string;
+  backend?: string;
+  count: number;
+  seconds: number;
+  snaplen: number;
+  sampleEvery: number;
+}
+
+/** One captured frame; `data` is base64. */
+export interface CapturedFrame {
+  interface: string;
+  worker: number;
+  packet: number;
+  direction: 'received' | 'sent';
+  verdict: 'tx' | 'pass' | 'drop';
+  seconds: number;
+  nanoseconds: number;
+  originalLength: number;
+  data: string;
+}
+
+export interface CapturePackets {
+  event: 'packets';
+  frames: CapturedFrame[];
+}
+
+export type CaptureResponse =
+  | { ok: true; packets: number; frames: number; ringFull: number; stoppedBy: 'count' | 'time' | 'client' | 'daemon' }
+  | { ok: false; errors: string[] };
+
+export type ControlRequest =
+  | { cmd: 'reload' }
+  | { cmd: 'status' }
+  | ({ cmd: 'backend' } & BackendRequest)
+  | ({ cmd: 'flow' } & FlowRequest)
+  | ({ cmd: 'capture' } & CaptureRequest)
+  | ({ cmd: 'drain' } & DrainRequest);
 
 export type DrainResponse =
   | { ok: true; withdrawn: string[]; waitedSeconds: number; stopping: true }
@@ -102,7 +166,11 @@ export interface StatusReport {
 
 export type StatusResponse = { ok: true; status: StatusReport } | { ok: false; errors: string[] };
 
-export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | DrainResponse | { ok: false; errors: string[] };
+export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | DrainResponse | FlowResponse | CaptureResponse | { ok: false; errors: string[] };
+
+/** Limits of one capture. */
+export const CAPTURE_MAX_PACKETS = 1_000_000;
+export const CAPTURE_MAX_SECONDS = 3600;
 
 /** Longest request line accepted. */
 export const MAX_REQUEST_BYTES = 64 * 1024;

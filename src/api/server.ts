@@ -7,13 +7,19 @@ import type { Logger } from 'pino';
 
 import type { BackendAdminState } from '../dataplane/types.js';
 import { ADMIN_STATES } from '../pools/runtime.js';
+import { parseCaptureRequest, parseFlowRequest } from './requests.js';
 import {
   MAX_REQUEST_BYTES,
   type BackendRequest,
   type BackendResponse,
+  type CapturePackets,
+  type CaptureRequest,
+  type CaptureResponse,
   type ControlResponse,
   type DrainRequest,
   type DrainResponse,
+  type FlowRequest,
+  type FlowResponse,
   type ReloadResponse,
   type StatusResponse,
 } from './protocol.js';
@@ -24,6 +30,10 @@ export interface ControlHandlers {
   backend(request: BackendRequest): Promise<BackendResponse>;
   /** Answers once the VIPs are withdrawn and the wait is over; the daemon then stops. */
   drain(request: DrainRequest): Promise<DrainResponse>;
+  /** Absent: the command is refused as unknown. */
+  flow?(request: FlowRequest): Promise<FlowResponse>;
+  /** Streams packets through `send` until done; `closed` fires when the client goes away. */
+  capture?(request: CaptureRequest, send: (packets: CapturePackets) => void, closed: AbortSignal): Promise<CaptureResponse>;
 }
 
 /** Whether something accepts connections on the socket at `path`. */
@@ -74,7 +84,8 @@ export class ControlServer {
     socket.setEncoding('utf8');
     let buffer = '';
     let queue = Promise.resolve();
-    const reply = (response: ControlResponse): void => {
+    const closed = new AbortController();
+    const reply = (response: ControlResponse | CapturePackets): void => {
       if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
     };
     socket.on('data', (chunk: string) => {
@@ -90,11 +101,14 @@ export class ControlServer {
         buffer = buffer.slice(newline + 1);
         if (line === '') continue;
         // Requests of one connection are answered in order.
-        queue = queue.then(async () => reply(await handle(line, handlers, logger)));
+        queue = queue.then(async () => reply(await handle(line, handlers, logger, reply, closed.signal)));
       }
     });
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      closed.abort();
+      this.sockets.delete(socket);
+    });
   }
 
   /** Stops listening, drops open connections and removes the socket file. */
@@ -105,7 +119,13 @@ export class ControlServer {
   }
 }
 
-async function handle(line: string, handlers: ControlHandlers, logger: Logger): Promise<ControlResponse> {
+async function handle(
+  line: string,
+  handlers: ControlHandlers,
+  logger: Logger,
+  send: (packets: CapturePackets) => void,
+  closed: AbortSignal,
+): Promise<ControlResponse> {
   let request: unknown;
   try {
     request = JSON.parse(line);
@@ -130,9 +150,21 @@ async function handle(line: string, handlers: ControlHandlers, logger: Logger): 
         logger.info({ waitSeconds: wait }, 'drain requested on the control socket');
         return await handlers.drain(wait === undefined ? {} : { waitSeconds: wait });
       }
+      case 'flow': {
+        if (handlers.flow === undefined) break;
+        const parsed = parseFlowRequest(request as Record<string, unknown>);
+        return 'errors' in parsed ? { ok: false, errors: parsed.errors } : await handlers.flow(parsed);
+      }
+      case 'capture': {
+        if (handlers.capture === undefined) break;
+        const parsed = parseCaptureRequest(request as Record<string, unknown>);
+        return 'errors' in parsed ? { ok: false, errors: parsed.errors } : await handlers.capture(parsed, send, closed);
+      }
       default:
-        return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: reload, status, backend, drain)`] };
+        break;
     }
+    const known = ['reload', 'status', 'backend', 'drain', ...(handlers.flow !== undefined ? ['flow'] : []), ...(handlers.capture !== undefined ? ['capture'] : [])];
+    return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: ${known.join(', ')})`] };
   } catch (e) {
     logger.error({ err: e, cmd }, 'control command failed');
     return { ok: false, errors: [e instanceof Error ? e.message : String(e)] };

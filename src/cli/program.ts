@@ -5,6 +5,8 @@ import { Command } from 'commander';
 
 import { agentCommand } from './commands/agent.js';
 import { backendCommand } from './commands/backend.js';
+import { captureCommand } from './commands/capture.js';
+import { flowCommand } from './commands/flow.js';
 import { drainCommand } from './commands/drain.js';
 import { reloadCommand } from './commands/reload.js';
 import { replayCommand } from './commands/replay.js';
@@ -36,5 +38,7 @@ export function buildProgram(io: CommandIo = processIo): Command {
     .addCommand(statusCommand(io))
     .addCommand(backendCommand(io))
     .addCommand(drainCommand(io))
+    .addCommand(flowCommand(io))
+    .addCommand(captureCommand(io))
     .addCommand(agentCommand(io));
 }

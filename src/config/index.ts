@@ -1,6 +1,6 @@
 // Configuration of l4mux: the JSON VIP map (version 1), its validation and normalization,
 // and its conversion to what the dataplane is given.
-export { loadConfigFile, parseConfig, validateConfig } from './load.js';
+export { loadConfigFile, loadConfigFileWithDigest, parseConfig, validateConfig } from './load.js';
 export { conntrackSettings, toDataplaneConfig, PROTOCOL_NUMBERS, type LinkFacts } from './dataplane.js';
 export { SCHEMA_PATH } from './schema.js';
 export {

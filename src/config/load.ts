@@ -1,4 +1,5 @@
 // Entry points: text or file in, a normalized config (plus warnings) or the list of errors out.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
 import { checkClusterSemantics } from '../cluster/config.js';
@@ -31,13 +32,18 @@ export function validateConfig(document: unknown): ConfigResult {
 }
 
 export async function loadConfigFile(path: string): Promise<ConfigResult> {
-  let text: string;
+  return (await loadConfigFileWithDigest(path)).result;
+}
+
+/** loadConfigFile, plus the SHA-256 (hex) of the bytes read: which file a daemon runs. */
+export async function loadConfigFileWithDigest(path: string): Promise<{ result: ConfigResult; sha256?: string }> {
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (e) {
-    return { ok: false, errors: [`${path}: cannot read the file (${describeFsError(e)})`] };
+    return { result: { ok: false, errors: [`${path}: cannot read the file (${describeFsError(e)})`] } };
   }
-  return parseConfig(text, path);
+  return { result: parseConfig(bytes.toString('utf8'), path), sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 function check(document: unknown, earlier: Issue[]): ConfigResult {

@@ -7,17 +7,19 @@
 // reverse.
 import type { Logger } from 'pino';
 
-import type { BackendRequest, BackendResponse, DrainRequest, DrainResponse, ReloadResponse, StatusReport } from '../api/protocol.js';
+import type { BackendRequest, BackendResponse, CapturePackets, CaptureRequest, CaptureResponse, DrainRequest, DrainResponse, FlowRequest, FlowResponse, ReloadResponse, StatusReport } from '../api/protocol.js';
 import type { BirdFactory } from '../bgp/index.js';
 import type { SyncEngine } from '../cluster/service.js';
-import { loadConfigFile, type L4muxConfig } from '../config/index.js';
+import { loadConfigFileWithDigest, type L4muxConfig } from '../config/index.js';
 import type { EngineFactory } from '../dataplane/engine.js';
 import type { ProcessPrivileges } from '../net/capabilities.js';
 import type { NetHost } from '../net/host.js';
 import type { LinkInfo } from '../net/links.js';
+import { MetricsService } from '../metrics/service.js';
 import type { ResolveOptions } from '../net/nexthop.js';
 import { defaultHealthChecker, PoolSupervisor, type HealthCheckerFactory } from '../pools/supervisor.js';
 import { diffConfigs, effectiveConfig } from './diff.js';
+import { lookupFlow, runCapture } from './introspection.js';
 import { preflight } from './preflight.js';
 import { ServedInterfaces, type NextHop } from './served.js';
 import { errorMessage, ServiceList, StartupError, type Service, type ServiceContext } from './service.js';
@@ -91,6 +93,9 @@ export class Daemon {
   private readonly startedAt = new Date();
   private lastReload: LastReload | null = null;
   private restartRequired: string[] = [];
+  private metrics: MetricsService | undefined;
+  /** For the metrics: reload outcomes and the file the running config came from. */
+  private readonly reloads = { succeeded: 0, failed: 0, lastOk: true, lastSuccessAt: Date.now(), configHash: '' };
   private resolveDone!: (code: number) => void;
   /** Resolves with the exit status once the daemon has stopped. */
   readonly done: Promise<number>;
@@ -141,7 +146,8 @@ export class Daemon {
     const { logger } = this.deps;
     logger.info({ config: this.options.configPath, version: this.deps.version }, 'l4mux starting');
 
-    const loaded = await loadConfigFile(this.options.configPath);
+    const { result: loaded, sha256 } = await loadConfigFileWithDigest(this.options.configPath);
+    this.reloads.configHash = sha256 ?? '';
     if (!loaded.ok) {
       const n = loaded.errors.length;
       throw new StartupError([...loaded.errors, `${this.options.configPath}: invalid (${n} ${n === 1 ? 'error' : 'errors'})`]);
@@ -201,8 +207,14 @@ export class Daemon {
           status: () => ({ ok: true, status: this.status() }),
           backend: (request) => this.setBackend(request),
           drain: (request) => this.drain(request),
+          flow: (request) => this.flow(request),
+          capture: (request, send, closed) => this.capture(request, send, closed),
         }),
       );
+    }
+    if (config.metrics !== undefined) {
+      this.metrics = new MetricsService(config.metrics, () => ({ ...this.reloads }), this.deps.version);
+      services.push(this.metrics);
     }
     services.push(new CountersService(this.options.countersIntervalMs ?? DEFAULT_COUNTERS_INTERVAL_S * 1000));
     // Last: announces once everything that serves the VIPs runs; stopped (withdrawn) first.
@@ -236,6 +248,8 @@ export class Daemon {
     const { logger } = this.deps;
     logger.info({ trigger, config: this.options.configPath }, `reload (${trigger})`);
     const fail = (errors: string[]): ReloadResponse => {
+      this.reloads.failed++;
+      this.reloads.lastOk = false;
       for (const error of errors) logger.error({ trigger, error }, `reload failed: ${error}`);
       logger.error({ trigger, errors: errors.length }, 'reload failed: nothing was changed');
       this.lastReload = { at: new Date().toISOString(), trigger, ok: false, errors };
@@ -243,7 +257,7 @@ export class Daemon {
     };
     if (this.stopping) return fail(['l4mux is stopping']);
 
-    const loaded = await loadConfigFile(this.options.configPath);
+    const { result: loaded, sha256 } = await loadConfigFileWithDigest(this.options.configPath);
     if (!loaded.ok) return fail(loaded.errors);
     if (loaded.config.node.interfaces.length === 0) return fail([INTERFACES_REQUIRED]);
     const warnings = [...loaded.warnings];
@@ -279,6 +293,8 @@ export class Daemon {
       diff.changes.length === 0 ? 'reload done: no changes' : `reload done: ${diff.changes.length} ${diff.changes.length === 1 ? 'change' : 'changes'} applied`,
     );
     this.lastReload = { at: new Date().toISOString(), trigger, ok: true, changes };
+    Object.assign(this.reloads, { succeeded: this.reloads.succeeded + 1, lastOk: true, lastSuccessAt: Date.now(), configHash: sha256 ?? '' });
+    this.metrics?.setCheckKinds(next.healthChecks);
     await this.pushPools('reload');
     return { ok: true, changes, restartRequired: diff.restartRequired, warnings };
   }
@@ -351,6 +367,20 @@ export class Daemon {
       await this.pushPools(result.change);
       return { ok: true, changes: [result.change] };
     });
+  }
+
+  // ---- Flow lookup and capture ----
+
+  /** `l4mux flow`: which backend a flow gets now on each interface, and which worker holds it. */
+  private flow(request: FlowRequest): Promise<FlowResponse> {
+    if (this.stopping) return Promise.resolve({ ok: false, errors: ['l4mux is stopping'] });
+    return lookupFlow(this.config, this.interfaces.all(), request);
+  }
+
+  /** `l4mux capture`: not serialized with reloads (it changes nothing); ends when the daemon stops. */
+  private capture(request: CaptureRequest, send: (packets: CapturePackets) => void, closed: AbortSignal): Promise<CaptureResponse> {
+    if (this.stopping) return Promise.resolve({ ok: false, errors: ['l4mux is stopping'] });
+    return runCapture(this.config, this.interfaces.all(), request, send, closed, () => this.stopping);
   }
 
   // ---- Status ----

@@ -64,6 +64,9 @@ export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff
   for (const key of LIVE_SETTINGS) {
     if (!same(before.node[key], after.node[key])) changes.push(`node.${key}: ${show(before.node[key])} -> ${show(after.node[key])}`);
   }
+  if (before.metrics?.listen !== after.metrics?.listen) {
+    restartRequired.push(`metrics.listen: ${show(before.metrics?.listen)} -> ${show(after.metrics?.listen)} (requires restart)`);
+  }
 
   // Pools and their backends.
   for (const [name, pool] of Object.entries(after.pools)) {
@@ -133,7 +136,12 @@ export function effectiveConfig(running: L4muxConfig, next: L4muxConfig): L4muxC
     if (value === undefined) delete record[key];
     else record[key] = value;
   }
-  // The cluster section (membership, keys, ports) changes with a restart only.
-  const { cluster: _next, ...rest } = next;
-  return { ...rest, node, ...(running.cluster !== undefined && { cluster: running.cluster }) };
+  // The cluster section (membership, keys, ports) and the metrics endpoint change with a restart only.
+  const { cluster: _next, metrics: _metrics, ...rest } = next;
+  return {
+    ...rest,
+    node,
+    ...(running.cluster !== undefined && { cluster: running.cluster }),
+    ...(running.metrics !== undefined && { metrics: running.metrics }),
+  };
 }

@@ -3,6 +3,7 @@
 // back out. The JS event loop never sees a packet; this module only passes configuration in
 // and counters and the chosen I/O mode out.
 import { native, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
+import type { CaptureOptions, CaptureRecord, CaptureStats, FlowLookupReport, FlowQuery } from './introspection.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
 /** Packet I/O an engine can use. */
@@ -74,6 +75,11 @@ export interface EngineLike {
   stop(): Promise<void>;
   counters(): EngineCounters;
   ioMode(): IoModeReport;
+  /** Introspection (`l4mux flow`, `l4mux capture`); absent from engines that cannot. */
+  lookupFlow?(query: FlowQuery): Promise<FlowLookupReport>;
+  startCapture?(options: CaptureOptions): void;
+  drainCapture?(): CaptureRecord[];
+  stopCapture?(): CaptureStats;
 }
 
 export type EngineFactory = (options: EngineOptions) => EngineLike;
@@ -92,6 +98,10 @@ interface NativeEngine {
   syncDrained?(mark: SyncMark): boolean;
   owners?(flow: FlowIdentity): FlowOwners;
   syncStats?(): SyncStats;
+  lookupFlow?(query: FlowQuery): Promise<FlowLookupReport>;
+  startCapture?(options: CaptureOptions): void;
+  drainCapture?(): CaptureRecord[];
+  stopCapture?(): CaptureStats;
 }
 
 export type NativeEngineConstructor = new (options: EngineOptions) => NativeEngine;
@@ -133,6 +143,31 @@ export class Engine implements EngineLike, FlowSyncApi {
   counters(): EngineCounters {
     const raw = this.impl.counters();
     return { ...raw, io: { ...ZERO_IO, ...raw.io } };
+  }
+
+  /** Which backend the flow gets now, and what every worker's table holds of it. */
+  lookupFlow(query: FlowQuery): Promise<FlowLookupReport> {
+    return this.introspection('lookupFlow').call(this.impl, query);
+  }
+
+  /** Starts copying matching frames into the workers' capture rings; throws if one runs. */
+  startCapture(options: CaptureOptions): void {
+    this.introspection('startCapture').call(this.impl, options);
+  }
+
+  /** The records waiting in the rings (call every few milliseconds while capturing). */
+  drainCapture(): CaptureRecord[] {
+    return this.introspection('drainCapture').call(this.impl);
+  }
+
+  stopCapture(): CaptureStats {
+    return this.introspection('stopCapture').call(this.impl);
+  }
+
+  private introspection<K extends 'lookupFlow' | 'startCapture' | 'drainCapture' | 'stopCapture'>(name: K): NonNullable<NativeEngine[K]> {
+    const method = this.impl[name];
+    if (typeof method !== 'function') throw new Error(`this build of the l4mux addon has no ${name}; rebuild it with \`npm run build:native\``);
+    return method as NonNullable<NativeEngine[K]>;
   }
 
   ioMode(): IoModeReport {

@@ -71,6 +71,7 @@ export interface FlowSyncApi {
   owners(flow: FlowIdentity): FlowOwners;
   syncStats(): SyncStats;
 }
+export type { CaptureOptions, CaptureRecord, CaptureStats, FlowLookupReport, FlowQuery, WorkerFlowEntry } from './introspection.js';
 
 export interface VipCounters {
   name: string;
@@ -106,7 +107,7 @@ export interface CountersSnapshot {
   drops: Record<string, number>;
   vips: VipCounters[];
   backends: BackendCounters[];
-  conntrack: { inserts: number; evictions: number; expiredReused: number; capacity: number };
+  conntrack: { inserts: number; evictions: number; expiredReused: number; capacity: number; liveEntries?: number };
 }
 
 export interface ReplaySummary {

@@ -4,7 +4,7 @@
 // workers' relaxed atomics, workers never stopped), pools, I/O mode and reloads.
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
-import type { PoolStatusWithChecks } from '../daemon/pools.js';
+import type { PoolStatusWithChecks } from '../pools/supervisor.js';
 import type { EngineCounters, IoModeReport } from '../dataplane/engine.js';
 import type { CheckResultEvent, HealthTransition } from '../health/types.js';
 import { ADMIN_STATES } from '../pools/runtime.js';

@@ -3,3 +3,4 @@ export { DEFAULT_METRICS_LISTEN, METRICS_PATH, parseListen, type MetricsConfig }
 export { addEngineCounters, FamilySet, LEAVES, PREFIX, type Family } from './counters.js';
 export { MetricsExporter, PROBE_BUCKETS, type ExporterOptions, type InterfaceMetrics, type MetricsSource, type ReloadMetrics } from './exporter.js';
 export { MetricsServer } from './server.js';
+export { MetricsService } from './service.js';

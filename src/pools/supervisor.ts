@@ -9,7 +9,7 @@ import { DEFAULT_GUE_PORT } from '../config/defaults.js';
 import type { L4muxConfig } from '../config/types.js';
 import { HealthChecker, type HealthCheckerOptions, type TunnelHook, type TunnelRequest } from '../health/index.js';
 import { probeTunnelled, type TunnelPath } from '../health/probes/tunnelled.js';
-import type { BackendHealth, HealthCheckSpec } from '../health/types.js';
+import type { BackendHealth, CheckResultEvent, HealthCheckSpec, HealthTransition } from '../health/types.js';
 import { PoolRuntime, type BackendOverride, type OverrideResult, type PoolStatus } from './runtime.js';
 
 /** What the daemon needs of a health checker (HealthChecker; tests may substitute one). */
@@ -56,6 +56,12 @@ export class PoolSupervisor {
       this.runtime.setReportedWeight(e.backend, e.to);
       this.changed(`backend ${e.backend} weight ${e.to}`);
     });
+  }
+
+  /** Every probe's outcome and every health transition, as they happen (metrics). */
+  onCheckEvents(listeners: { result: (e: CheckResultEvent) => void; transition: (e: HealthTransition) => void }): void {
+    this.checker.on('result', listeners.result);
+    this.checker.on('transition', listeners.transition);
   }
 
   /** Called (once per burst of changes) when the dataplane should be given a new snapshot. */

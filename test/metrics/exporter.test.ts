@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { PoolStatusWithChecks } from '../../src/daemon/pools.js';
+import type { PoolStatusWithChecks } from '../../src/pools/supervisor.js';
 import { Dataplane, type DataplaneConfig } from '../../src/dataplane/index.js';
 import type { EngineCounters } from '../../src/dataplane/engine.js';
 import { MetricsExporter, MetricsServer, parseListen, type MetricsSource } from '../../src/metrics/index.js';
