@@ -7,8 +7,11 @@
 #   mux:    dut runs `l4mux run` (AF_PACKET, then AF_XDP) and sends it IPIP to the sink
 # Each mode: max-rate runs (offered vs received at the sink, loss) and a short binary search
 # for the highest rate with no loss (a rate is lossy when two 2 s tries both lose >= 0.1%).
+# With each I/O mode the mux is measured a second time while `l4mux capture` runs (one packet in
+# E2E_CAPTURE_SAMPLE copied, received and sent, into the capture rings and on to a pcap file):
+# what capturing costs, in the same run.
 # Results: bench/results/e2e-<UTC time>.json.
-#   E2E_SECONDS (default 3), E2E_RUNS (3), E2E_SEARCH_STEPS (6)
+#   E2E_SECONDS (default 3), E2E_RUNS (3), E2E_SEARCH_STEPS (6), E2E_CAPTURE_SAMPLE (100)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -17,6 +20,7 @@ root=$PWD
 seconds=${E2E_SECONDS:-3}
 runs=${E2E_RUNS:-3}
 steps=${E2E_SEARCH_STEPS:-6}
+capture_sample=${E2E_CAPTURE_SAMPLE:-100}
 P=e2e$$
 P=${P:0:8}
 run=/tmp/$P
@@ -123,6 +127,14 @@ EOF
   if ! kill -0 "$daemon" 2>/dev/null; then echo "l4mux ($io) did not start:" >&2; cat "$run/$io.log" >&2; exit 1; fi
   mode=$(in_ns dut node dist/cli/main.js status --control "$run/$io.sock" | node -e 'const i=JSON.parse(require("fs").readFileSync(0)).interfaces[0].io;console.log(i.mode+(i.xdpMode?"/"+i.xdpMode:""))')
   results+=("$(bench_mode "l4mux_$io ($mode)")")
+  echo "l4mux with $io, capturing 1 packet in $capture_sample..." >&2
+  in_ns dut node dist/cli/main.js capture --count 1000000 --seconds 3600 --sample "$capture_sample" -w "$run/$io.pcap" \
+    --control "$run/$io.sock" 2> "$run/$io.capture.log" &
+  capture=$!
+  for _ in $(seq 50); do grep -q capturing "$run/$io.capture.log" && break; sleep 0.1; done
+  results+=("$(bench_mode "l4mux_$io ($mode) capture 1/$capture_sample")")
+  kill -TERM "$capture"; wait "$capture" || true
+  echo "  capture: $(stat -c %s "$run/$io.pcap") bytes of pcap" >&2
   kill -TERM "$daemon"; wait "$daemon" || true
 done
 
@@ -136,6 +148,9 @@ node -e '
   for (const r of results) {
     r.ratio_to_kernel_at_max = +(r.received_pps_median / base.received_pps_median).toFixed(3);
     r.ratio_to_kernel_zero_loss = base.zero_loss_pps > 0 ? +(r.zero_loss_pps / base.zero_loss_pps).toFixed(3) : null;
+    // A capture run against the run of the same mode without one.
+    const off = results.find((o) => r.mode.includes(" capture ") && o.mode === r.mode.replace(/ capture .*$/, ""));
+    if (off !== undefined) r.ratio_to_capture_off_at_max = +(r.received_pps_median / off.received_pps_median).toFixed(3);
   }
   const doc = { time: stamp, host: { cores: require("os").cpus().length, loadAverageAtStart: load, kernel: require("os").release() },
     frame: "64-byte TCP SYN, 4096 flows", path: "gen -> dut -> gen -> sink over veth", results };

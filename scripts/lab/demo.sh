@@ -88,6 +88,8 @@ for m in 1 2 3; do
     const drops = Object.entries(c.drops ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(" ") || "none";
     console.log(`mux'"$m"': rx ${c.rx}  tx ${c.tx}  passed to kernel ${c.passed}  dropped ${c.dropped} (${drops})  new flows ${c.vips.reduce((n, v) => n + v.newFlows, 0)}`);'
 done
+say "metrics: Prometheus text at http://127.0.0.1:9641/metrics in mux1's namespace (a few of its series)"
+ip netns exec "$PREFIX-mux1" curl -s http://127.0.0.1:9641/metrics | grep -E '^l4mux_(vip_new_flows_total|backend_packets_total)' | grep -v ' 0$' | head -8
 status() { ip netns exec "$PREFIX-mux$1" node dist/cli/main.js status --control "$run/mux$1.sock"; }
 health_of() {  # health_of MUX ADDRESS
   status "$1" | node -e 'const s=JSON.parse(require("fs").readFileSync(0));console.log(s.pools.web4.backends.find((b)=>b.address===process.argv[1]).health)' "$2"

@@ -15,7 +15,7 @@ import type { EngineFactory } from '../dataplane/engine.js';
 import type { ProcessPrivileges } from '../net/capabilities.js';
 import type { NetHost } from '../net/host.js';
 import type { LinkInfo } from '../net/links.js';
-import { MetricsService } from '../metrics/service.js';
+import type { MetricsService } from '../metrics/service.js';
 import type { ResolveOptions } from '../net/nexthop.js';
 import { defaultHealthChecker, PoolSupervisor, type HealthCheckerFactory } from '../pools/supervisor.js';
 import { diffConfigs, effectiveConfig } from './diff.js';
@@ -174,6 +174,11 @@ export class Daemon {
       ...(cluster !== undefined && { cluster: () => cluster.dataplane() }),
     });
     this.tracker = new NextHopService(this.deps.host, { ...this.options.resolve, intervalMs: this.options.nextHopIntervalMs ?? DEFAULT_NEXT_HOP_INTERVAL_S * 1000 });
+    if (config.metrics !== undefined) {
+      // Loaded only when asked for: prom-client costs every other command's start-up time.
+      const { MetricsService } = await import('../metrics/service.js');
+      this.metrics = new MetricsService(config.metrics, () => ({ ...this.reloads }), this.deps.version);
+    }
     this.services = new ServiceList(this.serviceList(config, links), logger);
     if (cluster !== undefined) {
       // Not announced before the peers' transfers of this mux's flows are in.
@@ -212,10 +217,7 @@ export class Daemon {
         }),
       );
     }
-    if (config.metrics !== undefined) {
-      this.metrics = new MetricsService(config.metrics, () => ({ ...this.reloads }), this.deps.version);
-      services.push(this.metrics);
-    }
+    if (this.metrics !== undefined) services.push(this.metrics);
     services.push(new CountersService(this.options.countersIntervalMs ?? DEFAULT_COUNTERS_INTERVAL_S * 1000));
     // Last: announces once everything that serves the VIPs runs; stopped (withdrawn) first.
     this.bgp = new BgpService(this.deps.createBird);
