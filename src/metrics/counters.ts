@@ -70,6 +70,7 @@ const VIP: Record<string, Leaf> = {
   bytes: counter('vip_bytes', 'Bytes of the forwarded packets (inner IP packets) for the VIP.'),
   newFlows: counter('vip_new_flows', 'New flows scheduled on the VIP.'),
   noBackend: counter('vip_no_backend_drops', 'Packets of new flows dropped because no backend could take them.'),
+  flowsUntracked: counter('vip_untracked_flows', 'New flows forwarded by the Maglev table without a connection-table entry (the VIP was past its new-flow rate: flood mode).'),
 };
 
 const BACKEND: Record<string, Leaf> = {

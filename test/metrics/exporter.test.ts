@@ -185,5 +185,5 @@ describe('metrics config section', () => {
     expect(ok.ok && ok.config.metrics).toEqual({ listen: '127.0.0.1:9641', host: '127.0.0.1', port: 9641 });
     const none = check(() => undefined);
     expect(none.ok && none.config.metrics).toBeUndefined();
-  });
+  }, 30_000);
 });
