@@ -75,10 +75,46 @@ std::vector<uint32_t> wrr_order(const std::vector<uint32_t>& backends, std::vect
   return order;
 }
 
+// The canonical inputs of a VIP's table: size, seed, (slot, weight) of each backend given to
+// build_maglev_table in order, then each (slot, fall-over slot) pair applied afterwards. A
+// backend's slot stands for its address for the life of the process, so the slot is enough.
+std::vector<uint64_t> table_inputs(uint32_t size, uint64_t seed, const std::vector<MaglevBackend>& maglev,
+                                   const std::vector<uint32_t>& remap) {
+  std::vector<uint64_t> in;
+  in.reserve(3 + maglev.size());
+  in.push_back(size);
+  in.push_back(seed);
+  in.push_back(maglev.size());
+  for (const MaglevBackend& b : maglev) in.push_back(uint64_t{b.id} << 32 | b.weight);
+  for (uint32_t slot = 0; slot < remap.size(); ++slot) {
+    if (remap[slot] != kMaglevNoBackend) in.push_back(uint64_t{slot} << 32 | remap[slot]);
+  }
+  return in;
+}
+
+// The previous build's table when its inputs are the same, else a new one.
+std::shared_ptr<const MaglevTable> maglev_table_for(std::vector<uint64_t> inputs, const std::vector<MaglevBackend>& maglev,
+                                                    const std::vector<uint32_t>& remap, bool any_remap,
+                                                    const MaglevTable* previous) {
+  const uint64_t digest = hash_bytes(inputs.data(), inputs.size() * sizeof(uint64_t), 0);
+  if (previous != nullptr && previous->digest == digest && previous->inputs == inputs) return nullptr;
+  auto table = std::make_shared<MaglevTable>();
+  table->entries = build_maglev_table(maglev, static_cast<uint32_t>(inputs[0]), inputs[1]);
+  if (any_remap) {
+    for (uint32_t& entry : table->entries) {
+      if (entry != kMaglevNoBackend && remap[entry] != kMaglevNoBackend) entry = remap[entry];
+    }
+  }
+  table->inputs = std::move(inputs);
+  table->digest = digest;
+  return table;
+}
+
 // The backend-dependent part of a VIP: Maglev table with fall-overs, what happens to
-// existing flows per backend, and the new-flow set of the per-worker schedulers.
-void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t slot_count,
-                   uint64_t seed, Vip& vip) {
+// existing flows per backend, and the new-flow set of the per-worker schedulers. Returns
+// whether the table was taken over from `previous`.
+bool plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t slot_count,
+                   uint64_t seed, const std::shared_ptr<const MaglevTable>& previous, Vip& vip) {
   const size_t n = vs.backends.size();
   std::vector<int32_t> target(n, -1);
   std::vector<uint8_t> visiting(n, 0);
@@ -100,7 +136,6 @@ void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
                           : b.healthy                     ? FlowFate::kKeep
                                                           : FlowFate::kReschedule;
   }
-  vip.table = build_maglev_table(maglev, vs.table_size, seed);
   std::vector<uint32_t> remap(slot_count, kMaglevNoBackend);
   bool any_remap = false;
   for (size_t i = 0; i < n; ++i) {
@@ -109,11 +144,11 @@ void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
       any_remap = true;
     }
   }
-  if (any_remap) {
-    for (uint32_t& entry : vip.table) {
-      if (entry != kMaglevNoBackend && remap[entry] != kMaglevNoBackend) entry = remap[entry];
-    }
-  }
+  std::shared_ptr<const MaglevTable> built =
+      maglev_table_for(table_inputs(vs.table_size, seed, maglev, remap), maglev, remap, any_remap, previous.get());
+  const bool reused = built == nullptr;
+  vip.maglev = reused ? previous : std::move(built);
+  vip.table = vip.maglev->entries;
 
   std::vector<uint64_t> weights;
   for (size_t i = 0; i < n; ++i) {
@@ -123,6 +158,7 @@ void plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
     vip.new_flow_weights.push_back(static_cast<uint32_t>(std::min<uint64_t>(share[i], UINT32_MAX)));
   }
   if (vs.scheduler == Scheduler::kWrr) vip.wrr_sequence = wrr_order(vip.new_flow_backends, weights);
+  return reused;
 }
 
 // The outer headers toward each member, for packets of the VIP's family.
@@ -149,7 +185,7 @@ size_t IpAddrHash::operator()(const IpAddr& a) const { return hash_addr(a, 0); }
 size_t VipKeyHash::operator()(const VipKey& k) const { return hash_vip_key(k, 0); }
 
 std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendRegistry& backends,
-                                                VipRegistry& vip_registry) {
+                                                VipRegistry& vip_registry, const MaglevTables* previous) {
   std::unique_ptr<Snapshot> snap(new Snapshot());
   snap->seed_ = spec.seed;
   snap->index_seed_ = derive_seed(spec.seed, kIndexSeedPurpose);
@@ -198,7 +234,11 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
     vip.scheduler = vs.scheduler;
     vip.new_flow_rate = vs.new_flow_rate;
     try {
-      plan_backends(vs, pool_slots[v], snap->backends_.size(), spec.seed, vip);
+      static const std::shared_ptr<const MaglevTable> kNoTable;
+      const std::shared_ptr<const MaglevTable>& before =
+          previous != nullptr && *slot < previous->size() ? (*previous)[*slot] : kNoTable;
+      const bool reused = plan_backends(vs, pool_slots[v], snap->backends_.size(), spec.seed, before, vip);
+      ++(reused ? snap->tables_reused_ : snap->tables_built_);
       make_tunnels(spec, vs, vip);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument("VIP \"" + vs.name + "\": " + e.what());
@@ -250,6 +290,12 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
     }
   }
   return snap;
+}
+
+MaglevTables Snapshot::maglev_tables() const {
+  MaglevTables out(vip_by_slot_.size());
+  for (const Vip& vip : vips_) out[vip.slot] = vip.maglev;
+  return out;
 }
 
 const Vip* Snapshot::find_vip(const IpAddr& addr, uint8_t proto, uint16_t port) const {

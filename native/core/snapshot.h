@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -116,6 +117,20 @@ enum class FlowFate : uint8_t {
 
 inline constexpr uint32_t kWrrMaxSequence = 1u << 16;
 
+// A VIP's Maglev table (fall-overs applied), immutable once built and shared by every snapshot
+// whose VIP has the same inputs: a change to one VIP's pool (a health flap) rebuilds that
+// VIP's table only. `inputs` is everything the entries depend on, in a canonical form (table
+// size, seed, the weighted backends in order, the fall-over remapping); `digest` hashes it so
+// that most mismatches cost one comparison.
+struct MaglevTable {
+  std::vector<uint64_t> inputs;
+  uint64_t digest = 0;
+  std::vector<uint32_t> entries;
+};
+// The tables of a snapshot by VIP slot (nullptr: no VIP in that slot), the source of reuse
+// for the next build.
+using MaglevTables = std::vector<std::shared_ptr<const MaglevTable>>;
+
 // A backend of a VIP's pool, as the fast path needs it.
 struct VipMember {
   TunnelHeader tunnel;  // the outer headers toward it for this VIP's packets
@@ -138,7 +153,9 @@ struct Vip {
   // Maglev: flow hash % table_size -> backend slot. Built over the backends that take new
   // flows plus those whose share falls over to another; their entries then name the
   // fall-over, so only the entries of a backend that stops taking flows change hands.
-  std::vector<uint32_t> table;
+  // `table` views `maglev->entries` (one load less on the packet path).
+  std::shared_ptr<const MaglevTable> maglev;
+  std::span<const uint32_t> table;
   // The pool, in configuration order, and where each backend slot is in it (kNotMember).
   std::vector<VipMember> members;
   std::vector<uint32_t> member_by_slot;
@@ -183,10 +200,12 @@ struct VipAddressInfo {
 
 class Snapshot {
  public:
-  // Builds every Maglev table. Throws std::invalid_argument with a readable message when the
-  // spec cannot be honoured (e.g. slot capacity exhausted, non-prime table size).
+  // Builds the snapshot: a VIP's Maglev table is taken from `previous` (by VIP slot) when its
+  // inputs are unchanged, else built. Throws std::invalid_argument with a readable message
+  // when the spec cannot be honoured (e.g. slot capacity exhausted, non-prime table size).
+  // Touches nothing but its arguments: callable from any thread that owns them.
   static std::unique_ptr<const Snapshot> build(const ConfigSpec& spec, BackendRegistry& backends,
-                                               VipRegistry& vips);
+                                               VipRegistry& vips, const MaglevTables* previous = nullptr);
 
   // The VIP for (address, protocol, port): an exact port match first, then the all-ports VIP.
   const Vip* find_vip(const IpAddr& addr, uint8_t proto, uint16_t port) const;
@@ -208,6 +227,11 @@ class Snapshot {
   const std::optional<IpAddr>& outer_source_v4() const { return outer_source_v4_; }
   const std::optional<IpAddr>& outer_source_v6() const { return outer_source_v6_; }
   uint32_t egress_mtu() const { return egress_mtu_; }
+  // This snapshot's Maglev tables by VIP slot: the `previous` of the next build.
+  MaglevTables maglev_tables() const;
+  // How many of this snapshot's tables its build took over from `previous` / computed.
+  uint32_t tables_reused() const { return tables_reused_; }
+  uint32_t tables_built() const { return tables_built_; }
   // nullptr without a cluster.
   const cluster::ClusterView* cluster() const { return cluster_.get(); }
 
@@ -237,6 +261,8 @@ class Snapshot {
   std::optional<IpAddr> outer_source_v4_;
   std::optional<IpAddr> outer_source_v6_;
   uint32_t egress_mtu_ = 0;
+  uint32_t tables_reused_ = 0;
+  uint32_t tables_built_ = 0;
   std::unique_ptr<const cluster::ClusterView> cluster_;
 };
 

@@ -7,7 +7,9 @@ ConfigPublisher::ConfigPublisher(uint32_t readers, uint32_t max_vips, uint32_t m
 
 std::unique_ptr<const Snapshot> ConfigPublisher::build(const ConfigSpec& spec) {
   std::lock_guard lock(mutex_);
-  return Snapshot::build(spec, backends_, vips_);
+  std::unique_ptr<const Snapshot> snap = Snapshot::build(spec, backends_, vips_, &last_tables_);
+  last_tables_ = snap->maglev_tables();
+  return snap;
 }
 
 void ConfigPublisher::publish(std::unique_ptr<const Snapshot> snapshot) {

@@ -36,9 +36,11 @@ class ConfigPublisher {
   ConfigPublisher(const ConfigPublisher&) = delete;
   ConfigPublisher& operator=(const ConfigPublisher&) = delete;
 
-  // Builds the snapshot for `spec` without publishing it. Thread-safe (builds run one at a
-  // time). Throws std::invalid_argument, nothing changed but slots handed out, when the spec
-  // cannot be honoured.
+  // Builds the snapshot for `spec` without publishing it, reusing the Maglev tables of the
+  // last successful build for VIPs whose inputs are unchanged (see MaglevTable). Thread-safe
+  // (builds run one at a time; the published snapshots are not read). Throws
+  // std::invalid_argument, nothing changed but slots handed out, when the spec cannot be
+  // honoured.
   std::unique_ptr<const Snapshot> build(const ConfigSpec& spec);
   // Swaps `snapshot` in for the readers and remembers its VIP names. Control thread.
   void publish(std::unique_ptr<const Snapshot> snapshot);
@@ -63,6 +65,7 @@ class ConfigPublisher {
   BackendRegistry backends_;
   VipRegistry vips_;
   std::unordered_map<uint32_t, std::string> vip_names_;
+  MaglevTables last_tables_;  // of the last build: what the next one may reuse
   mutable SnapshotHolder<Snapshot> holder_;
 };
 

@@ -155,10 +155,11 @@ TEST_F(BackendStatesTest, MostlyTheDownBackendsEntriesMove) {
   ConfigSpec spec = base_config();
   spec.vips[0].table_size = 65537;
   configure(spec);
-  const std::vector<uint32_t> before = snapshot_->vips()[0].table;
+  const std::span<const uint32_t> t = snapshot_->vips()[0].table;
+  const std::vector<uint32_t> before(t.begin(), t.end());
   spec.vips[0].backends[1].healthy = false;
   configure(spec);
-  const std::vector<uint32_t>& after = snapshot_->vips()[0].table;
+  const std::span<const uint32_t> after = snapshot_->vips()[0].table;
   const uint32_t down = *backends_.find(ip("10.1.0.2"));
   size_t moved_beyond = 0;
   for (size_t i = 0; i < before.size(); ++i) {
@@ -175,10 +176,11 @@ TEST_F(BackendStatesTest, FallOverTakesExactlyTheShareOfTheBackendThatCannot) {
   ConfigSpec spec = base_config();
   spec.vips[0].backends[0].fallover = {ip("10.1.0.3")};
   configure(spec);
-  const std::vector<uint32_t> before = snapshot_->vips()[0].table;
+  const std::span<const uint32_t> t = snapshot_->vips()[0].table;
+  const std::vector<uint32_t> before(t.begin(), t.end());
   spec.vips[0].backends[0].state = AdminState::kDraining;
   configure(spec);
-  const std::vector<uint32_t>& after = snapshot_->vips()[0].table;
+  const std::span<const uint32_t> after = snapshot_->vips()[0].table;
   const uint32_t a = *backends_.find(ip("10.1.0.1"));
   const uint32_t c = *backends_.find(ip("10.1.0.3"));
   for (size_t i = 0; i < before.size(); ++i) {
