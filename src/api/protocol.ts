@@ -174,3 +174,7 @@ export const CAPTURE_MAX_SECONDS = 3600;
 
 /** Longest request line accepted. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
+/** Connections the control socket serves at once; more are answered with an error and closed. */
+export const MAX_CONNECTIONS = 16;
+/** Requests of one connection waiting for their answer; past it the connection is closed. */
+export const MAX_PIPELINED_REQUESTS = 8;

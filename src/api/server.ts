@@ -9,6 +9,8 @@ import type { BackendAdminState } from '../dataplane/types.js';
 import { ADMIN_STATES } from '../pools/runtime.js';
 import { parseCaptureRequest, parseFlowRequest } from './requests.js';
 import {
+  MAX_CONNECTIONS,
+  MAX_PIPELINED_REQUESTS,
   MAX_REQUEST_BYTES,
   type BackendRequest,
   type BackendResponse,
@@ -72,27 +74,45 @@ export class ControlServer {
     server.on('connection', (socket) => control.serve(socket, handlers, logger));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new Error(`control socket ${path}: ${e.message}`)));
-      server.listen(path, () => resolve());
+      // The socket file is created by bind() inside listen(), with the process umask: made
+      // 0600 from the start, not chmod-ed after a window in which anyone could connect.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(path, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
-    await chmod(path, 0o600);
+    await chmod(path, 0o600);  // the mode the file must have, whatever created it
     server.on('error', (e) => logger.error({ err: e }, 'control socket error'));
     return control;
   }
 
   private serve(socket: Socket, handlers: ControlHandlers, logger: Logger): void {
+    const reply = (response: ControlResponse | CapturePackets): void => {
+      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+    };
+    if (this.sockets.size >= MAX_CONNECTIONS) {
+      logger.warn({ connections: this.sockets.size }, 'control socket: connection refused, too many open');
+      reply({ ok: false, errors: [`too many control connections (at most ${MAX_CONNECTIONS})`] });
+      socket.end();
+      socket.on('error', () => socket.destroy());
+      return;
+    }
     this.sockets.add(socket);
     socket.setEncoding('utf8');
     let buffer = '';
     let queue = Promise.resolve();
     const closed = new AbortController();
-    const reply = (response: ControlResponse | CapturePackets): void => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
-    };
+    let pending = 0;
+    let refused = false;
     socket.on('data', (chunk: string) => {
+      if (refused) return;
       buffer += chunk;
       if (buffer.length > MAX_REQUEST_BYTES && !buffer.includes('\n')) {
         reply({ ok: false, errors: [`request longer than ${MAX_REQUEST_BYTES} bytes`] });
         socket.end();
+        refused = true;
         return;
       }
       let newline: number;
@@ -100,8 +120,22 @@ export class ControlServer {
         const line = buffer.slice(0, newline).trim();
         buffer = buffer.slice(newline + 1);
         if (line === '') continue;
+        if (pending >= MAX_PIPELINED_REQUESTS) {
+          // Answered after those before it, so the client sees why the rest went unanswered.
+          queue = queue.then(() => {
+            reply({ ok: false, errors: [`more than ${MAX_PIPELINED_REQUESTS} requests waiting on one connection`] });
+            socket.end();
+          });
+          refused = true;
+          buffer = '';
+          return;
+        }
+        pending++;
         // Requests of one connection are answered in order.
-        queue = queue.then(async () => reply(await handle(line, handlers, logger, reply, closed.signal)));
+        queue = queue.then(async () => {
+          reply(await handle(line, handlers, logger, reply, closed.signal));
+          pending--;
+        });
       }
     });
     socket.on('error', () => socket.destroy());

@@ -17,6 +17,8 @@ export const MAX_INTERFACE_NAME = 15;
 /** The smallest link MTU IPv6 allows (RFC 8200). */
 export const MIN_IPV6_MTU = 1280;
 export const DEFAULT_WEIGHT = 1;
+/** The largest backend weight, in the file (schema) and at runtime (`l4mux backend --weight`). */
+export const MAX_WEIGHT = 65535;
 export const DEFAULT_ENCAPSULATION: Encapsulation = 'ipip';
 export const DEFAULT_GUE_PORT = 6080;
 export const DEFAULT_HASH_FIELDS: HashFields = '5-tuple';

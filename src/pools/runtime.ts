@@ -7,6 +7,7 @@
 // daemon stops, or until a reload changes that backend's value in the file (the file is then
 // the newer word). Health: a backend without a check is up; a checked one counts as up until
 // its checks say down (keepalived's default), and as down once they do.
+import { MAX_WEIGHT } from '../config/defaults.js';
 import { parseAddress } from '../config/addresses.js';
 import type { BackendRuntime, BackendView } from '../config/dataplane.js';
 import type { BackendConfig, L4muxConfig } from '../config/types.js';
@@ -144,8 +145,8 @@ export class PoolRuntime {
     if (change.state !== undefined && !ADMIN_STATES.includes(change.state)) {
       return { ok: false, error: `state: "${String(change.state)}" is not one of ${ADMIN_STATES.join(', ')}` };
     }
-    if (change.weight !== undefined && !(Number.isInteger(change.weight) && change.weight >= 0 && change.weight <= 1_000_000)) {
-      return { ok: false, error: `weight: ${String(change.weight)} is not an integer in 0..1000000` };
+    if (change.weight !== undefined && !(Number.isInteger(change.weight) && change.weight >= 0 && change.weight <= MAX_WEIGHT)) {
+      return { ok: false, error: `weight: ${String(change.weight)} is not an integer in 0..${MAX_WEIGHT} (as in the file)` };
     }
     const k = key(pool, address);
     const current = { ...this.overrides.get(k), ...change };

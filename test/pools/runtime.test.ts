@@ -44,7 +44,8 @@ describe('PoolRuntime', () => {
     const runtime = new PoolRuntime(config());
     expect(runtime.override('db', '10.1.0.1', { state: 'offline' })).toEqual({ ok: false, error: 'there is no pool db' });
     expect(runtime.override('web', '10.1.0.9', { state: 'offline' })).toEqual({ ok: false, error: 'pool web has no backend 10.1.0.9' });
-    expect(runtime.override('web', '10.1.0.1', { weight: -1 })).toEqual({ ok: false, error: 'weight: -1 is not an integer in 0..1000000' });
+    expect(runtime.override('web', '10.1.0.1', { weight: -1 })).toEqual({ ok: false, error: 'weight: -1 is not an integer in 0..65535 (as in the file)' });
+    expect(runtime.override('web', '10.1.0.1', { weight: 65536 })).toEqual({ ok: false, error: 'weight: 65536 is not an integer in 0..65535 (as in the file)' });
   });
 
   it('drops an override once the file changes that value', () => {

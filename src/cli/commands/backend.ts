@@ -1,6 +1,7 @@
 // l4mux backend POOL ADDRESS [--state active|draining|offline] [--weight N] [--control SOCKET]:
 // changes one backend of the running daemon at once (a new snapshot, flows in progress kept
 // as the state says). The change lasts until the daemon stops or the file changes that value.
+import { MAX_WEIGHT } from '../../config/defaults.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { DEFAULT_CONTROL_SOCKET, sendControl } from '../../api/client.js';
@@ -31,7 +32,7 @@ export async function runBackend(control: string, request: BackendRequest, io: C
 
 function weightArgument(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 1_000_000) throw new InvalidArgumentError('expected an integer in 0..1000000');
+  if (!/^\d+$/.test(text) || n > MAX_WEIGHT) throw new InvalidArgumentError(`expected an integer in 0..${MAX_WEIGHT}`);
   return n;
 }
 
