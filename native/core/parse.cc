@@ -53,6 +53,7 @@ struct Ipv6Chain {
   uint32_t l4_offset = 0;  // where that header starts
   bool is_fragment = false;
   bool first_fragment = true;  // false: a non-first fragment, nothing past l4_offset is a header
+  uint32_t fragment_offset = 0;  // bytes, of a non-first fragment
 };
 
 // Walks the extension headers in [off, end) starting with next-header `nh`. Stops at the
@@ -88,6 +89,7 @@ ChainStatus walk_ipv6_chain(const uint8_t* frame, uint32_t off, uint32_t end, ui
       if (more || frag_offset != 0) chain.is_fragment = true;
       if (frag_offset != 0) {
         chain.first_fragment = false;
+        chain.fragment_offset = frag_offset;
         chain.proto = h[0];
         chain.l4_offset = off + size;
         return ChainStatus::kOk;
@@ -267,8 +269,14 @@ ParseResult parse_ipv4(const uint8_t* frame, uint32_t len, ParsedPacket& out) {
   out.dst = IpAddr::v4(ip + 16);
   out.l3_length = static_cast<uint16_t>(total);
   out.l4_offset = static_cast<uint16_t>(l3 + ihl);  // options are skipped, not interpreted
-  // A non-first fragment starts in the middle of the datagram: no L4 header to read.
-  if (frag_offset != 0) return ok();
+  // A non-first fragment starts in the middle of the datagram: no L4 header to read. One
+  // reaching past 65535 bytes builds an impossible datagram (the "ping of death"); one at
+  // offset 8 of a TCP datagram rewrites the first fragment's ports and flags (RFC 1858).
+  if (frag_offset != 0) {
+    if (uint32_t{frag_offset} * 8 + (total - ihl) > 0xFFFF) return malformed(DropReason::kFragmentTooLong);
+    if (out.proto == kProtoTcp && frag_offset == 1) return malformed(DropReason::kFragmentOverlapsHeader);
+    return ok();
+  }
   return parse_l4(frame, l3 + total, out);
 }
 
@@ -305,7 +313,14 @@ ParseResult parse_ipv6(const uint8_t* frame, uint32_t len, ParsedPacket& out) {
   // l4_offset <= l3 + total <= 22 + 0xFFFF; the chain is at most 8 headers of <= 2 KiB, so
   // it is in fact far below 0xFFFF and the narrowing is exact.
   out.l4_offset = static_cast<uint16_t>(chain.l4_offset);
-  if (!chain.first_fragment) return ok();
+  if (!chain.first_fragment) {
+    // The fragment's data starts at l4_offset: past 65535 bytes of datagram it is impossible.
+    if (chain.fragment_offset + (l3 + total - chain.l4_offset) > 0xFFFF) {
+      return malformed(DropReason::kFragmentTooLong);
+    }
+    if (out.proto == kProtoTcp && chain.fragment_offset == 8) return malformed(DropReason::kFragmentOverlapsHeader);
+    return ok();
+  }
   return parse_l4(frame, l3 + total, out);
 }
 

@@ -16,6 +16,12 @@ bool is_new_connection_syn(uint8_t tcp_flags) {
   return (tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
 }
 
+// The next-hop MTU an ICMP "fragmentation needed" (bytes 6-7) or ICMPv6 "packet too big"
+// (bytes 4-7) reports; the parser made the 8-byte error header readable.
+uint32_t reported_mtu(const uint8_t* icmp, Family family) {
+  return family == Family::kIpv4 ? load_be16(icmp + 6) : load_be32(icmp + 4);
+}
+
 // Schedulers whose choice no other mux would repeat: their entries must be synced, and in a
 // cluster their new flows are decided by the flow's owner.
 bool is_per_mux(Scheduler s) {
@@ -132,6 +138,7 @@ bool Pipeline::forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& sna
   if (vip == nullptr) return false;
   const PlainFlow& f = w.plain_flow;
   if (entry->state == FlowState::kTcpClosing && is_new_connection_syn(f.tcp_flags)) return false;
+  if (w.key.proto == kProtoTcp && !tcp_flags_valid(f.tcp_flags)) return false;
   const VipMember* member = vip->member(entry->backend);
   if (member == nullptr || member->fate != FlowFate::kKeep) return false;
   const TunnelHeader& tunnel = member->tunnel;
@@ -189,6 +196,17 @@ void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t n
         drop(pkt, DropReason::kFragmentNoVip);
         return;
       }
+      // The first fragment shows the ports: one the VIP does not serve is refused as the
+      // unfragmented packet would be (so is a TCP one with impossible flags). Later fragments
+      // cannot be told apart; without their first one the backend never completes the datagram.
+      if (p.has_l4 && vip->key.port != 0 && vip->key.port != p.dst_port) {
+        drop(pkt, DropReason::kNoVipForPort);
+        return;
+      }
+      if (p.has_l4 && p.proto == kProtoTcp && !tcp_flags_valid(p.tcp_flags)) {
+        drop(pkt, DropReason::kTcpBadFlags);
+        return;
+      }
       forward_fragment(pkt, w, *vip, snapshot, now_ns);
       return;
     }
@@ -203,11 +221,21 @@ void Pipeline::decide(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t n
           drop(pkt, DropReason::kIcmpEchoDisabled);
           return;
         }
+        if (!echo_budget_.has_token(now_ns, kEchoBurst, kEchoPerSecond)) {
+          drop(pkt, DropReason::kIcmpEchoRateLimited);
+          return;
+        }
+        echo_budget_.spend();
         pkt.len = make_echo_reply(pkt.data, p);
         counters_.echo_replies.add();
         return;
       }
       if (is_path_mtu_error(p) && p.embedded.present) {
+        if (reported_mtu(pkt.data + p.l4_offset, p.family) <
+            (p.family == Family::kIpv4 ? kMinRelayedMtuIpv4 : kMinRelayedMtuIpv6)) {
+          drop(pkt, DropReason::kIcmpTooBigMtuTooSmall);
+          return;
+        }
         forward_icmp_error(pkt, w, snapshot, now_ns);
         return;
       }
@@ -223,6 +251,10 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
                             const Snapshot& snapshot, uint64_t now_ns) {
   const ParsedPacket& p = w.parsed;
   const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
+  if (p.proto == kProtoTcp && !tcp_flags_valid(flags)) {
+    drop(pkt, DropReason::kTcpBadFlags);
+    return;
+  }
 
   // A fresh SYN on a closing connection is a new connection reusing the 5-tuple: it is
   // scheduled anew whatever became of the old one.
@@ -596,13 +628,7 @@ void Pipeline::encapsulate_to(Packet& pkt, const ParsedPacket& p, const Vip& vip
 }
 
 void Pipeline::send_too_big(Packet& pkt, const ParsedPacket& p, uint32_t inner_mtu, uint64_t now_ns) {
-  const uint64_t elapsed = now_ns - std::min(now_ns, icmp_refilled_ns_);
-  const uint64_t earned = elapsed * kIcmpPerSecond / 1'000'000'000ull;
-  if (earned > 0) {
-    icmp_tokens_ = std::min(kIcmpBurst, icmp_tokens_ + earned);
-    icmp_refilled_ns_ = now_ns;
-  }
-  if (icmp_tokens_ == 0) {
+  if (!too_big_budget_.has_token(now_ns, kIcmpBurst, kIcmpPerSecond)) {
     drop(pkt, DropReason::kIcmpRateLimited);
     return;
   }
@@ -613,7 +639,7 @@ void Pipeline::send_too_big(Packet& pkt, const ParsedPacket& p, uint32_t inner_m
     drop(pkt, DropReason::kHeadroomExhausted);
     return;
   }
-  --icmp_tokens_;
+  too_big_budget_.spend();
   pkt.headroom = static_cast<uint32_t>(frame - buffer_start);
   pkt.data = frame;
   pkt.len = frame_len;

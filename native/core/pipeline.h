@@ -13,6 +13,7 @@
 // system call; live I/O and the pcap replay drive this same code.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,31 @@ inline constexpr uint32_t kMaxBatch = 64;
 // ICMP "too big" errors a worker may send: a burst, refilled at a steady rate.
 inline constexpr uint64_t kIcmpBurst = 100;
 inline constexpr uint64_t kIcmpPerSecond = 1000;
+// Echo replies a worker may send (Linux's icmp_msgs_per_sec is 1000 too): pinging a VIP works,
+// a ping flood gets no amplifier.
+inline constexpr uint64_t kEchoBurst = 100;
+inline constexpr uint64_t kEchoPerSecond = 1000;
+// Smallest MTUs a relayed "too big" may report (RFC 791's 576 that every IPv4 host accepts,
+// IPv6's 1280): lower ones only serve to make backends fragment or send tiny segments.
+inline constexpr uint32_t kMinRelayedMtuIpv4 = 576;
+inline constexpr uint32_t kMinRelayedMtuIpv6 = 1280;
+
+// A token bucket: `burst` tokens, refilled at `per_second`.
+struct TokenBucket {
+  uint64_t tokens;
+  uint64_t refilled_ns = 0;
+  // Refills by the time passed; true when a token is left (spend() it once used).
+  bool has_token(uint64_t now_ns, uint64_t burst, uint64_t per_second) {
+    const uint64_t elapsed = now_ns - std::min(now_ns, refilled_ns);
+    const uint64_t earned = elapsed * per_second / 1'000'000'000ull;
+    if (earned > 0) {
+      tokens = std::min(burst, tokens + earned);
+      refilled_ns = now_ns;
+    }
+    return tokens != 0;
+  }
+  void spend() { --tokens; }
+};
 
 // Set by the receive path when the L4 checksum is not final (TP_STATUS_CSUMNOTREADY).
 inline constexpr uint32_t kPacketChecksumPartial = 1u << 0;
@@ -135,8 +161,8 @@ class Pipeline {
   std::unique_ptr<FlowRate[]> flow_rate_;
   uint64_t random_state_;
   // Token bucket for the ICMP errors this worker originates (RFC 1812 4.3.2.8, RFC 4443 2.4(f)).
-  uint64_t icmp_tokens_ = kIcmpBurst;
-  uint64_t icmp_refilled_ns_ = 0;
+  TokenBucket too_big_budget_{kIcmpBurst};
+  TokenBucket echo_budget_{kEchoBurst};
   bool plain_lane_;
   cluster::WorkerSync* sync_;
 };

@@ -24,6 +24,18 @@ inline constexpr uint8_t kTcpFin = 0x01;
 inline constexpr uint8_t kTcpSyn = 0x02;
 inline constexpr uint8_t kTcpRst = 0x04;
 inline constexpr uint8_t kTcpAck = 0x10;
+inline constexpr uint8_t kTcpUrg = 0x20;
+
+// The flag combinations a TCP segment may carry (PSH, ECE and CWR aside), as Linux's
+// conntrack accepts them: SYN, SYN|ACK, RST, RST|ACK, FIN|ACK, ACK, each also with URG where
+// Linux allows it. SYN with FIN or RST, FIN without ACK and no flags at all are scans or
+// attacks, never a connection.
+inline bool tcp_flags_valid(uint8_t flags) {
+  const uint32_t key = (flags & 0x07u) | ((flags & 0x30u) >> 1);  // FIN SYN RST ACK URG
+  constexpr uint32_t kValid = (1u << 0x02) | (1u << 0x12) | (1u << 0x0A) | (1u << 0x04) | (1u << 0x0C) |
+                              (1u << 0x09) | (1u << 0x19) | (1u << 0x08) | (1u << 0x18);
+  return ((kValid >> key) & 1u) != 0;
+}
 
 inline constexpr uint16_t kEthTypeIpv4 = 0x0800;
 inline constexpr uint16_t kEthTypeIpv6 = 0x86DD;
@@ -179,7 +191,12 @@ enum class Verdict : uint8_t {
   X(kIcmpRateLimited, "icmp_too_big_rate_limited")                                     \
   X(kBackendOffline, "backend_offline")                                               \
   X(kRedirectMalformed, "redirect_malformed")                                          \
-  X(kRedirectUnknownPeer, "redirect_unknown_peer")
+  X(kRedirectUnknownPeer, "redirect_unknown_peer")                                    \
+  X(kFragmentTooLong, "fragment_past_65535")                                           \
+  X(kFragmentOverlapsHeader, "fragment_overlaps_tcp_header")                           \
+  X(kTcpBadFlags, "tcp_bad_flags")                                                     \
+  X(kIcmpTooBigMtuTooSmall, "icmp_too_big_mtu_below_minimum")                          \
+  X(kIcmpEchoRateLimited, "icmp_echo_rate_limited")
 
 enum class DropReason : uint8_t {
 #define L4MUX_X(name, str) name,

@@ -109,16 +109,16 @@ TEST_F(BackendStatesTest, OfflineCutsFlowsWithAResetTheClientAccepts) {
   EXPECT_NE(backend_of(later), "10.1.0.2");
 }
 
-TEST_F(BackendStatesTest, OfflineAnswersASegmentWithoutAckWithRstAck) {
+TEST_F(BackendStatesTest, OfflineDoesNotAnswerASegmentWithImpossibleFlags) {
+  // A segment without ACK (nor SYN or RST) belongs to no connection: it is dropped as
+  // tcp_bad_flags before any reset would be made for it.
   configure(base_config());
   const uint16_t port = port_on("10.1.0.3");
   configure(with_state("10.1.0.3", AdminState::kOffline));
-  const Packet p = ack(port, 0x08);  // PSH only, seq 1000, 2 bytes
-  ASSERT_EQ(p.verdict, Verdict::kTx);
-  const Bytes o = out(p);
-  EXPECT_EQ(load_be32(&o[38]), 0u);
-  EXPECT_EQ(load_be32(&o[42]), 1002u) << "acknowledges the segment";
-  EXPECT_EQ(o[47], 0x14) << "RST+ACK";
+  const Packet p = ack(port, 0x08);  // PSH only
+  EXPECT_EQ(p.verdict, Verdict::kDrop);
+  EXPECT_EQ(p.reason, DropReason::kTcpBadFlags);
+  EXPECT_EQ(counters_.tcp_resets_sent.get(), 0u);
 }
 
 TEST_F(BackendStatesTest, OfflineNeverAnswersAReset) {

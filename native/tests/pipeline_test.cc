@@ -239,6 +239,92 @@ TEST_F(PipelineTest, FragmentsForAnAddressWithSeveralVipsAreDroppedAndCounted) {
   EXPECT_EQ(counters_.drops[static_cast<size_t>(DropReason::kFragmentNoVip)].get(), 1u);
 }
 
+// Issue 12.4: a SYN to a port no VIP serves is dropped; the same SYN in two fragments must be
+// too (the first fragment shows the port).
+TEST_F(PipelineTest, FirstFragmentToAPortTheVipDoesNotServeIsRefused) {
+  configure(base_config());  // 192.0.2.10 TCP 80 only
+  const IpAddr s = ip("198.51.100.1");
+  const IpAddr d = ip("192.0.2.10");
+  for (uint16_t port : {uint16_t{81}, uint16_t{80}}) {
+    L4Spec syn;
+    syn.dst_port = port;
+    syn.payload.assign(40, 'x');
+    const Bytes tcp = testing::l4_segment(s, d, syn);
+    const Bytes head(tcp.begin(), tcp.begin() + 24);
+    const Bytes tail(tcp.begin() + 24, tcp.end());
+    const Packet first = run(testing::ethernet(testing::ip_packet({s, d, kProtoTcp, false, true, 0}, head)));
+    if (port == 81) {
+      EXPECT_EQ(first.verdict, Verdict::kDrop);
+      EXPECT_EQ(first.reason, DropReason::kNoVipForPort);
+    } else {
+      EXPECT_EQ(first.verdict, Verdict::kTx) << "the served port's fragments still go through";
+      EXPECT_EQ(run(testing::ethernet(testing::ip_packet({s, d, kProtoTcp, false, false, 24}, tail))).verdict,
+                Verdict::kTx);
+    }
+  }
+}
+
+// Issue 12.10: fragments that would build a datagram past 65535 bytes, and a TCP fragment at
+// offset 8 that would rewrite the first fragment's ports and flags (RFC 1858).
+TEST_F(PipelineTest, ImpossibleFragmentsAreDropped) {
+  configure(base_config());
+  const IpAddr s = ip("198.51.100.1");
+  const IpAddr d = ip("192.0.2.10");
+  const Packet late = run(testing::ethernet(testing::ip_packet({s, d, kProtoTcp, false, false, 65528}, Bytes(100, 1))));
+  EXPECT_EQ(late.verdict, Verdict::kDrop);
+  EXPECT_EQ(late.reason, DropReason::kFragmentTooLong);
+  const IpAddr s6 = ip("2001:db8:c::1");
+  const IpAddr d6 = ip("2001:db8::10");
+  ConfigSpec spec = base_config();
+  spec.vips.push_back(make_vip("v6", "2001:db8::10", kProtoTcp, 443, Encap::kIpip, {"fd00:1::1"}));
+  configure(spec);
+  EXPECT_EQ(run(testing::ethernet(testing::ip_packet({s6, d6, kProtoTcp, false, false, 65528}, Bytes(100, 1)))).reason,
+            DropReason::kFragmentTooLong);
+  const Packet overlap = run(testing::ethernet(testing::ip_packet({s, d, kProtoTcp, false, true, 8}, Bytes(40, 1))));
+  EXPECT_EQ(overlap.verdict, Verdict::kDrop);
+  EXPECT_EQ(overlap.reason, DropReason::kFragmentOverlapsHeader);
+  // The last legal fragment still passes.
+  EXPECT_EQ(run(testing::ethernet(testing::ip_packet({s, d, kProtoTcp, false, false, 65528}, Bytes(7, 1)))).verdict,
+            Verdict::kTx);
+}
+
+TEST_F(PipelineTest, ImpossibleTcpFlagsAreDroppedOnNewAndKnownFlows) {
+  configure(base_config());
+  for (uint8_t flags : {uint8_t{0x03} /* SYN|FIN */, uint8_t{0x06} /* SYN|RST */, uint8_t{0x00} /* null */,
+                        uint8_t{0x01} /* FIN without ACK */, uint8_t{0x29} /* FIN|PSH|URG: xmas */}) {
+    L4Spec bad;
+    bad.src_port = 33000;
+    bad.tcp_flags = flags;
+    const Packet p = run(flow_frame("198.51.100.1", "192.0.2.10", bad));
+    EXPECT_EQ(p.verdict, Verdict::kDrop) << int{flags};
+    EXPECT_EQ(p.reason, DropReason::kTcpBadFlags) << int{flags};
+  }
+  // An established flow (the plain lane's path) too.
+  L4Spec syn;
+  syn.src_port = 33001;
+  ASSERT_EQ(run(flow_frame("198.51.100.1", "192.0.2.10", syn)).verdict, Verdict::kTx);
+  L4Spec odd = syn;
+  odd.tcp_flags = 0x03;
+  EXPECT_EQ(run(flow_frame("198.51.100.1", "192.0.2.10", odd)).reason, DropReason::kTcpBadFlags);
+  odd.tcp_flags = 0x18;  // PSH|ACK: fine
+  EXPECT_EQ(run(flow_frame("198.51.100.1", "192.0.2.10", odd)).verdict, Verdict::kTx);
+}
+
+TEST_F(PipelineTest, EchoRepliesAreRateLimited) {
+  configure(base_config());
+  Bytes echo = {8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'};
+  store_be16(&echo[2], csum_fold(csum_partial(echo.data(), echo.size())));
+  const Bytes frame = testing::ethernet(testing::ip_packet({ip("198.51.100.1"), ip("192.0.2.10"), kProtoIcmp}, echo));
+  int replies = 0;
+  for (int i = 0; i < 1000; ++i) replies += run(frame).verdict == Verdict::kTx;
+  EXPECT_EQ(replies, static_cast<int>(kEchoBurst)) << "a flood of 1000 at once";
+  EXPECT_EQ(counters_.drops[static_cast<size_t>(DropReason::kIcmpEchoRateLimited)].get(), 1000u - kEchoBurst);
+  now_ns_ += 10'000'000;  // 10 ms later: 10 more
+  replies = 0;
+  for (int i = 0; i < 100; ++i) replies += run(frame).verdict == Verdict::kTx;
+  EXPECT_EQ(replies, 10);
+}
+
 TEST_F(PipelineTest, AllPortsVipCatchesPortsWithoutTheirOwnVip) {
   ConfigSpec spec = base_config();
   spec.vips.push_back(make_vip("any", "192.0.2.10", kProtoTcp, 0, Encap::kIpip, {"10.9.0.1"}));
@@ -328,6 +414,17 @@ TEST_F(PipelineTest, FragmentationNeededGoesToTheBackendOfTheEmbeddedFlow) {
   const Packet p = run(testing::ethernet(testing::ip_packet({ip("203.0.113.1"), vip, kProtoIcmp}, icmp)));
   ASSERT_EQ(p.verdict, Verdict::kTx);
   EXPECT_EQ(backend_of(p), backend);
+  EXPECT_EQ(counters_.icmp_errors_forwarded.get(), 1u);
+
+  // A "too big" reporting an MTU below 576 (IPv4) is not relayed: it would only make the
+  // backend send tiny segments.
+  Bytes tiny = icmp;
+  store_be16(&tiny[6], 68);
+  store_be16(&tiny[2], 0);
+  store_be16(&tiny[2], csum_fold(csum_partial(tiny.data(), tiny.size())));
+  const Packet refused = run(testing::ethernet(testing::ip_packet({ip("203.0.113.1"), vip, kProtoIcmp}, tiny)));
+  EXPECT_EQ(refused.verdict, Verdict::kDrop);
+  EXPECT_EQ(refused.reason, DropReason::kIcmpTooBigMtuTooSmall);
   EXPECT_EQ(counters_.icmp_errors_forwarded.get(), 1u);
 
   // Other ICMP errors are counted, not forwarded.

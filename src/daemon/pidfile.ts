@@ -1,5 +1,6 @@
 // The pid file: written at start, refused when another live l4mux owns it, removed at exit.
 import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 function isAlive(pid: number): boolean {
   try {
@@ -8,6 +9,23 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Whether `pid` runs l4mux (its command line names the l4mux CLI), as far as /proc tells. A
+ * pid left in a stale pid file may since belong to any program; only an l4mux blocks a start.
+ * Without /proc to ask, a live process is taken for l4mux (refusing is the safe side).
+ */
+async function isL4mux(pid: number): Promise<boolean> {
+  let cmdline: string;
+  try {
+    cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return isAlive(pid);
+  }
+  return cmdline
+    .split('\0')
+    .some((arg) => basename(arg) === 'l4mux' || /(^|\/)(dist|src)\/cli\/main\.[jt]s$/.test(arg));
 }
 
 async function readPid(path: string): Promise<number | undefined> {
@@ -30,10 +48,10 @@ export async function writePidfile(path: string, pid = process.pid): Promise<voi
     }
   }
   const other = await readPid(path);
-  if (other !== undefined && other !== pid && isAlive(other)) {
+  if (other !== undefined && other !== pid && isAlive(other) && (await isL4mux(other))) {
     throw new Error(`pid file ${path}: l4mux is already running as pid ${other}`);
   }
-  // Left behind by a process that is gone.
+  // Left behind by a process that is gone (or whose pid another program now has).
   await writeFile(path, `${pid}\n`, { mode: 0o644 });
 }
 

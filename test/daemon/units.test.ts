@@ -1,4 +1,5 @@
 // Pieces of the daemon: config diffs, CPU lists, log levels, the pid file.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,9 +93,20 @@ describe('pid file', () => {
     writeFileSync(path, '999999999\n'); // no such process
     await writePidfile(path);
     expect(readFileSync(path, 'utf8')).toBe(`${process.pid}\n`);
+    // Another program now has the stale file's pid (pid 1 is init, not l4mux): not a reason to stay down.
     writeFileSync(path, '1\n');
-    await expect(writePidfile(path)).rejects.toThrow(`pid file ${path}: l4mux is already running as pid 1`);
-    await removePidfile(path);
-    expect(readFileSync(path, 'utf8')).toBe('1\n');
+    await writePidfile(path);
+    expect(readFileSync(path, 'utf8')).toBe(`${process.pid}\n`);
+    // A live l4mux holds it.
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', '/usr/lib/node_modules/l4mux/dist/cli/main.js', 'run'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => other.once('spawn', r));
+      writeFileSync(path, `${other.pid}\n`);
+      await expect(writePidfile(path)).rejects.toThrow(`pid file ${path}: l4mux is already running as pid ${other.pid}`);
+      await removePidfile(path);
+      expect(readFileSync(path, 'utf8')).toBe(`${other.pid}\n`);
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });
