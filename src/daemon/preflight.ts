@@ -36,6 +36,7 @@ export async function preflight(config: L4muxConfig, deps: PreflightDeps): Promi
   const workers = await checkCpus(config, await deps.onlineCpus());
   const links = await usableLinks(config, deps);
   warnAboutAddresses(config, links, logger);
+  await detachLeftoverXdp(links, deps);
   await warnAboutForwarding(config, deps);
   return { workers, links };
 }
@@ -84,18 +85,42 @@ function warnAboutAddresses(config: L4muxConfig, links: readonly LinkInfo[], log
   }
 }
 
+/** The XDP program's name in the kernel (native/core/io/xdp_program.cc, kProgramName). */
+export const L4MUX_XDP_PROGRAM = 'l4mux_xdp';
+
+/**
+ * An l4mux XDP program still attached before this daemon attached anything was left by a mux
+ * that crashed: it steers VIP packets to AF_XDP sockets nobody reads (or to the kernel, which
+ * may forward them), whatever I/O mode this run then picks. It goes, whatever the I/O mode.
+ */
+async function detachLeftoverXdp(links: readonly LinkInfo[], deps: PreflightDeps): Promise<void> {
+  for (const link of links) {
+    const xdp = link.xdp;
+    if (xdp === undefined || xdp.programName !== L4MUX_XDP_PROGRAM || xdp.mode === 'multi') continue;
+    const keyword = xdp.mode === 'native' ? 'xdpdrv' : xdp.mode === 'generic' ? 'xdpgeneric' : 'xdpoffload';
+    const r = await deps.host.run('ip', ['link', 'set', 'dev', link.name, keyword, 'off']);
+    const fields = { interface: link.name, programId: xdp.programId, xdpMode: xdp.mode };
+    if (r.code === 0) {
+      deps.logger.warn(fields, `${link.name}: detached a leftover l4mux XDP program (id ${xdp.programId ?? '?'}, ${xdp.mode}) that a mux which did not stop cleanly left attached`);
+    } else {
+      deps.logger.error({ ...fields, error: r.stderr.trim() }, `${link.name}: could not detach the leftover l4mux XDP program: ${r.stderr.trim()}`);
+    }
+  }
+}
+
 /**
  * A kernel that forwards also routes the VIP packets a packet socket reads (they are not for
  * one of its addresses): copies go back toward its own next hop. AF_XDP takes them away from
- * the kernel, AF_PACKET does not.
+ * the kernel only while l4mux runs: a crashed or stopped mux (or an XDP program left attached
+ * by one) hands them to the kernel again, which then forwards them (a loop through the
+ * router). So the warning holds whatever the I/O mode.
  */
 async function warnAboutForwarding(config: L4muxConfig, deps: PreflightDeps): Promise<void> {
-  if (config.node.io === 'af_xdp') return;
   for (const name of ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding']) {
     if ((await deps.host.sysctl(name)) !== '1') continue;
     deps.logger.warn(
-      { sysctl: name },
-      `${name} is 1: with AF_PACKET the kernel also forwards the VIP packets l4mux reads (duplicates, or loops back through the router); set ${name}=0 on a dedicated mux`,
+      { sysctl: name, io: config.node.io },
+      `${name} is 1: the kernel forwards the VIP packets l4mux does not take (all of them with AF_PACKET, which only copies; with AF_XDP whenever the mux is down) back toward the router, duplicates or a loop; set ${name}=0 on a dedicated mux`,
     );
   }
 }

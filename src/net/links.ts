@@ -25,6 +25,29 @@ export interface LinkInfo {
   linkType: string;
   flags: string[];
   addresses: LinkAddress[];
+  /** The XDP program attached to the link, if any. */
+  xdp?: AttachedXdp;
+}
+
+export interface AttachedXdp {
+  /** How it is attached: `ip link set dev X xdpdrv|xdpgeneric|xdpoffload off` removes it. */
+  mode: 'native' | 'generic' | 'offload' | 'multi';
+  programId?: number;
+  programName?: string;
+}
+
+const XDP_MODES: Record<number, AttachedXdp['mode']> = { 1: 'native', 2: 'generic', 3: 'offload', 4: 'multi' };
+
+function attachedXdp(value: unknown): AttachedXdp | undefined {
+  if (!isRecord(value) || typeof value['mode'] !== 'number') return undefined;
+  const mode = XDP_MODES[value['mode']];
+  if (mode === undefined) return undefined;
+  const prog = isRecord(value['prog']) ? value['prog'] : {};
+  return {
+    mode,
+    ...(typeof prog['id'] === 'number' && { programId: prog['id'] }),
+    ...(typeof prog['name'] === 'string' && { programName: prog['name'] }),
+  };
 }
 
 export class NetParseError extends Error {}
@@ -73,6 +96,7 @@ export function parseLinks(text: string): LinkInfo[] {
         linkType: typeof entry['link_type'] === 'string' ? entry['link_type'] : 'unknown',
         flags,
         addresses,
+        ...((xdp) => (xdp !== undefined ? { xdp } : {}))(attachedXdp(entry['xdp'])),
       },
     ];
   });

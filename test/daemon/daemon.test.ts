@@ -1,5 +1,6 @@
 // The daemon's lifecycle, in-process: start, reloads (SIGHUP and the control socket), next-hop
 // changes, status, counters, and a clean stop; fake engines on a modelled host.
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,8 +96,44 @@ describe('starting', () => {
     try {
       expect(h.logs.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
         'VIP address 192.0.2.10 is configured on eth0: the kernel will answer its clients itself (TCP resets); remove it from the interface (backends hold VIPs, the mux does not)',
-        'net.ipv4.ip_forward is 1: with AF_PACKET the kernel also forwards the VIP packets l4mux reads (duplicates, or loops back through the router); set net.ipv4.ip_forward=0 on a dedicated mux',
+        'net.ipv4.ip_forward is 1: the kernel forwards the VIP packets l4mux does not take (all of them with AF_PACKET, which only copies; with AF_XDP whenever the mux is down) back toward the router, duplicates or a loop; set net.ipv4.ip_forward=0 on a dedicated mux',
       ]);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('detaches an l4mux XDP program a crashed mux left attached, whatever the I/O mode, and leaves others alone', async () => {
+    const doc = daemonConfig();
+    doc.node.io = 'af_packet';
+    const h = harness(doc);
+    h.host.links.find((l) => l.name === 'eth0')!.xdp = { mode: 2, prog: { id: 77, name: 'l4mux_xdp' } };
+    const daemon = await started(h);
+    try {
+      expect(h.host.commands).toContain('ip link set dev eth0 xdpgeneric off');
+      expect(h.host.links.find((l) => l.name === 'eth0')!.xdp).toBeUndefined();
+      expect(h.logs.some((l) => l.level === 'warn' && /eth0: detached a leftover l4mux XDP program \(id 77, generic\)/.test(String(l.msg)))).toBe(true);
+    } finally {
+      await stopped(h, daemon);
+    }
+    const other = harness(doc);
+    other.host.links.find((l) => l.name === 'eth0')!.xdp = { mode: 1, prog: { id: 5, name: 'firewall' } };
+    const d2 = await started(other);
+    try {
+      expect(other.host.commands.some((c) => c.includes('xdpdrv off'))).toBe(false);
+    } finally {
+      await stopped(other, d2);
+    }
+  });
+
+  it('warns about a forwarding kernel with AF_XDP too (a crashed mux leaves the VIP packets to it)', async () => {
+    const doc = daemonConfig();
+    doc.node.io = 'af_xdp';
+    const h = harness(doc);
+    h.host.sysctls.set('net.ipv4.ip_forward', '1');
+    const daemon = await started(h);
+    try {
+      expect(h.logs.filter((l) => l.level === 'warn').map((l) => l.msg)).toContain('net.ipv4.ip_forward is 1: the kernel forwards the VIP packets l4mux does not take (all of them with AF_PACKET, which only copies; with AF_XDP whenever the mux is down) back toward the router, duplicates or a loop; set net.ipv4.ip_forward=0 on a dedicated mux');
     } finally {
       await stopped(h, daemon);
     }
@@ -204,9 +241,16 @@ describe('refusing to start', () => {
       expect(second.printed).toEqual([`control socket ${first.options.controlSocket}: another l4mux is listening on it`]);
       const third = harness();
       third.options.pidfile = first.options.pidfile!;
-      writeFileSync(first.options.pidfile!, '1\n'); // pid 1 is alive
-      expect(await runDaemon(third.options, third.deps)).toBe(1);
-      expect(third.printed).toEqual([`pid file ${first.options.pidfile}: l4mux is already running as pid 1`]);
+      // A live process whose command line is l4mux's (pid 1 would be init: not l4mux, not a reason to refuse).
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', '/usr/bin/l4mux', 'run'], { stdio: 'ignore' });
+      try {
+        await new Promise((r) => other.once('spawn', r));
+        writeFileSync(first.options.pidfile!, `${other.pid}\n`);
+        expect(await runDaemon(third.options, third.deps)).toBe(1);
+        expect(third.printed).toEqual([`pid file ${first.options.pidfile}: l4mux is already running as pid ${other.pid}`]);
+      } finally {
+        other.kill('SIGKILL');
+      }
       writeFileSync(first.options.pidfile!, `${process.pid}\n`);
     } finally {
       await stopped(first, daemon);

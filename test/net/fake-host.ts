@@ -11,6 +11,8 @@ export interface FakeLink {
   carrier?: boolean;
   linkType?: string;
   addresses?: Array<{ family: 'inet' | 'inet6'; local: string; prefixlen: number; scope?: string }>;
+  /** An attached XDP program as `ip -j` shows it (mode 1 native, 2 generic). */
+  xdp?: { mode: number; prog: { id: number; name: string } };
 }
 
 export interface FakeRoute {
@@ -57,6 +59,12 @@ export class FakeHost implements NetHost {
     if (file === 'ip') {
       if (a === '-j addr show') return ok(JSON.stringify(this.links.map((l, i) => linkJson(l, i))));
       if (a === '-j -force -batch -') return this.batch(input ?? '');
+      const xdpOff = /^link set dev (\S+) (xdpdrv|xdpgeneric|xdpoffload) off$/.exec(a);
+      if (xdpOff !== null) {
+        const link = this.links.find((l) => l.name === xdpOff[1]);
+        if (link !== undefined) delete link.xdp;
+        return ok('');
+      }
       const neigh = /^-j neigh show dev (\S+)$/.exec(a);
       if (neigh !== null) return ok(JSON.stringify(this.neighbours.get(neigh[1] ?? '') ?? []));
     }
@@ -133,6 +141,7 @@ function linkJson(l: FakeLink, i: number): Record<string, unknown> {
     link_type: l.linkType ?? 'ether',
     ...(l.mac !== undefined && { address: l.mac }),
     addr_info: (l.addresses ?? []).map((a) => ({ ...a, scope: a.scope ?? 'global' })),
+    ...(l.xdp !== undefined && { xdp: l.xdp }),
   };
 }
 
