@@ -22,6 +22,9 @@ export type JsonParseResult =
   | { ok: true; value: unknown; duplicates: DuplicateKey[] }
   | { ok: false; position: SourcePosition; reason: string };
 
+/** Longest number literal accepted (a 64-bit integer has 20 digits; floats need a few more). */
+const MAX_NUMBER_TEXT = 64;
+
 class JsonSyntaxError extends Error {
   constructor(
     readonly offset: number,
@@ -266,8 +269,15 @@ class Parser {
 
   private number(): number {
     const start = this.pos;
-    const match = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(this.text.slice(start, start + 400));
-    const token = /^[-+0-9A-Za-z.]*/.exec(this.text.slice(start, start + 400))?.[0] ?? '';
+    // The whole token, however long (a window would cut a long number and report its tail as
+    // an unexpected character); no value of a VIP map needs more than MAX_NUMBER_TEXT.
+    let end = start;
+    while (end < this.text.length && /[-+0-9A-Za-z.]/.test(this.text.charAt(end))) end++;
+    if (end - start > MAX_NUMBER_TEXT) {
+      throw this.error(`number too long (${end - start} characters, at most ${MAX_NUMBER_TEXT}): no value here needs so many digits`);
+    }
+    const match = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(this.text.slice(start, end));
+    const token = this.text.slice(start, end);
     if (match === null || match[0].length < token.length) {
       if (/^-?0[0-9]/.test(token)) throw this.error(`invalid number ${JSON.stringify(token)} (leading zeros are not allowed)`);
       if (/^-?0[xX]/.test(token)) throw this.error(`invalid number ${JSON.stringify(token)} (JSON has no hex numbers; write hex values as strings)`);

@@ -114,6 +114,7 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
   const poolSummaries = new Map<string, PoolSummary>();
   const firstBackendOfFamily = new Map<AddressFamily, { path: PathSegment[]; address: string }>();
   const distinctBackends = new Set<string>();
+  const backendPaths: Array<{ address: string; path: PathSegment[] }> = [];
   for (const name of poolNames) {
     const poolPath: PathSegment[] = ['pools', name];
     if (!POOL_NAME.test(name)) {
@@ -145,6 +146,7 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
       }
       seen.set(canonical, b);
       distinctBackends.add(canonical);
+      backendPaths.push({ address: canonical, path });
       if (!firstBackendOfFamily.has(family)) firstBackendOfFamily.set(family, { path: [...poolPath, 'backends', b], address: canonical });
       const weight = get(backend, 'weight') ?? DEFAULT_WEIGHT;
       if (typeof weight === 'number' && weight > 0) summary.active++;
@@ -276,6 +278,15 @@ export function checkSemantics(document: unknown, schemaIssues: readonly Issue[]
       // Both default names: the same (address, protocol, port), reported above.
     }
   });
+
+  // A backend at a VIP's address: the mux would tunnel the VIP's packets to the VIP, i.e. to
+  // itself and its peers (a loop), never to a host that serves it.
+  for (const b of backendPaths) {
+    const vip = byAddress.get(b.address)?.[0];
+    if (vip !== undefined) {
+      errors.push(issue(b.path, `${b.address} is the address of ${describeVip(vip)}: a backend cannot be a VIP (its packets would loop through the muxes)`));
+    }
+  }
 
   // Echo replies are decided per address: one VIP answering makes the address answer.
   for (const group of byAddress.values()) {

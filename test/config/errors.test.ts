@@ -100,6 +100,8 @@ const cases: Array<[string, (c: Json) => void, string]> = [
     'vips[0].pool: pool "web" is not defined (no pools are defined)'],
   ['duplicate backend in a pool', (c) => { c.pools.web.backends.push({ address: '10.1.0.2' }, { address: '10.1.0.1', weight: 5 }); },
     'pools.web.backends[2].address: backend 10.1.0.1 is listed twice (first at pools.web.backends[0])'],
+  ['a backend at a VIP address', (c) => { c.pools.web.backends.push({ address: '192.0.2.10' }); },
+    'pools.web.backends[1].address: 192.0.2.10 is the address of vips[0] ("192.0.2.10:tcp:80"): a backend cannot be a VIP (its packets would loop through the muxes)'],
   ['duplicate IPv6 backend written differently', (c) => { c.node.outerSource.ipv6 = 'fd00::1'; c.pools.web.backends = [{ address: 'fd00:1::1' }, { address: 'FD00:1:0::1' }]; },
     'pools.web.backends[1].address: backend fd00:1::1 is listed twice (first at pools.web.backends[0])'],
   ['duplicate (address, protocol, port)', (c) => { c.vips.push({ name: 'again', address: '192.0.2.10', protocol: 'tcp', port: 80, pool: 'web' }); },

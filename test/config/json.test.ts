@@ -37,6 +37,7 @@ describe('JSON syntax errors', () => {
     ['an unclosed object', '{\n  "node": {\n    "seed": "1"\n', "l4mux.json:4:1: unexpected end of file (expected ',' or '}' after a property value; '{' at line 2, column 11 is never closed with '}')"],
     ['an empty file', '  \n', 'l4mux.json:1:1: the file is empty (expected a JSON object)'],
     ['content after the document', '{}\n{}', "l4mux.json:2:1: unexpected '{' after the end of the JSON document"],
+    ['a 401-digit number', `{ "weight": 1${'0'.repeat(400)} }`, 'l4mux.json:1:13: number too long (401 characters, at most 64): no value here needs so many digits'],
     ['NaN', '{ "weight": NaN }', "l4mux.json:1:13: 'NaN' is not a JSON value"],
     ['typographic quotes', '{ \u201cversion\u201d: 1 }', 'l4mux.json:1:3: typographic quote \u201c found; JSON needs straight double quotes (")'],
   ])('%s', (_what, text, expected) => {
