@@ -1,6 +1,7 @@
 // Entry points: text or file in, a normalized config (plus warnings) or the list of errors out.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 import { checkClusterSemantics } from '../cluster/config.js';
 import { checkBgpSemantics } from '../bgp/validate.js';
@@ -31,18 +32,59 @@ export function validateConfig(document: unknown): ConfigResult {
   return check(document, []);
 }
 
+/** The largest VIP map read (a 4096-VIP map with big pools is a few MiB). */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+function fileKind(stat: { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isDirectory(): boolean }): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isDirectory()) return 'a directory';
+  return 'not a regular file';
+}
+
+/**
+ * The bytes of a VIP map: a regular file of at most MAX_CONFIG_BYTES. Opened non-blocking and
+ * checked before any read, so that a FIFO nobody writes, a device such as /dev/zero or a huge
+ * file neither hangs the caller (a reload would hold the daemon's update queue) nor fills
+ * memory. Returns the error text instead when the file is none of that.
+ */
+async function readConfigBytes(path: string): Promise<Buffer | string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) return `${path}: ${fileKind(stat)}, not a regular file: l4mux reads its configuration from regular files only`;
+    if (stat.size > MAX_CONFIG_BYTES) return `${path}: ${stat.size} bytes, larger than the ${MAX_CONFIG_BYTES} a configuration may have`;
+    // Read at most one byte past the limit: a file growing while read is still refused.
+    const buffer = Buffer.alloc(Math.min(MAX_CONFIG_BYTES + 1, stat.size + 1));
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === buffer.length) break;
+    }
+    if (length > MAX_CONFIG_BYTES) return `${path}: larger than the ${MAX_CONFIG_BYTES} bytes a configuration may have`;
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function loadConfigFile(path: string): Promise<ConfigResult> {
   return (await loadConfigFileWithDigest(path)).result;
 }
 
 /** loadConfigFile, plus the SHA-256 (hex) of the bytes read: which file a daemon runs. */
 export async function loadConfigFileWithDigest(path: string): Promise<{ result: ConfigResult; sha256?: string }> {
-  let bytes: Buffer;
+  let bytes: Buffer | string;
   try {
-    bytes = await readFile(path);
+    bytes = await readConfigBytes(path);
   } catch (e) {
     return { result: { ok: false, errors: [`${path}: cannot read the file (${describeFsError(e)})`] } };
   }
+  if (typeof bytes === 'string') return { result: { ok: false, errors: [bytes] } };
   return { result: parseConfig(bytes.toString('utf8'), path), sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
