@@ -9,6 +9,7 @@ import { checkHealthSemantics } from './health/validate.js';
 import { checkMetricsSection } from '../metrics/config.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
+import { checkMemoryBudget } from './memory.js';
 import { normalize } from './normalize.js';
 import { checkSchema } from './schema.js';
 import { checkSemantics } from './semantic.js';
@@ -99,6 +100,8 @@ function check(document: unknown, earlier: Issue[]): ConfigResult {
   // The schema and the semantic checks passed: the document has the input shape.
   const config = normalize(document as L4muxConfigInput, health.checks);
   if (bgp.config !== undefined) config.bgp = bgp.config;
+  const memory = checkMemoryBudget(config);
+  if (memory !== undefined) return { ok: false, errors: formatIssues([memory], document) };
   return { ok: true, config, warnings: formatIssues([...semantic.warnings, ...health.warnings, ...bgp.warnings], document) };
 }
 

@@ -85,6 +85,7 @@ export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec
       ...(node.gatewayMac !== undefined && { gatewayMac: must(parseMac(node.gatewayMac), 'gatewayMac').canonical }),
       ...(node.mtu !== undefined && { mtu: node.mtu }),
       manageOffloads: node.manageOffloads ?? DEFAULT_MANAGE_OFFLOADS,
+      ...(node.memoryBudgetMiB !== undefined && { memoryBudgetMiB: node.memoryBudgetMiB }),
       outerSource,
       conntrack: {
         maxFlows: node.conntrack?.maxFlows ?? defaults.maxFlows,

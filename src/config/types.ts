@@ -59,6 +59,8 @@ export interface NodeConfig {
   /** Absent: the interface's MTU (run) or no limit (replay). */
   mtu?: number;
   manageOffloads: boolean;
+  /** Refuse configurations whose estimated memory exceeds this (MiB); absent: the default. */
+  memoryBudgetMiB?: number;
   outerSource: OuterSource;
   conntrack: ConntrackConfig;
 }
@@ -134,6 +136,7 @@ export interface L4muxConfigInput {
     gatewayMac?: string;
     mtu?: number;
     manageOffloads?: boolean;
+    memoryBudgetMiB?: number;
     outerSource?: OuterSource;
     conntrack?: {
       maxFlows?: number;
