@@ -46,6 +46,7 @@ interface Entry extends Scheduled {
   checks: number;
   lastResult: (ProbeResult & { at: number }) | undefined;
   inFlight: AbortController | undefined;
+  localFault: { errno: string; detail: string; since: number } | undefined;
   /** Results of probes started under an older generation are dropped. */
   generation: number;
   startedAt: number;
@@ -154,6 +155,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
       checks: 0,
       lastResult: undefined,
       inFlight: undefined,
+      localFault: undefined,
       generation: 0,
       startedAt: 0,
       removed: false,
@@ -300,7 +302,19 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     entry.checks++;
     entry.lastResult = { ...result, at };
     const from = entry.streaks.state;
-    const to = countResult(entry.streaks, result.ok, spec.rise, spec.fall);
+    // A failure for a local reason says nothing about the backend: the state and the streaks
+    // stay as they were (a flap of our own link must not take every backend down), and the
+    // fault is reported until a probe gets through again.
+    if (result.localFault !== undefined) {
+      if (entry.localFault?.errno !== result.localFault) {
+        entry.localFault = { errno: result.localFault, detail: result.detail, since: at };
+        this.safeEmit('localFault', { ...ref(entry), errno: result.localFault, detail: result.detail, at, cleared: false });
+      }
+    } else if (entry.localFault !== undefined) {
+      this.safeEmit('localFault', { ...ref(entry), errno: entry.localFault.errno, detail: result.detail, at, cleared: true });
+      entry.localFault = undefined;
+    }
+    const to = result.localFault !== undefined ? undefined : countResult(entry.streaks, result.ok, spec.rise, spec.fall);
     if (to !== undefined) {
       entry.streaks.state = to;
       entry.since = at;
@@ -351,6 +365,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     };
     if (entry.reportedWeight !== undefined) health.reportedWeight = entry.reportedWeight;
     if (entry.lastResult !== undefined) health.lastResult = entry.lastResult;
+    if (entry.localFault !== undefined) health.localFault = { ...entry.localFault };
     return health;
   }
 }

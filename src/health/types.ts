@@ -20,6 +20,11 @@ export interface ProbeResult {
   detail: string;
   /** Dynamic weight reported by the backend (absolute, 0..65535), when the check reads one. */
   weight?: number;
+  /**
+   * The probe failed for a reason local to this mux (no route of our own, no file descriptors,
+   * no source address...): the errno. Such a failure is no evidence against the backend.
+   */
+  localFault?: string;
 }
 
 /** Where a probe goes. */
@@ -77,10 +82,20 @@ export interface CheckResultEvent extends BackendRef {
   at: number;
 }
 
+/** A check's probes fail (or no longer fail) for a local reason: no verdict on the backend. */
+export interface LocalFaultEvent extends BackendRef {
+  errno: string;
+  detail: string;
+  at: number;
+  /** true: a probe got through again. */
+  cleared: boolean;
+}
+
 export interface HealthEvents {
   transition: [HealthTransition];
   weight: [WeightChange];
   result: [CheckResultEvent];
+  localFault: [LocalFaultEvent];
 }
 
 /** What the checker knows about one backend. */
@@ -98,4 +113,6 @@ export interface BackendHealth extends BackendRef {
   checks: number;
   lastResult?: ProbeResult & { at: number };
   inFlight: boolean;
+  /** A local fault keeps this check from judging the backend (state kept as it was). */
+  localFault?: { errno: string; detail: string; since: number };
 }

@@ -51,6 +51,16 @@ export class PoolSupervisor {
       this.runtime.setHealth(e.backend, e.to);
       this.changed(`backend ${e.backend} ${e.to}`);
     });
+    this.checker.on('localFault', (e) => {
+      if (e.cleared) {
+        this.logger.info({ pool: e.pool, backend: e.address, errno: e.errno }, `pool ${e.pool}: backend ${e.address}: checks get through again (local fault ${e.errno} over)`);
+      } else {
+        this.logger.error(
+          { pool: e.pool, backend: e.address, errno: e.errno, detail: e.detail },
+          `pool ${e.pool}: backend ${e.address}: check failed for a local reason (${e.detail}); not counted against the backend, its state is kept`,
+        );
+      }
+    });
     this.checker.on('weight', (e) => {
       this.logger.info({ pool: e.pool, backend: e.address, from: e.from, to: e.to }, `pool ${e.pool}: backend ${e.address} reports weight ${e.to} (was ${e.from})`);
       this.runtime.setReportedWeight(e.backend, e.to);

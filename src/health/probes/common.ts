@@ -39,6 +39,8 @@ export function runProbe(ctx: ProbeContext, timeoutDetail: string, body: (finish
       runCleanup();
       const result: ProbeResult = { ok, latencyMs: roundMs(performance.now() - started), detail };
       if (weight !== undefined) result.weight = weight;
+      const local = ok ? undefined : localErrno(detail);
+      if (local !== undefined) result.localFault = local;
       resolve(result);
     };
     if (ctx.signal?.aborted) {
@@ -64,6 +66,19 @@ export function roundMs(ms: number): number {
  * "ECONNREFUSED" for system errors; "CODE: message" for other coded errors (TLS:
  * "DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate"); else the message.
  */
+/**
+ * Errors that say something about this host, not the backend: our own routes (ENETUNREACH,
+ * ENETDOWN: the mux's link flapped), file descriptors (EMFILE, ENFILE), source addresses and
+ * ports (EADDRNOTAVAIL), kernel memory (ENOBUFS, ENOMEM), process limits for exec (EAGAIN).
+ * EHOSTUNREACH (the neighbour did not answer) and ECONNREFUSED are about the backend.
+ */
+export const LOCAL_ERRNOS = ['ENETUNREACH', 'ENETDOWN', 'EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'ENOBUFS', 'ENOMEM', 'EAGAIN'] as const;
+
+/** The local errno a probe's detail names (describeError puts the code in it), if any. */
+export function localErrno(detail: string): string | undefined {
+  return LOCAL_ERRNOS.find((code) => new RegExp(`\\b${code}\\b`).test(detail));
+}
+
 export function describeError(e: unknown): string {
   if (typeof e === 'object' && e !== null) {
     const code = 'code' in e && typeof e.code === 'string' ? e.code : undefined;
