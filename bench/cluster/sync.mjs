@@ -1,10 +1,11 @@
 // npm run bench:cluster: the cluster channel between two muxes, each its own process on
 // loopback (as two daemons would run it): entries synced per second (queued at one, received,
 // authenticated, decoded and - with an addon that has cluster sync - installed into a peer-entry
-// table at the other), bytes per entry on the wire, and the time from a flow's first packet
-// (a SYN through the sending mux's pipeline) to its entry at the owner. JSON in bench/results.
+// table at the other), bytes per entry on the wire, and (latency.mjs) the time from a flow's
+// first packet (a SYN through the sending mux's pipeline) to its entry at the owner. JSON in
+// bench/results.
 //   node bench/cluster/sync.mjs [ENTRIES=2000000] [RUNS=3]
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -134,6 +135,14 @@ if (role === 'receiver') {
   child.send({ quit: true });
   await a.close();
   const sorted = results.map((r) => r.entriesPerSecond).sort((x, y) => x - y);
+  // First packet to entry at the owner: real services over the addon's pipeline.
+  let firstPacketToOwner;
+  try {
+    firstPacketToOwner = JSON.parse(execFileSync(process.execPath, [join(here, 'latency.mjs'), '2000'], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop());
+  } catch (e) {
+    firstPacketToOwner = { error: String(e).slice(0, 200) };
+  }
+  console.log(`first packet to owner: ${JSON.stringify(firstPacketToOwner)}`);
   const summary = {
     bench: 'cluster-sync',
     at: new Date().toISOString(),
@@ -142,6 +151,7 @@ if (role === 'receiver') {
     loadAverage: loadavg(),
     receiverInstalls: hello.installing,
     medianEntriesPerSecond: sorted[Math.floor(sorted.length / 2)],
+    firstPacketToOwner,
     runs: results,
   };
   const out = join(root, 'bench', 'results', `cluster-sync-${summary.at.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
