@@ -95,7 +95,7 @@ write_configs() {
         [ "$p" = "$m" ] || peers+="${peers:+, }{ \"id\": \"mux$p\", \"address\": \"10.201.$p.2\" }"
       done
       cluster=",
-  \"cluster\": { \"id\": \"mux$m\", \"address\": \"10.201.$m.2\", \"peers\": [ $peers ], \"keyFile\": \"$run/cluster.key\", \"heartbeatInterval\": 200, \"deadAfter\": 5 }"
+  \"cluster\": { \"id\": \"mux$m\", \"address\": \"10.201.$m.2\", \"peers\": [ $peers ], \"keyFile\": \"$run/cluster.key\", \"heartbeatInterval\": 200, \"deadAfter\": 5, \"commitTimeout\": 2000 }"
     fi
     cat > "$run/mux$m.json" <<EOF
 {
