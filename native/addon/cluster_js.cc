@@ -39,6 +39,23 @@ std::vector<uint64_t> mark_arg(const Napi::CallbackInfo& info, size_t index) {
   return mark;
 }
 
+uint32_t cursor_arg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined()) return 0;
+  if (!info[index].IsNumber()) throw Napi::TypeError::New(info.Env(), "cursor: expected a number");
+  const double d = info[index].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    throw Napi::TypeError::New(info.Env(), "cursor: expected what the last call returned");
+  }
+  return static_cast<uint32_t>(d);
+}
+
+Napi::Value dump_to_js(Napi::Env env, const std::vector<uint8_t>& out, size_t n, uint32_t cursor) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("records", Napi::Buffer<uint8_t>::Copy(env, out.data(), n * cluster::kFlowRecordSize));
+  o.Set("cursor", cursor);
+  return o;
+}
+
 Napi::Value mark_to_js(Napi::Env env, const std::vector<uint64_t>& mark) {
   Napi::Array a = Napi::Array::New(env, mark.size());
   for (uint32_t i = 0; i < mark.size(); ++i) a.Set(i, static_cast<double>(mark[i]));

@@ -18,6 +18,10 @@ Napi::Buffer<uint8_t> records_arg(const Napi::CallbackInfo& info, size_t index);
 std::vector<uint64_t> mark_arg(const Napi::CallbackInfo& info, size_t index);
 
 Napi::Value mark_to_js(Napi::Env env, const std::vector<uint64_t>& mark);
+// dumpPeerFlows(cursor): the table position to start from (0: the beginning).
+uint32_t cursor_arg(const Napi::CallbackInfo& info, size_t index);
+// {records: Buffer, cursor: number}: cursor 0 once the whole table was walked.
+Napi::Value dump_to_js(Napi::Env env, const std::vector<uint8_t>& out, size_t n, uint32_t cursor);
 Napi::Value install_result_to_js(Napi::Env env, const cluster::InstallResult& r);
 Napi::Value owners_to_js(Napi::Env env, const cluster::Owners& o);
 // {polled, selfInstalled, accepted, refused: {reason: n}, peerTable: {...}, workers: [...],

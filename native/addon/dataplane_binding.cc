@@ -36,6 +36,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                         InstanceMethod<&Dataplane::Table>("table"),
                         InstanceMethod<&Dataplane::PollFlowEvents>("pollFlowEvents"),
                         InstanceMethod<&Dataplane::InstallFlows>("installFlows"),
+                        InstanceMethod<&Dataplane::DumpPeerFlows>("dumpPeerFlows"),
                         InstanceMethod<&Dataplane::SyncMark>("syncMark"),
                         InstanceMethod<&Dataplane::SyncDrained>("syncDrained"),
                         InstanceMethod<&Dataplane::Owners>("owners"),
@@ -234,6 +235,16 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   }
 
   Napi::Value SyncMark(const Napi::CallbackInfo& info) { return mark_to_js(info.Env(), sync(info.Env()).mark()); }
+
+  // dumpPeerFlows(cursor, maxRecords?, nowNs?) -> {records, cursor}
+  Napi::Value DumpPeerFlows(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    uint32_t cursor = cursor_arg(info, 0);
+    const size_t max = max_records_arg(info, 1);
+    std::vector<uint8_t> out(max * cluster::kFlowRecordSize);
+    const size_t n = sync(env).dump(current(env), &cursor, out.data(), max, now_arg(info, 2));
+    return dump_to_js(env, out, n, cursor);
+  }
 
   Napi::Value SyncDrained(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), sync(info.Env()).drained(mark_arg(info, 0)));

@@ -125,6 +125,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::IoMode>("ioMode"),
                         InstanceMethod<&EngineWrap::PollFlowEvents>("pollFlowEvents"),
                         InstanceMethod<&EngineWrap::InstallFlows>("installFlows"),
+                        InstanceMethod<&EngineWrap::DumpPeerFlows>("dumpPeerFlows"),
                         InstanceMethod<&EngineWrap::SyncMark>("syncMark"),
                         InstanceMethod<&EngineWrap::SyncDrained>("syncDrained"),
                         InstanceMethod<&EngineWrap::Owners>("owners"),
@@ -189,6 +190,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value SyncMark(const Napi::CallbackInfo& info) { return mark_to_js(info.Env(), engine_->sync_mark()); }
+
+  // dumpPeerFlows(cursor, maxRecords?) -> {records, cursor}
+  Napi::Value DumpPeerFlows(const Napi::CallbackInfo& info) {
+    uint32_t cursor = cursor_arg(info, 0);
+    const size_t max = max_records_arg(info, 1);
+    std::vector<uint8_t> out(max * cluster::kFlowRecordSize);
+    const size_t n = engine_->dump_peer_flows(&cursor, out.data(), max);
+    return dump_to_js(info.Env(), out, n, cursor);
+  }
 
   Napi::Value SyncDrained(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), engine_->sync_drained(mark_arg(info, 0)));

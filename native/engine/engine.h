@@ -103,6 +103,8 @@ class Engine {
   bool sync_enabled() const { return sync_ != nullptr; }
   size_t poll_flow_events(uint8_t* out, size_t max_records);
   cluster::InstallResult install_flows(const uint8_t* records, size_t len);
+  // The peer table's entries as records, for transfers (see SyncHub::dump).
+  size_t dump_peer_flows(uint32_t* cursor, uint8_t* out, size_t max_records) const;
   std::vector<uint64_t> sync_mark() const;
   bool sync_drained(const std::vector<uint64_t>& mark) const;
   // Owner and backup under the current configuration (none without a cluster).

@@ -262,14 +262,16 @@ TEST(PeerTable, StaysWithinItsCapacityEvictingTheOldest) {
     }
   }
   EXPECT_EQ(found, static_cast<int>(s.live));
-  EXPECT_EQ(PeerTable::bytes_for(64), 64u * 64u);
+  EXPECT_EQ(PeerTable::bytes_for(64), 8u * 9u * 64u) << "eight buckets of a tag line and eight entries";
 }
 
 TEST(PeerTable, ReadersNeverSeeATornEntry) {
   PeerTable t(256);
   std::atomic<bool> stop{false};
+  std::atomic<uint32_t> rounds{0};
   std::thread writer([&] {
     for (uint32_t round = 0; !stop.load(std::memory_order_relaxed); ++round) {
+      rounds.store(round, std::memory_order_release);
       for (uint32_t n = 0; n < 64; ++n) {
         // The backend always encodes the key, so a mix of two writes would show.
         t.install(flow(n), n * 1000 + (round & 0xff), static_cast<uint8_t>(round & 1), UINT64_MAX, 0);
@@ -277,6 +279,7 @@ TEST(PeerTable, ReadersNeverSeeATornEntry) {
       if (round % 7 == 0) t.remove(flow(round % 64));
     }
   });
+  while (rounds.load(std::memory_order_acquire) < 2) std::this_thread::yield();  // the writer is busy
   uint64_t hits = 0;
   PeerHit hit;
   for (int i = 0; i < 200000; ++i) {

@@ -94,6 +94,7 @@ interface NativeEngine {
   ioMode?(): unknown;
   pollFlowEvents?(maxRecords?: number): Buffer;
   installFlows?(records: Buffer): { accepted: number; refused: number };
+  dumpPeerFlows?(cursor: number, maxRecords?: number): { records: Buffer; cursor: number };
   syncMark?(): SyncMark;
   syncDrained?(mark: SyncMark): boolean;
   owners?(flow: FlowIdentity): FlowOwners;
@@ -177,9 +178,9 @@ export class Engine implements EngineLike, FlowSyncApi {
 
   // ---- Cluster sync (FlowSyncApi): records of 64 bytes, see src/cluster/record.ts ----
 
-  private sync(): Required<Pick<NativeEngine, 'pollFlowEvents' | 'installFlows' | 'syncMark' | 'syncDrained' | 'owners' | 'syncStats'>> {
+  private sync(): Required<Pick<NativeEngine, 'pollFlowEvents' | 'installFlows' | 'dumpPeerFlows' | 'syncMark' | 'syncDrained' | 'owners' | 'syncStats'>> {
     const i = this.impl;
-    if (!i.pollFlowEvents || !i.installFlows || !i.syncMark || !i.syncDrained || !i.owners || !i.syncStats) {
+    if (!i.pollFlowEvents || !i.installFlows || !i.dumpPeerFlows || !i.syncMark || !i.syncDrained || !i.owners || !i.syncStats) {
       throw new Error('this build of the l4mux addon has no cluster sync; rebuild it with `npm run build:native`');
     }
     return i as Required<NativeEngine>;
@@ -191,6 +192,10 @@ export class Engine implements EngineLike, FlowSyncApi {
 
   installFlows(records: Buffer): { accepted: number; refused: number } {
     return this.sync().installFlows(records);
+  }
+
+  dumpPeerFlows(cursor: number, maxRecords?: number): { records: Buffer; cursor: number } {
+    return this.sync().dumpPeerFlows(cursor, maxRecords);
   }
 
   syncMark(): SyncMark {

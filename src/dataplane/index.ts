@@ -63,6 +63,12 @@ export interface FlowSyncApi {
   pollFlowEvents(maxRecords?: number): Buffer;
   /** Peers' records into the peer-entry table (kind "end" removes). */
   installFlows(records: Buffer): { accepted: number; refused: number };
+  /**
+   * Transfers on a membership change: the peer-entry table's live entries as "new" records
+   * (owner and backup under the current members), from `cursor` on; call again with the
+   * returned cursor until it is 0.
+   */
+  dumpPeerFlows(cursor: number, maxRecords?: number): { records: Buffer; cursor: number };
   /** Commit-after-sync: the records published so far by every worker. */
   syncMark(): SyncMark;
   /** True once everything published before `mark` was polled (or lost to overflow, counted). */
@@ -140,6 +146,7 @@ interface NativeDataplane {
   table(vipName: string): LookupTable;
   pollFlowEvents(maxRecords?: number, nowNs?: bigint): Buffer;
   installFlows(records: Buffer, nowNs?: bigint): { accepted: number; refused: number };
+  dumpPeerFlows(cursor: number, maxRecords?: number, nowNs?: bigint): { records: Buffer; cursor: number };
   syncMark(): SyncMark;
   syncDrained(mark: SyncMark): boolean;
   owners(flow: FlowIdentity): FlowOwners;
@@ -214,6 +221,10 @@ export class Dataplane {
 
   installFlows(records: Buffer, nowNs = 0n): { accepted: number; refused: number } {
     return this.impl.installFlows(records, nowNs);
+  }
+
+  dumpPeerFlows(cursor: number, maxRecords?: number, nowNs = 0n): { records: Buffer; cursor: number } {
+    return this.impl.dumpPeerFlows(cursor, maxRecords, nowNs);
   }
 
   syncMark(): SyncMark {

@@ -190,6 +190,30 @@ describe('cluster sync in the dataplane', () => {
     expect(stale.syncStats().workers[0]).toMatchObject({ redirected: 0, redirectsReceived: 1 });
   });
 
+  it('walks its peer table for transfers, with owners under the current members', () => {
+    const [a] = muxes();
+    const base: FlowRecord = {
+      kind: 'new', family: 4, protocol: 6, proven: true, mustSync: true, fromPeer: false, owner: 0, backup: 1,
+      peer: NO_MEMBER, client: '198.51.100.7', vip: '192.0.2.10', backend: '10.1.0.2', clientPort: 0, vipPort: 80, lifetimeSeconds: 600,
+    };
+    const ports = [1001, 1002, 1003, 1004, 1005];
+    a!.installFlows(encodeFlowRecords(ports.map((clientPort) => ({ ...base, clientPort }))), 0n);
+    const seen: FlowRecord[] = [];
+    let cursor = 0;
+    do {
+      const page = a!.dumpPeerFlows(cursor, 2, 10_000_000_000n);
+      expect(page.records.length).toBeLessThanOrEqual(2 * 64);
+      seen.push(...decodeFlowRecords(page.records).records);
+      cursor = page.cursor;
+    } while (cursor !== 0);
+    expect(seen.map((r) => r.clientPort).sort()).toEqual(ports);
+    for (const r of seen) {
+      const o = a!.owners({ client: r.client, clientPort: r.clientPort, vip: r.vip, vipPort: 80, protocol: 6 });
+      expect(r).toMatchObject({ kind: 'new', backend: '10.1.0.2', mustSync: true, fromPeer: true, owner: o.owner, backup: o.backup });
+      expect(r.lifetimeSeconds).toBe(590);
+    }
+  });
+
   it('refuses bad records, unknown VIPs and unknown backends, and counts each', () => {
     const [a] = muxes();
     const good: FlowRecord = {

@@ -180,6 +180,32 @@ InstallResult SyncHub::install(const uint8_t* buf, size_t len, const Snapshot& s
   return result;
 }
 
+size_t SyncHub::dump(const Snapshot& snap, uint32_t* cursor, uint8_t* out, size_t max, uint64_t now_ns) const {
+  const ClusterView* cluster = snap.cluster();
+  size_t n = 0;
+  uint32_t i = *cursor;
+  for (; i < peers_.capacity() && n < max; ++i) {
+    FlowRecord r;
+    PeerHit hit;
+    uint64_t expires = 0;
+    if (!peers_.entry_at(i, now_ns, &r.key, &hit, &expires)) continue;
+    if (hit.backend >= snap.backends().size()) continue;
+    r.kind = RecordKind::kNew;
+    r.flags = hit.flags;
+    r.backend = snap.backends()[hit.backend].addr;
+    r.lifetime_s = std::max<uint32_t>(1, lifetime_seconds(expires, now_ns));
+    if (cluster != nullptr) {
+      const Owners o = cluster->owners(r.key);
+      r.owner = o.owner;
+      r.backup = o.backup;
+    }
+    encode_flow_record(r, out + n * kFlowRecordSize);
+    ++n;
+  }
+  *cursor = i >= peers_.capacity() ? 0 : i;
+  return n;
+}
+
 std::vector<uint64_t> SyncHub::mark() const {
   std::vector<uint64_t> m;
   m.reserve(rings_.size());

@@ -139,6 +139,11 @@ class SyncHub {
   InstallResult install(const uint8_t* buf, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,
                         uint64_t now_ns);
 
+  // Transfers on a membership change: the peer table's live entries as kind-1 records (owner
+  // and backup under `snap`), from table position `*cursor` on, at most `max`; *cursor is
+  // left where to go on, and is 0 again once the whole table has been walked.
+  size_t dump(const Snapshot& snap, uint32_t* cursor, uint8_t* out, size_t max, uint64_t now_ns) const;
+
   // Commit-after-sync: the records published so far, per worker; drained() is true once
   // everything published before `mark` has been polled (or lost to overflow, counted).
   std::vector<uint64_t> mark() const;

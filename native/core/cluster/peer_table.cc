@@ -29,33 +29,62 @@ struct alignas(64) PeerTable::Slot {
   std::atomic<uint64_t> expires_ns;
   std::atomic<uint64_t> seq;
 };
-static_assert(sizeof(std::atomic<uint64_t>) == 8);
+
+// A tag line (tag 0: free; coarse deadlines in 2^30 ns units, floor) and eight slots.
+struct alignas(64) PeerTable::Bucket {
+  std::atomic<uint32_t> tags[kPeerTableWays];
+  std::atomic<uint32_t> deadlines[kPeerTableWays];
+  Slot slots[kPeerTableWays];
+};
+
+namespace {
+
+void key_words(const FlowKey& key, uint64_t out[5]) { std::memcpy(out, &key, sizeof(FlowKey)); }
+
+uint32_t tag_of(uint64_t hash) {
+  const auto t = static_cast<uint32_t>(hash >> 32);
+  return t == 0 ? 1 : t;
+}
+
+uint32_t coarse(uint64_t ns) {
+  const uint64_t c = ns >> 30;
+  return c > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(c);
+}
+
+bool same_key(const std::atomic<uint64_t>* key, const uint64_t words[5]) {
+  for (int w = 0; w < 5; ++w) {
+    if (key[w].load(std::memory_order_relaxed) != words[w]) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 PeerTable::PeerTable(uint32_t capacity)
     : bucket_count_(buckets_for(capacity)), seed_(derive_seed(0x7065657274626c65ull, 1)) {
-  const size_t n = size_t{bucket_count_} * kPeerTableWays;
-  slots_ = static_cast<Slot*>(::operator new[](n * sizeof(Slot), std::align_val_t{64}));
-  for (size_t i = 0; i < n; ++i) {
-    Slot* s = new (&slots_[i]) Slot;
-    for (auto& w : s->key) w.store(0, std::memory_order_relaxed);
-    s->value.store(0, std::memory_order_relaxed);
-    s->expires_ns.store(0, std::memory_order_relaxed);
-    s->seq.store(0, std::memory_order_relaxed);
+  static_assert(sizeof(Bucket) == 64 * (1 + kPeerTableWays), "a tag line and eight entry lines");
+  buckets_ = static_cast<Bucket*>(::operator new[](size_t{bucket_count_} * sizeof(Bucket), std::align_val_t{64}));
+  for (uint32_t b = 0; b < bucket_count_; ++b) {
+    Bucket* bucket = new (&buckets_[b]) Bucket;
+    for (uint32_t i = 0; i < kPeerTableWays; ++i) {
+      bucket->tags[i].store(0, std::memory_order_relaxed);
+      bucket->deadlines[i].store(0, std::memory_order_relaxed);
+      Slot& s = bucket->slots[i];
+      for (auto& w : s.key) w.store(0, std::memory_order_relaxed);
+      s.value.store(0, std::memory_order_relaxed);
+      s.expires_ns.store(0, std::memory_order_relaxed);
+      s.seq.store(0, std::memory_order_relaxed);
+    }
   }
 }
 
-PeerTable::~PeerTable() { ::operator delete[](slots_, std::align_val_t{64}); }
+PeerTable::~PeerTable() { ::operator delete[](buckets_, std::align_val_t{64}); }
 
-size_t PeerTable::bytes_for(uint32_t capacity) { return size_t{buckets_for(capacity)} * kPeerTableWays * sizeof(Slot); }
+size_t PeerTable::bytes_for(uint32_t capacity) { return size_t{buckets_for(capacity)} * sizeof(Bucket); }
 
-PeerTable::Slot* PeerTable::bucket(const FlowKey& key) const {
-  const uint64_t h = hash_flow(key, HashFields::kFiveTuple, seed_);
-  return &slots_[(h & (bucket_count_ - 1)) * kPeerTableWays];
-}
+uint64_t PeerTable::hash(const FlowKey& key) const { return hash_flow(key, HashFields::kFiveTuple, seed_); }
 
-namespace {
-void key_words(const FlowKey& key, uint64_t out[5]) { std::memcpy(out, &key, sizeof(FlowKey)); }
-}  // namespace
+PeerTable::Bucket& PeerTable::bucket(uint64_t h) const { return buckets_[h & (bucket_count_ - 1)]; }
 
 void PeerTable::write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns) {
   uint64_t words[5];
@@ -70,50 +99,58 @@ void PeerTable::write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t fla
 }
 
 void PeerTable::install(const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns, uint64_t now_ns) {
-  Slot* b = bucket(key);
+  const uint64_t h = hash(key);
+  Bucket& b = bucket(h);
+  const uint32_t tag = tag_of(h);
   uint64_t words[5];
   key_words(key, words);
   // The writer reads its own writes: relaxed loads are enough here.
-  Slot* empty = nullptr;
-  Slot* expired = nullptr;
-  Slot* oldest = &b[0];
+  int empty = -1;
+  int oldest = 0;
   for (uint32_t i = 0; i < kPeerTableWays; ++i) {
-    Slot& s = b[i];
-    if ((s.value.load(std::memory_order_relaxed) & kOccupied) == 0) {
-      if (empty == nullptr) empty = &s;
+    const uint32_t t = b.tags[i].load(std::memory_order_relaxed);
+    if (t == 0) {
+      if (empty < 0) empty = static_cast<int>(i);
       continue;
     }
-    bool match = true;
-    for (int w = 0; w < 5 && match; ++w) match = s.key[w].load(std::memory_order_relaxed) == words[w];
-    if (match) {
-      write(s, key, backend, flags, expires_ns);
+    if (t == tag && same_key(b.slots[i].key, words)) {
+      write(b.slots[i], key, backend, flags, expires_ns);
+      b.deadlines[i].store(coarse(expires_ns), std::memory_order_relaxed);
       updated_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    const uint64_t exp = s.expires_ns.load(std::memory_order_relaxed);
-    if (exp <= now_ns && expired == nullptr) expired = &s;
-    if (exp < oldest->expires_ns.load(std::memory_order_relaxed)) oldest = &s;
+    if (b.deadlines[i].load(std::memory_order_relaxed) < b.deadlines[oldest].load(std::memory_order_relaxed)) {
+      oldest = static_cast<int>(i);
+    }
   }
-  Slot* target = empty != nullptr ? empty : expired != nullptr ? expired : oldest;
-  if (target == empty) {
+  int target = empty;
+  if (target < 0) {
+    // Full: the entry closest to expiry goes; an eviction only if it is still live.
+    target = oldest;
+    if (b.slots[target].expires_ns.load(std::memory_order_relaxed) > now_ns) {
+      evicted_.fetch_add(1, std::memory_order_relaxed);
+    }
+    b.tags[target].store(0, std::memory_order_release);  // readers skip it while it changes
+  } else {
     live_.fetch_add(1, std::memory_order_relaxed);
-  } else if (target != expired) {
-    evicted_.fetch_add(1, std::memory_order_relaxed);
   }
-  write(*target, key, backend, flags, expires_ns);
+  write(b.slots[target], key, backend, flags, expires_ns);
+  b.deadlines[target].store(coarse(expires_ns), std::memory_order_relaxed);
+  b.tags[target].store(tag, std::memory_order_release);
   installed_.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool PeerTable::remove(const FlowKey& key) {
-  Slot* b = bucket(key);
+  const uint64_t h = hash(key);
+  Bucket& b = bucket(h);
+  const uint32_t tag = tag_of(h);
   uint64_t words[5];
   key_words(key, words);
   for (uint32_t i = 0; i < kPeerTableWays; ++i) {
-    Slot& s = b[i];
-    if ((s.value.load(std::memory_order_relaxed) & kOccupied) == 0) continue;
-    bool match = true;
-    for (int w = 0; w < 5 && match; ++w) match = s.key[w].load(std::memory_order_relaxed) == words[w];
-    if (!match) continue;
+    if (b.tags[i].load(std::memory_order_relaxed) != tag || !same_key(b.slots[i].key, words)) continue;
+    b.tags[i].store(0, std::memory_order_release);
+    b.deadlines[i].store(0, std::memory_order_relaxed);
+    Slot& s = b.slots[i];
     const uint64_t seq = s.seq.load(std::memory_order_relaxed);
     s.seq.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
@@ -128,11 +165,14 @@ bool PeerTable::remove(const FlowKey& key) {
 }
 
 bool PeerTable::lookup(const FlowKey& key, uint64_t now_ns, PeerHit* out) const {
-  const Slot* b = bucket(key);
+  const uint64_t h = hash(key);
+  const Bucket& b = bucket(h);
+  const uint32_t tag = tag_of(h);
   uint64_t words[5];
   key_words(key, words);
   for (uint32_t i = 0; i < kPeerTableWays; ++i) {
-    const Slot& s = b[i];
+    if (b.tags[i].load(std::memory_order_acquire) != tag) continue;
+    const Slot& s = b.slots[i];
     for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
       const uint64_t seq = s.seq.load(std::memory_order_acquire);
       if ((seq & 1) != 0) continue;  // being written
@@ -142,7 +182,7 @@ bool PeerTable::lookup(const FlowKey& key, uint64_t now_ns, PeerHit* out) const 
       const uint64_t expires = s.expires_ns.load(std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (s.seq.load(std::memory_order_relaxed) != seq) continue;  // torn: read again
-      if ((value & kOccupied) == 0 || std::memcmp(k, words, sizeof(k)) != 0) break;  // not this slot
+      if ((value & kOccupied) == 0 || std::memcmp(k, words, sizeof(k)) != 0) break;  // another key
       if (expires <= now_ns) return false;
       out->backend = static_cast<uint32_t>(value);
       out->flags = static_cast<uint8_t>(value >> 32);
@@ -150,6 +190,24 @@ bool PeerTable::lookup(const FlowKey& key, uint64_t now_ns, PeerHit* out) const 
     }
   }
   return false;
+}
+
+bool PeerTable::entry_at(uint32_t index, uint64_t now_ns, FlowKey* key, PeerHit* hit, uint64_t* expires_ns) const {
+  if (index >= capacity()) return false;
+  const Bucket& b = buckets_[index / kPeerTableWays];
+  const uint32_t i = index % kPeerTableWays;
+  if (b.tags[i].load(std::memory_order_relaxed) == 0) return false;
+  const Slot& s = b.slots[i];
+  const uint64_t expires = s.expires_ns.load(std::memory_order_relaxed);
+  if (expires <= now_ns) return false;
+  uint64_t words[5];
+  for (int w = 0; w < 5; ++w) words[w] = s.key[w].load(std::memory_order_relaxed);
+  std::memcpy(key, words, sizeof(FlowKey));
+  const uint64_t value = s.value.load(std::memory_order_relaxed);
+  hit->backend = static_cast<uint32_t>(value);
+  hit->flags = static_cast<uint8_t>(value >> 32);
+  *expires_ns = expires;
+  return true;
 }
 
 PeerTableStats PeerTable::stats() const {

@@ -7,8 +7,10 @@
 // workers, on a connection-table miss only). Each entry is a seqlock over eight atomic words:
 // the writer makes the sequence odd, writes, makes it even; a reader retries a torn read a
 // few times and otherwise treats it as a miss (the packet is then decided or redirected as if
-// the entry had not arrived yet). Memory is allocated once (capacity from the configuration);
-// a full bucket gives up the entry closest to expiry (counted).
+// the entry had not arrived yet). Each bucket's first cache line holds its eight tags (high
+// hash bits) and coarse deadlines, as in the connection table: a lookup or install reads that
+// line and only the entry lines whose tag matches. Memory is allocated once (capacity from the
+// configuration); a full bucket gives up the entry closest to expiry (counted).
 #pragma once
 
 #include <atomic>
@@ -46,6 +48,9 @@ class PeerTable {
   void install(const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns, uint64_t now_ns);
   bool remove(const FlowKey& key);
   PeerTableStats stats() const;
+  // Writer side: the live entry at `index` (0 <= index < capacity()), for walking the table
+  // (transfers on a membership change).
+  bool entry_at(uint32_t index, uint64_t now_ns, FlowKey* key, PeerHit* hit, uint64_t* expires_ns) const;
 
   // Reader side (any thread): the live entry for `key`.
   bool lookup(const FlowKey& key, uint64_t now_ns, PeerHit* out) const;
@@ -57,12 +62,14 @@ class PeerTable {
 
  private:
   struct Slot;
-  Slot* bucket(const FlowKey& key) const;
-  void write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns);
+  struct Bucket;
+  Bucket& bucket(uint64_t hash) const;
+  uint64_t hash(const FlowKey& key) const;
+  static void write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns);
 
   uint32_t bucket_count_;
   uint64_t seed_;
-  Slot* slots_;
+  Bucket* buckets_;
   std::atomic<uint64_t> live_{0};
   std::atomic<uint64_t> installed_{0};
   std::atomic<uint64_t> updated_{0};
