@@ -207,7 +207,7 @@ cluster::InstallResult Engine::install_flows(const uint8_t* records, size_t len)
 size_t Engine::dump_peer_flows(uint32_t* cursor, uint8_t* out, size_t max_records) const {
   std::lock_guard lock(mutex_);
   if (!sync_) return 0;
-  return sync_->dump(*snapshots_.current_for_control(), cursor, out, max_records, monotonic_ns());
+  return sync_->dump(*publisher_.current(), cursor, out, max_records, monotonic_ns());
 }
 
 std::vector<uint64_t> Engine::sync_mark() const {

@@ -534,6 +534,21 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
   EXPECT_TRUE(peer.wait_until([](const auto& fs) { return count_tunnelled(fs) == 1; }));
   EXPECT_EQ(prog.stats().redirected_vip - xs.redirected_vip, 1u) << "only the VIP still configured";
 
+  // 5. A cluster mux's redirect port on its own address (a port-only key) reaches the socket;
+  //    the address's other traffic stays the kernel's.
+  ASSERT_TRUE(prog.set_vips(keys, &err, std::vector<VipKey>{VipKey{ip("10.99.0.1"), kProtoUdp, 6666}})) << err;
+  xs = prog.stats();
+  L4Spec redirect = udp;
+  redirect.dst_port = 6666;
+  ASSERT_TRUE(peer.send(testing::flow_frame("10.99.0.2", "10.99.0.1", redirect)));
+  EXPECT_EQ(mux.pump(1s, 1), 1u) << "a peer's redirect reaches the socket";
+  EXPECT_EQ(prog.stats().redirected_vip - xs.redirected_vip, 1u);
+  const uint64_t rx_redirect = mux.io().stats().rx_packets;
+  ASSERT_TRUE(peer.send(testing::flow_frame("10.99.0.2", "10.99.0.1", udp)));
+  EXPECT_TRUE(kernel_ping(lab)) << "the mux's address still answers its kernel's ping";
+  mux.pump(200ms);
+  EXPECT_EQ(mux.io().stats().rx_packets, rx_redirect) << "other ports of the mux's address are not steered";
+
   const AfXdpStats xio = mux.io().xdp_stats();
   EXPECT_EQ(xio.rx_dropped, 0u);
   EXPECT_EQ(xio.tx_invalid_descs, 0u);
