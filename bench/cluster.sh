@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm run bench:cluster [-- --quick]   (BENCH_CPU=N to pin another core)
+# npm run bench:cluster-fastpath [-- --quick]   (BENCH_CPU=N to pin another core)
 # Builds and runs bench/native/cluster_bench.cc on one core: the new-flow rate with cluster
 # sync on and off in the same run, established flows on and off, the control side's poll and
 # install rates, bytes per record and per peer-table entry. Writes
