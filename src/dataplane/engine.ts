@@ -32,6 +32,76 @@ export interface EngineOptions {
    * Absent: no sync state, and the engine acts as a lone mux whatever the config says.
    */
   cluster?: ClusterCapacity;
+  /** Client persistence: entries of the engine's shared table (absent or 0: none). */
+  persistenceEntries?: number;
+  /** First packets each worker may hold for the slow path. */
+  puntSlots?: number;
+}
+
+// ---- Client persistence (src/persistence): the slow path's view of the fast path ----
+
+/** A first packet a worker holds until the slow path answers. */
+export interface Punt {
+  worker: number;
+  slot: number;
+  ticket: number;
+  vip: string;
+  /** The client as the VIP's granularity sees it: "198.51.100.7" or "198.51.100.0/24". */
+  client: string;
+  /** The VIP's scheduler's pick on the worker (absent: no backend can take the flow). */
+  proposed?: string;
+  /** The entry's backend when it could not take the new flow. */
+  recorded?: string;
+  /** Microseconds since the packet was held. */
+  ageUs: number;
+}
+
+export interface PersistEntry {
+  vip: string;
+  client: string;
+  backend: string;
+  expiresInMs: number;
+}
+
+export interface PersistenceCounters {
+  capacity: number;
+  bytes: number;
+  entries: number;
+  installs: number;
+  evictions: number;
+  expired: number;
+  held: number;
+  hits: number;
+  misses: number;
+  repicks: number;
+  punted: number;
+  puntOverflow: number;
+  puntTooLarge: number;
+  puntExpired: number;
+  released: number;
+  releaseRefused: number;
+  releaseUnsent: number;
+  touches: number;
+  touchesDropped: number;
+}
+
+export interface PersistenceApi {
+  /** `handler` runs on the event loop when a worker punts after arm(). */
+  onPunt(handler: () => void): void;
+  drain(max?: number): { punts: Punt[]; touches: Array<{ vip: string; client: string }> };
+  /** Releases held packets to `backend` (absent: they are dropped, counted). */
+  answer(answers: ReadonlyArray<{ worker: number; slot: number; ticket: number; backend?: string }>): number;
+  install(entries: ReadonlyArray<{ vip: string; client: string; backend: string; ttlMs: number }>): { installed: number; evicted: Array<{ vip: string; client: string }> };
+  refresh(entries: ReadonlyArray<{ vip: string; client: string; ttlMs: number }>): number;
+  remove(entries: ReadonlyArray<{ vip: string; client: string; backend?: string }>): number;
+  expire(buckets?: number): Array<{ vip: string; client: string }>;
+  lookup(vip: string, client: string): PersistEntry | null;
+  entries(max?: number): PersistEntry[];
+  /** Whether `backend` takes new flows of `vip` in the running snapshot. */
+  accepts(vip: string, backend: string): boolean;
+  stats(): PersistenceCounters & { workers: Array<Partial<PersistenceCounters>> };
+  /** Re-arms the wakeup; how many punts wait (drain again when > 0). */
+  arm(): number;
 }
 
 /** Packet I/O counters of an engine, summed over its workers. */
@@ -80,6 +150,8 @@ export interface EngineLike {
   startCapture?(options: CaptureOptions): void;
   drainCapture?(): CaptureRecord[];
   stopCapture?(): CaptureStats;
+  /** Present when the engine was made with persistenceEntries. */
+  readonly persistence?: PersistenceApi;
 }
 
 export type EngineFactory = (options: EngineOptions) => EngineLike;
@@ -103,6 +175,18 @@ interface NativeEngine {
   startCapture?(options: CaptureOptions): void;
   drainCapture?(): CaptureRecord[];
   stopCapture?(): CaptureStats;
+  onPunt?(callback: () => void): void;
+  persistenceDrain?(max?: number): ReturnType<PersistenceApi['drain']>;
+  persistenceAnswer?(answers: Parameters<PersistenceApi['answer']>[0]): number;
+  persistenceInstall?(entries: Parameters<PersistenceApi['install']>[0]): ReturnType<PersistenceApi['install']>;
+  persistenceRefresh?(entries: Parameters<PersistenceApi['refresh']>[0]): number;
+  persistenceRemove?(entries: Parameters<PersistenceApi['remove']>[0]): number;
+  persistenceExpire?(buckets?: number): ReturnType<PersistenceApi['expire']>;
+  persistenceLookup?(vip: string, client: string): PersistEntry | null;
+  persistenceEntries?(max?: number): PersistEntry[];
+  persistenceAccepts?(vip: string, backend: string): boolean;
+  persistenceStats?(): ReturnType<PersistenceApi['stats']>;
+  persistenceArm?(): number;
 }
 
 export type NativeEngineConstructor = new (options: EngineOptions) => NativeEngine;
@@ -116,7 +200,9 @@ const ZERO_IO: IoCounters = { rxPackets: 0, rxKernelDrops: 0, rxOversized: 0, tx
 
 export class Engine implements EngineLike, FlowSyncApi {
   readonly options: Readonly<EngineOptions>;
+  readonly persistence?: PersistenceApi;
   private readonly impl: NativeEngine;
+  private puntHandler: (() => void) | undefined;
 
   /** Creates the workers' state; nothing is received until start(). */
   constructor(options: EngineOptions, module: EngineModule = native() as unknown as EngineModule) {
@@ -126,6 +212,31 @@ export class Engine implements EngineLike, FlowSyncApi {
     }
     this.options = Object.freeze({ ...options, ...(options.cpus !== undefined && { cpus: [...options.cpus] }) });
     this.impl = new Native({ ...this.options, ...(this.options.cpus !== undefined && { cpus: [...this.options.cpus] }) } as EngineOptions);
+    if ((options.persistenceEntries ?? 0) > 0) {
+      const i = this.impl;
+      const need = <T>(f: T | undefined): T => {
+        if (f === undefined) throw new Error('this build of the l4mux addon has no persistence; rebuild it with `npm run build:native`');
+        return f;
+      };
+      // The wakeup must exist before the workers start; the handler comes later (the slow path).
+      need(i.onPunt).call(i, () => this.puntHandler?.());
+      this.persistence = {
+        onPunt: (handler) => {
+          this.puntHandler = handler;
+        },
+        drain: (max) => need(i.persistenceDrain).call(i, max),
+        answer: (answers) => need(i.persistenceAnswer).call(i, answers),
+        install: (entries) => need(i.persistenceInstall).call(i, entries),
+        refresh: (entries) => need(i.persistenceRefresh).call(i, entries),
+        remove: (entries) => need(i.persistenceRemove).call(i, entries),
+        expire: (buckets) => need(i.persistenceExpire).call(i, buckets),
+        lookup: (vip, client) => need(i.persistenceLookup).call(i, vip, client),
+        entries: (max) => need(i.persistenceEntries).call(i, max),
+        accepts: (vip, backend) => need(i.persistenceAccepts).call(i, vip, backend),
+        stats: () => need(i.persistenceStats).call(i),
+        arm: () => need(i.persistenceArm).call(i),
+      };
+    }
   }
 
   /** Builds a snapshot and swaps it in on every worker; throws (and applies nothing) on bad input. */
