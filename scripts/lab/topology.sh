@@ -22,7 +22,8 @@ set -euo pipefail
 
 readonly VIP4=192.0.2.10
 readonly VIP6=2001:db8::10
-readonly MUXES=(1 2 3)
+mapfile -t MUXES < <(seq "${LAB_MUXES:-3}")  # LAB_MUXES=2: the two-mux lab of the older tests
+readonly MUXES
 mapfile -t BACKENDS < <(seq "${LAB_BACKENDS:-3}")
 readonly BACKENDS
 

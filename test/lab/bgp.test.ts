@@ -153,7 +153,7 @@ describe.skipIf(!isRoot)('BGP in the lab', () => {
   const lab = new Lab('lbgp');
   const measured: string[] = [];
   beforeAll(async () => {
-    lab.up('ipip');
+    lab.up('ipip', { muxes: 2, cluster: false });
     // The lab's checks (300 ms timeout, fall 2) see a whole pool down when this shared machine
     // stalls for half a second, and that rightly withdraws the VIP: slower checks here, so that
     // only what a test does moves the announcements.

@@ -104,7 +104,7 @@ describe.skipIf(!isRoot)('lab: pools, health checks and failover', () => {
   }
 
   beforeAll(async () => {
-    lab.up('ipip');
+    lab.up('ipip', { muxes: 2, cluster: false });
     // A reset connection still hands the application what its receive queue holds; with this
     // kernel's 32 MB maximum a slow reader would see the RST of the offline test seconds late.
     // A small queue makes "reset" visible to curl when it happens.

@@ -16,7 +16,7 @@ function backendOf(response: string): string {
 for (const encap of ['ipip', 'gre', 'gue'] as const) {
   describe.skipIf(!isRoot)(`lab with ${encap}`, () => {
     const lab = new Lab(`l${encap.slice(0, 2)}`);
-    beforeAll(() => lab.up(encap), 90_000);
+    beforeAll(() => lab.up(encap, { muxes: 2, cluster: false }), 90_000);
     afterAll(() => lab.down());
 
     it('serves HTTP and UDP on the IPv4 and IPv6 VIPs from several backends, replies bypassing the muxes', async () => {
@@ -46,7 +46,7 @@ for (const encap of ['ipip', 'gre', 'gue'] as const) {
 
 describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
   const lab = new Lab('lops');
-  beforeAll(() => lab.up('ipip'), 90_000);
+  beforeAll(() => lab.up('ipip', { muxes: 2, cluster: false }), 90_000);
   afterAll(() => lab.down());
 
   it('the router spreads flows over both muxes', () => {

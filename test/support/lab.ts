@@ -18,6 +18,8 @@ export interface LabOptions {
   cluster?: boolean;
   /** Backends to build (the pools name the first three). Default 3. */
   backends?: number;
+  /** Muxes in the lab (default 3). Tests written for two muxes behind the router ask for 2. */
+  muxes?: number;
 }
 
 export class Lab {
@@ -31,7 +33,7 @@ export class Lab {
 
   up(encap: 'ipip' | 'gre' | 'gue', options: LabOptions = {}): void {
     this.down();
-    const env = { ...process.env, L4MUX_LAB_CLUSTER: options.cluster === false ? '0' : '1', LAB_BACKENDS: String(options.backends ?? 3) };
+    const env = { ...process.env, L4MUX_LAB_CLUSTER: options.cluster === false ? '0' : '1', LAB_BACKENDS: String(options.backends ?? 3), LAB_MUXES: String(options.muxes ?? 3) };
     execFileSync('bash', [join(root, 'scripts/lab/topology.sh'), 'up', this.prefix, encap], { stdio: 'pipe', env });
     execFileSync('bash', [join(root, 'scripts/lab/start.sh'), this.prefix], { stdio: 'pipe', timeout: 60_000 });
   }
