@@ -176,7 +176,12 @@ describe.skipIf(!isRoot)('BGP in the lab', () => {
     expect(routerBird(lab, 'show route')).toMatch(/192\.0\.2\.10\/32\s+unicast \[mux\d_v4/);
     for (const mux of [1, 2] as const) {
       // Health checks run on a shared machine: give a check that timed out once time to recover.
-      await eventually(async () => ((await bgpStatus(lab, mux))['announcements'] as Json[]).every((a) => a['announced'] === true), 5000);
+      // The speaker polls BIRD for session states: the router may see a session up before the
+      // mux's status does.
+      await eventually(async () => {
+        const now = await bgpStatus(lab, mux);
+        return (now['announcements'] as Json[]).every((a) => a['announced'] === true) && (now['neighbours'] as Json[]).every((n) => n['state'] === 'Established');
+      }, 5000);
       const bgp = await bgpStatus(lab, mux);
       expect(bgp['neighbours'].map((n: Json) => [n['name'], n['state'], n['exportedRoutes']])).toEqual([
         ['router_v4', 'Established', 1],
