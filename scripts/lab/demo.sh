@@ -99,11 +99,11 @@ who() { for i in $(seq "$1"); do client curl -s -m 5 http://192.0.2.10/ | cut -d
 say "failover: backend2's service stops (the muxes check /healthz on each backend every 500 ms)"
 kill -9 "$(cat "$run/backend2.pid")"
 start=$(date +%s%N)
-until [ "$(health_of 1 10.202.2.2)" = down ] && [ "$(health_of 2 10.202.2.2)" = down ]; do
+until [ "$(health_of 1 10.202.2.2)" = down ] && [ "$(health_of 2 10.202.2.2)" = down ] && [ "$(health_of 3 10.202.2.2)" = down ]; do
   if [ $(( ($(date +%s%N) - start) / 1000000 )) -gt 5000 ]; then echo "backend2 not marked down within 5 s" >&2; exit 1; fi
   sleep 0.05
 done
-echo "backend2 marked down by both muxes after $(( ($(date +%s%N) - start) / 1000000 )) ms; 12 new requests:"
+echo "backend2 marked down by all three muxes after $(( ($(date +%s%N) - start) / 1000000 )) ms; 12 new requests:"
 who 12
 
 say "drain: l4mux backend web4 10.202.3.2 --state draining (no new flows; existing ones continue)"
