@@ -4,7 +4,7 @@
 // neighbour that never comes up and a wrong password; `l4mux drain` with long-lived TCP
 // connections (none may break); SIGTERM and SIGKILL of a mux. Each time until the router's
 // route loses the mux is printed. Needs root; builds and removes its own namespaces.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,8 +20,7 @@ const HOLD_MS = 3000;
 
 /** Mux numbers the router's kernel route to `vip` points at (ECMP next hops). */
 function routerPaths(lab: Lab, vip: string): number[] {
-  const out = execFileSync('ip', ['-n', `${lab.prefix}-router`, vip.includes(':') ? '-6' : '-4', 'route', 'show', vip], { encoding: 'utf8' });
-  return [...out.matchAll(/via (?:10\.201\.(\d)\.2|fd00:201:(\d)::2)/g)].map((m) => Number(m[1] ?? m[2])).sort();
+  return lab.routerPaths(vip);
 }
 
 function routerBird(lab: Lab, command: string): string {

@@ -5,57 +5,16 @@
 // is SIGKILLed and the router drops it. With connection-table sync no connection breaks; the
 // same run without the cluster section is the baseline (a quarter of the moved flows break at
 // step 1). Then wrr and wlc flows that cross muxes, and bad sync input sent to a mux. Needs root; builds and removes its own namespaces.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { isRoot, Lab, root, sleep, VIP4, waitUntil, type Mux } from '../support/lab.js';
+import { Connections } from '../support/connections.js';
+import { isRoot, Lab, root, sleep, waitUntil, type Mux } from '../support/lab.js';
 
 type Json = Record<string, any>;
 const MUXES: readonly Mux[] = [1, 2, 3];
 const CONNECTIONS = 300;
-
-interface Report {
-  step: { broken: number; reasons: Record<string, number>; ports: number[] };
-  open: number;
-  silent: number;
-  answered: number;
-  backends: Record<string, number>;
-  total: { broken: number; connections: number };
-}
-
-/** The one client process that holds every connection (scripts/lab/conns.mjs). */
-class Connections {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly replies: Array<(line: string) => void> = [];
-
-  constructor(lab: Lab, count: number) {
-    this.child = spawn('ip', ['netns', 'exec', `${lab.prefix}-client`, 'node', join(root, 'scripts/lab/conns.mjs'), VIP4, String(count), '200', '20000']);
-    createInterface({ input: this.child.stdout }).on('line', (line) => this.replies.shift()?.(line));
-  }
-
-  private ask(command: string): Promise<Json> {
-    return new Promise((resolve) => {
-      this.replies.push((line) => resolve(JSON.parse(line) as Json));
-      this.child.stdin.write(`${command}\n`);
-    });
-  }
-
-  report(): Promise<Report> {
-    return this.ask('report') as Promise<Report>;
-  }
-
-  async mark(): Promise<void> {
-    await this.ask('mark');
-  }
-
-  close(): void {
-    this.child.stdin.end();
-    this.child.kill();
-  }
-}
 
 /** Rewrites every mux's config with `change` and reloads them all at once. */
 async function reloadAll(lab: Lab, muxes: readonly Mux[], change: (config: Json) => void): Promise<void> {
@@ -74,15 +33,6 @@ function clusterOf(lab: Lab, m: Mux): Json | undefined {
   const r = lab.l4mux(`mux${m}`, ['status', '--control', `${lab.run}/mux${m}.sock`]);
   if (r.status !== 0) return undefined;
   return (JSON.parse(r.stdout) as Json)['services']?.['cluster'] as Json | undefined;
-}
-
-async function allAnswered(c: Connections, count: number): Promise<Report> {
-  let r = await c.report();
-  for (let i = 0; i < 60 && r.answered < count; i++) {
-    await sleep(200);
-    r = await c.report();
-  }
-  return r;
 }
 
 describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
@@ -121,24 +71,16 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
     lab.steer([1, 2]);
     const c = new Connections(lab, CONNECTIONS);
     try {
-      const r = await allAnswered(c, CONNECTIONS);
+      const r = await c.allAnswered(CONNECTIONS);
       expect(r.answered, JSON.stringify(r)).toBe(CONNECTIONS);
       const broken: number[] = [];
       const step = async (name: string, act: () => Promise<void> | void, settleMs: number): Promise<void> => {
         await c.mark();
         await act();
         await sleep(settleMs);
-        // Connections still waiting for an answer get TCP's retransmissions' time to recover
-        // (about 6 s); those still silent then count as broken (stuck).
-        let rep = await c.report();
-        for (let i = 0; i < 30 && rep.silent > 0; i++) {
-          await sleep(200);
-          rep = await c.report();
-        }
-        const stuck = rep.silent;
-        const reasons = { ...rep.step.reasons, ...(stuck > 0 && { stuck }) };
-        figures.push({ encap, sync, step: name, broken: rep.step.broken + stuck, reasons });
-        broken.push(rep.step.broken + stuck);
+        const { broken: n, reasons } = await c.settled();
+        figures.push({ encap, sync, step: name, broken: n, reasons });
+        broken.push(n);
       };
       await step(
         'route {1,2}->{2,3} + 4th backend',
@@ -213,7 +155,7 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
       lab.steer([1]);
       const c = new Connections(lab, 24);
       try {
-        let r = await allAnswered(c, 24);
+        let r = await c.allAnswered(24);
         expect(r.answered, JSON.stringify(r)).toBe(24);
         await c.mark();
         // Every mux decides wrr/wlc alone: without the entries, mux2 and mux3 would pick

@@ -138,6 +138,12 @@ export class Lab {
     }
   }
 
+  /** The muxes the router's route to `vip` goes through (learned over BGP, or steered). */
+  routerPaths(vip: string): number[] {
+    const out = execFileSync('ip', ['-n', `${this.prefix}-router`, vip.includes(':') ? '-6' : '-4', 'route', 'show', vip], { encoding: 'utf8' });
+    return [...out.matchAll(/via (?:10\.201\.(\d)\.2|fd00:201:(\d)::2)/g)].map((m) => Number(m[1] ?? m[2])).sort();
+  }
+
   /** SIGKILL to mux m's daemon. */
   killMux(m: Mux): void {
     process.kill(Number(readFileSync(`${this.run}/mux${m}.pid`, 'utf8')), 'SIGKILL');
