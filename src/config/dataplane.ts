@@ -56,6 +56,7 @@ export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}, vie
       scheduler: v.scheduler,
       // Each worker allows its share of the mux's rate.
       ...(v.newFlowRate !== undefined && { newFlowRatePerWorker: Math.max(1, Math.ceil(v.newFlowRate / workers)) }),
+      ...(v.persistence !== undefined && { persistence: { ...v.persistence } }),
       backends: pool.backends.map((b) => {
         const now = view(v.pool, b);
         return { address: b.address, weight: now.weight, state: now.state, healthy: now.healthy, fallover: b.fallover };

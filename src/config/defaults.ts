@@ -43,3 +43,21 @@ export function defaultConntrackConfig(): ConntrackConfig {
     timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpClosing: 30, udp: 60, other: 30, tcpUnproven: 10 },
   };
 }
+
+// ---- Client persistence (vips[].persistence and the top-level persistence section) ----
+
+/** Seconds of silence after which a client's entry is forgotten (IPVS's -p default). */
+export const DEFAULT_PERSISTENCE_TIMEOUT = 300;
+export const MAX_PERSISTENCE_TIMEOUT = 604800;
+export const DEFAULT_PERSISTENCE_GRANULARITY = 'address';
+/** Entries a VIP may hold on a mux. */
+export const DEFAULT_PERSISTENCE_VIP_MAX_ENTRIES = 65536;
+export const DEFAULT_PERSISTENCE_STORE = 'embedded';
+export const DEFAULT_PERSISTENCE_STATE_FILE = '/var/lib/l4mux/persistence.log';
+/** Entries of each engine's shared persistence table (all VIPs). */
+export const DEFAULT_PERSISTENCE_TABLE_ENTRIES = 262144;
+/** First packets each worker may hold for the slow path. */
+export const DEFAULT_PERSISTENCE_PUNT_SLOTS = 1024;
+/** Milliseconds the slow path waits for the store before it decides locally. */
+export const DEFAULT_PERSISTENCE_STORE_TIMEOUT_MS = 200;
+export const DEFAULT_PERSISTENCE_ETCD_PREFIX = '/l4mux/persistence/';

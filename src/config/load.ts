@@ -10,6 +10,7 @@ import { checkMetricsSection } from '../metrics/config.js';
 import { formatIssues, issue, type Issue } from './issues.js';
 import { parseJson } from './json.js';
 import { checkMemoryBudget } from './memory.js';
+import { checkPersistenceSemantics } from '../persistence/config.js';
 import { normalize } from './normalize.js';
 import { checkSchema } from './schema.js';
 import { checkSemantics } from './semantic.js';
@@ -95,14 +96,15 @@ function check(document: unknown, earlier: Issue[]): ConfigResult {
   const health = checkHealthSemantics(document, schemaIssues);
   const cluster = checkClusterSemantics(document, schemaIssues);
   const bgp = checkBgpSemantics(document, schemaIssues);
-  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster, ...bgp.errors, ...checkMetricsSection(document)];
+  const persistence = checkPersistenceSemantics(document, schemaIssues);
+  const errors = [...earlier, ...schemaIssues, ...semantic.errors, ...health.errors, ...cluster, ...bgp.errors, ...checkMetricsSection(document), ...persistence.errors];
   if (errors.length > 0) return { ok: false, errors: formatIssues(errors, document) };
   // The schema and the semantic checks passed: the document has the input shape.
   const config = normalize(document as L4muxConfigInput, health.checks);
   if (bgp.config !== undefined) config.bgp = bgp.config;
   const memory = checkMemoryBudget(config);
   if (memory !== undefined) return { ok: false, errors: formatIssues([memory], document) };
-  return { ok: true, config, warnings: formatIssues([...semantic.warnings, ...health.warnings, ...bgp.warnings], document) };
+  return { ok: true, config, warnings: formatIssues([...semantic.warnings, ...health.warnings, ...bgp.warnings, ...persistence.warnings], document) };
 }
 
 function describeFsError(e: unknown): string {

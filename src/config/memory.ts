@@ -15,6 +15,10 @@ const TABLE_ENTRY_BYTES = 4 * 2;
 const FLOW_ENTRY_BYTES = 72;
 // AF_XDP UMEM per worker (README: 64 MiB, 16384 frames).
 const UMEM_BYTES = 64 * MIB;
+// Per persistence table entry (shared by an engine's workers): one 64-byte line.
+export const PERSIST_ENTRY_BYTES = 64;
+// Per punt slot (a held first packet): the frame and its descriptor.
+export const PUNT_SLOT_BYTES = 2048 + 64;
 // Per VIP beyond its table: members, order lists, the wrr sequence (at most 2^16 entries).
 const VIP_OVERHEAD_BYTES = 64 * 1024;
 
@@ -22,6 +26,7 @@ export interface MemoryEstimate {
   maglevBytes: number;
   conntrackBytes: number;
   umemBytes: number;
+  persistenceBytes: number;
   totalBytes: number;
   workers: number;
 }
@@ -35,7 +40,11 @@ export function estimateMemory(config: L4muxConfig): MemoryEstimate {
   const maglevBytes = config.vips.reduce((sum, v) => sum + v.tableSize * TABLE_ENTRY_BYTES + VIP_OVERHEAD_BYTES, 0);
   const conntrackBytes = engines * node.conntrack.maxFlows * FLOW_ENTRY_BYTES;
   const umemBytes = node.io === 'af_packet' ? 0 : engines * UMEM_BYTES;
-  return { maglevBytes, conntrackBytes, umemBytes, totalBytes: maglevBytes + conntrackBytes + umemBytes, workers };
+  // One persistence table per interface's engine, punt slots per worker; none without a persistent VIP.
+  const p = config.persistence;
+  const persistent = config.vips.some((v) => v.persistence !== undefined);
+  const persistenceBytes = p === undefined || !persistent ? 0 : interfaces * p.tableEntries * PERSIST_ENTRY_BYTES + engines * p.puntSlots * PUNT_SLOT_BYTES;
+  return { maglevBytes, conntrackBytes, umemBytes, persistenceBytes, totalBytes: maglevBytes + conntrackBytes + umemBytes + persistenceBytes, workers };
 }
 
 const mib = (bytes: number): string => `${Math.ceil(bytes / MIB)} MiB`;
@@ -49,7 +58,8 @@ export function checkMemoryBudget(config: L4muxConfig): Issue | undefined {
   return issue(
     config.node.memoryBudgetMiB !== undefined ? ['node', 'memoryBudgetMiB'] : ['vips'],
     `this configuration needs about ${mib(e.totalBytes)} (Maglev tables ${mib(e.maglevBytes)} for ${config.vips.length} VIPs, largest tableSize ${largest}; ` +
-      `connection tables ${mib(e.conntrackBytes)} for ${e.workers} workers x ${config.node.interfaces.length} interfaces; AF_XDP buffers ${mib(e.umemBytes)}), ` +
+      `connection tables ${mib(e.conntrackBytes)} for ${e.workers} workers x ${config.node.interfaces.length} interfaces; AF_XDP buffers ${mib(e.umemBytes)}` +
+      `${e.persistenceBytes > 0 ? `; persistence tables and punt slots ${mib(e.persistenceBytes)} (persistence.tableEntries, persistence.puntSlots)` : ''}), ` +
       `more than the budget of ${mib(budget)}: use smaller tableSize values or fewer VIPs, or raise node.memoryBudgetMiB`,
   );
 }

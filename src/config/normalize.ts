@@ -22,6 +22,7 @@ import { parseSeed } from './seed.js';
 import { defaultVipName } from './semantic.js';
 import type { HealthCheckSpec } from './health/types.js';
 import { normalizeMetrics } from '../metrics/config.js';
+import { normalizePersistence, normalizeVipPersistence } from '../persistence/config.js';
 import type { L4muxConfig, L4muxConfigInput, PoolConfig, VipConfig } from './types.js';
 
 /**
@@ -68,6 +69,7 @@ export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec
       icmpEcho: v.icmpEcho ?? DEFAULT_ICMP_ECHO,
       scheduler: v.scheduler ?? DEFAULT_SCHEDULER,
       ...(v.newFlowRate !== undefined && { newFlowRate: v.newFlowRate }),
+      ...(v.persistence !== undefined && { persistence: normalizeVipPersistence(v.persistence, must(parseAddress(v.address), v.address).address.family) }),
     };
   });
 
@@ -97,6 +99,7 @@ export function normalize(input: L4muxConfigInput, healthChecks: HealthCheckSpec
     healthChecks,
     ...(input.cluster !== undefined && { cluster: normalizeCluster(input.cluster, address) }),
     ...(input.metrics !== undefined && { metrics: normalizeMetrics(input.metrics) }),
+    ...((input.persistence !== undefined || vips.some((v) => v.persistence !== undefined)) && { persistence: normalizePersistence(input.persistence) }),
   };
 }
 

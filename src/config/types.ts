@@ -5,6 +5,7 @@ import type { ClusterConfig, ClusterConfigInput } from '../cluster/config.js';
 import type { BgpConfig, BgpInput } from '../bgp/types.js';
 import type { HealthCheckInput, HealthCheckSpec } from './health/types.js';
 import type { MetricsConfig, MetricsInput } from '../metrics/config.js';
+import type { PersistenceConfig, PersistenceInput, VipPersistence, VipPersistenceInput } from '../persistence/config.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Encapsulation = EncapKind;
@@ -101,6 +102,8 @@ export interface VipConfig {
   scheduler: SchedulerName;
   /** New entries per second this mux makes for the VIP; absent: no limit. */
   newFlowRate?: number;
+  /** Client persistence; absent: none. */
+  persistence?: VipPersistence;
 }
 
 export interface L4muxConfig {
@@ -117,6 +120,8 @@ export interface L4muxConfig {
   bgp?: BgpConfig;
   /** The Prometheus endpoint; absent: none. */
   metrics?: MetricsConfig;
+  /** The persistence store and tables: present when a VIP has persistence or the file has the section. */
+  persistence?: PersistenceConfig;
 }
 
 // ---- As written in the file (what the schema accepts) ----
@@ -167,8 +172,10 @@ export interface L4muxConfigInput {
     icmpEcho?: boolean;
     scheduler?: SchedulerName;
     newFlowRate?: number;
+    persistence?: VipPersistenceInput;
   }[];
   cluster?: ClusterConfigInput;
+  persistence?: PersistenceInput;
   bgp?: BgpInput;
   metrics?: MetricsInput;
 }

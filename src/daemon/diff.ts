@@ -121,6 +121,12 @@ export function diffConfigs(before: L4muxConfig, after: L4muxConfig): ConfigDiff
     if (!newChecks.has(key)) changes.push(`health check ${key} removed`);
   }
   if (!same(before.cluster, after.cluster)) restartRequired.push('cluster: changed (requires restart)');
+  // The store and the engines' tables are made at start.
+  if (before.persistence === undefined && after.persistence !== undefined) {
+    restartRequired.push('persistence: the running daemon has no persistence tables; the VIPs\' persistence applies after a restart (requires restart)');
+  } else if (before.persistence !== undefined && !same(before.persistence, after.persistence)) {
+    restartRequired.push(`persistence: ${show(before.persistence)} -> ${show(after.persistence)} (requires restart)`);
+  }
   return { changes, restartRequired };
 }
 
@@ -136,12 +142,16 @@ export function effectiveConfig(running: L4muxConfig, next: L4muxConfig): L4muxC
     if (value === undefined) delete record[key];
     else record[key] = value;
   }
-  // The cluster section (membership, keys, ports) and the metrics endpoint change with a restart only.
-  const { cluster: _next, metrics: _metrics, ...rest } = next;
+  // The cluster section (membership, keys, ports), the metrics endpoint and the persistence
+  // store and tables change with a restart only; without tables, no VIP is persistent.
+  const { cluster: _next, metrics: _metrics, persistence: _persistence, ...rest } = next;
+  const vips = running.persistence !== undefined ? rest.vips : rest.vips.map(({ persistence: _p, ...v }) => v);
   return {
     ...rest,
+    vips,
     node,
     ...(running.cluster !== undefined && { cluster: running.cluster }),
     ...(running.metrics !== undefined && { metrics: running.metrics }),
+    ...(running.persistence !== undefined && { persistence: running.persistence }),
   };
 }

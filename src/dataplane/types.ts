@@ -53,6 +53,8 @@ export interface DataplaneVip {
   scheduler: SchedulerName;
   /** New connection-table entries per second each worker makes for the VIP; absent: no limit. */
   newFlowRatePerWorker?: number;
+  /** Client persistence (the engine's shared table; new clients punted to the slow path). */
+  persistence?: { timeoutSeconds: number; prefixLength: number; maxEntries: number };
   backends: DataplaneBackend[];
 }
 
