@@ -28,7 +28,6 @@ namespace {
 
 // Largest snap length the filter asks for (the frame slot bounds what is kept anyway).
 constexpr uint32_t kSnapAll = 0x40000;
-constexpr uint8_t kIpv6FragmentHeader = 44;
 
 // A forward-only classic BPF assembler with named labels.
 class BpfBuilder {
@@ -99,7 +98,7 @@ AgentTunnel tunnel_of(Family outer, Family inner) {
 bool finalize_inner_checksum(uint8_t* ip, uint32_t len, Family family) {
   if (family == Family::kIpv4) {
     const uint32_t ihl = uint32_t{ip[0] & 0x0fu} * 4;
-    if ((load_be16(ip + 6) & 0x3fff) != 0 || ihl > len) return false;
+    if ((load_be16(ip + 6) & kIpv4FragmentBits) != 0 || ihl > len) return false;
     return finalize_l4_checksum(ip + ihl, len - ihl, IpAddr::v4(ip + 12), IpAddr::v4(ip + 16), ip[9]);
   }
   return finalize_l4_checksum(ip + kIpv6HeaderLen, len - kIpv6HeaderLen, IpAddr::v6(ip + 8),
@@ -149,7 +148,7 @@ std::vector<sock_filter> build_tunnel_filter(const DecapConfig& config) {
       b.jump(BPF_JMP | BPF_JEQ | BPF_K, kProtoUdp, B::kNext, B::kDrop);
       // Non-first fragments have no UDP header to look at.
       b.stmt(BPF_LD | BPF_H | BPF_ABS, 20);
-      b.jump(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, B::kDrop, B::kNext);
+      b.jump(BPF_JMP | BPF_JSET | BPF_K, kIpv4FragmentOffsetMask, B::kDrop, B::kNext);
       b.stmt(BPF_LDX | BPF_B | BPF_MSH, 14);          // X = IPv4 header length
       b.stmt(BPF_LD | BPF_H | BPF_IND, 14 + 2);       // UDP destination port
       emit_gue_ports(b, config);
@@ -172,7 +171,7 @@ std::vector<sock_filter> build_tunnel_filter(const DecapConfig& config) {
     b.jump(BPF_JMP | BPF_JEQ | BPF_K, kProtoIpv6, B::kAccept, B::kNext);
     b.jump(BPF_JMP | BPF_JEQ | BPF_K, kProtoGre, B::kAccept, B::kNext);
     // Fragments to us are let through only to be counted (outer_fragment).
-    b.jump(BPF_JMP | BPF_JEQ | BPF_K, kIpv6FragmentHeader, B::kAccept, B::kNext);
+    b.jump(BPF_JMP | BPF_JEQ | BPF_K, kIpv6Fragment, B::kAccept, B::kNext);
     if (config.gue_port_count > 0) {
       b.jump(BPF_JMP | BPF_JEQ | BPF_K, kProtoUdp, B::kNext, B::kDrop);
       b.stmt(BPF_LD | BPF_H | BPF_ABS, 14 + 40 + 2);

@@ -9,17 +9,9 @@
 namespace l4mux {
 namespace {
 
-constexpr uint16_t kGreChecksumPresent = 0x8000;
-constexpr uint16_t kGreRoutingPresent = 0x4000;
-constexpr uint16_t kGreKeyPresent = 0x2000;
-constexpr uint16_t kGreSeqPresent = 0x1000;
-constexpr uint16_t kGreStrictSourceRoute = 0x0800;
-constexpr uint16_t kGreRecursionHighBit = 0x0400;
-constexpr uint16_t kGreVersionMask = 0x0007;
 // RFC 2784 section 2.3: a receiver not implementing RFC 1701 MUST discard packets with any
 // of bits 1-5 set; RFC 2890 gives bits 2 (key) and 3 (sequence) their meaning back.
 constexpr uint16_t kGreRefusedFlags = kGreRoutingPresent | kGreStrictSourceRoute | kGreRecursionHighBit;
-constexpr uint8_t kIpv6FragmentHeader = 44;
 
 DecapResult fail(DecapResult r, DecapStatus s) {
   r.status = s;
@@ -145,7 +137,7 @@ DecapResult decapsulate(const uint8_t* frame, uint32_t len, const DecapConfig& c
   DecapResult r;
   if (len < kEthHeaderLen) return fail(r, DecapStatus::kEthTruncated);
   uint32_t off = kEthHeaderLen;
-  uint16_t type = load_be16(frame + 12);
+  uint16_t type = load_be16(frame + kEthTypeOffset);
   // AF_PACKET hands frames over untagged (the kernel strips VLAN tags before its taps), but
   // captures and other sources may carry up to two tags (QinQ).
   for (int tags = 0; tags < 2 && (type == kEthTypeVlan || type == kEthTypeQinQ); ++tags) {
@@ -181,8 +173,8 @@ DecapResult decapsulate(const uint8_t* frame, uint32_t len, const DecapConfig& c
     if (total > avail) return fail(r, DecapStatus::kOuterTruncated);  // Ethernet padding may follow
     if (csum_fold(csum_partial(ip, ihl)) != 0) return fail(r, DecapStatus::kOuterBadChecksum);
     const uint16_t frag = load_be16(ip + 6);
-    fragment = (frag & 0x3fff) != 0;     // MF or a fragment offset
-    later_fragment = (frag & 0x1fff) != 0;
+    fragment = (frag & kIpv4FragmentBits) != 0;  // MF or a fragment offset
+    later_fragment = (frag & kIpv4FragmentOffsetMask) != 0;
     payload = ip + ihl;
     payload_len = total - ihl;
   } else if (type == kEthTypeIpv6) {
@@ -193,7 +185,7 @@ DecapResult decapsulate(const uint8_t* frame, uint32_t len, const DecapConfig& c
       return fail(r, DecapStatus::kNotOurAddress);
     }
     proto = ip[6];
-    if (proto == kIpv6FragmentHeader) {
+    if (proto == kIpv6Fragment) {
       // A fragment of something: whether it is a tunnel packet is only known after
       // reassembly, which the agent does not do.
       return fail(r, DecapStatus::kOuterFragment);

@@ -8,8 +8,6 @@
 namespace l4mux {
 namespace {
 
-constexpr uint16_t kGreKeyPresent = 0x2000;
-
 uint8_t inner_ip_proto(Family inner) { return inner == Family::kIpv4 ? kProtoIpip : kProtoIpv6; }
 
 uint16_t inner_ethertype(Family inner) {
@@ -37,7 +35,7 @@ TunnelHeader make_tunnel_header(const EncapParams& params, Family inner) {
   uint8_t* p = t.bytes.data() + TunnelHeader::kCapacity - len;
   std::memcpy(p, params.dst_mac->data(), 6);
   std::memcpy(p + 6, params.src_mac->data(), 6);
-  store_be16(p + 12, outer == Family::kIpv4 ? kEthTypeIpv4 : kEthTypeIpv6);
+  store_be16(p + kEthTypeOffset, outer == Family::kIpv4 ? kEthTypeIpv4 : kEthTypeIpv6);
   p += kEthHeaderLen;
 
   const uint8_t outer_proto = params.kind == Encap::kGre   ? kProtoGre
@@ -45,7 +43,7 @@ TunnelHeader make_tunnel_header(const EncapParams& params, Family inner) {
                                                            : inner_ip_proto(inner);
   if (outer == Family::kIpv4) {
     // Per packet: traffic class, total length, identification, DF, checksum.
-    p[0] = 0x45;
+    p[0] = kIpv4VersionIhl;
     p[8] = kOuterTtl;
     p[9] = outer_proto;
     std::memcpy(p + 12, params.outer_src->bytes.data(), 4);

@@ -35,9 +35,6 @@ struct EncapParams {
   const MacAddr* dst_mac = nullptr;
 };
 
-inline constexpr uint32_t kGreBaseLen = 4;
-inline constexpr uint32_t kGreKeyLen = 4;
-
 // Bytes between the outer IP header and the inner packet: GRE (with its key), GUE's UDP header.
 inline uint32_t tunnel_header_len(Encap kind, bool has_gre_key) {
   switch (kind) {
@@ -88,7 +85,6 @@ struct InnerPacket {
   bool dont_fragment = false;
 };
 
-inline constexpr uint16_t kIpv4DontFragment = 0x4000;
 // GUE source ports come from the ephemeral range so that backends' RSS spreads flows.
 inline constexpr uint16_t kGueSourcePortBase = 49152;
 inline constexpr uint16_t kGueSourcePortSpan = 16384;

@@ -10,24 +10,16 @@
 namespace l4mux {
 namespace {
 
-constexpr uint8_t kIcmpEchoReply = 0;
-constexpr uint8_t kIcmpDestUnreachable = 3;
-constexpr uint8_t kIcmpFragNeeded = 4;
-constexpr uint8_t kIcmpEchoRequest = 8;
-constexpr uint8_t kIcmpv6PacketTooBig = 2;
-constexpr uint8_t kIcmpv6EchoRequest = 128;
-constexpr uint8_t kIcmpv6EchoReply = 129;
-constexpr uint32_t kIcmpHeaderLen = 8;
 // How much of the offending packet an error quotes: the whole error stays within the
 // minimum MTU of its family (RFC 1812 4.3.2.3: 576 bytes; RFC 4443 2.4(c): 1280 bytes).
-constexpr uint32_t kMaxIcmpv4Error = 576;
-constexpr uint32_t kMaxIcmpv6Error = 1280;
+constexpr uint32_t kMaxIcmpv4Error = kIpv4MinMtu;
+constexpr uint32_t kMaxIcmpv6Error = kIpv6MinMtu;
 
 }  // namespace
 
 bool is_path_mtu_error(const ParsedPacket& pkt) {
   if (pkt.proto == kProtoIcmp) {
-    return pkt.icmp_type == kIcmpDestUnreachable && pkt.icmp_code == kIcmpFragNeeded;
+    return pkt.icmp_type == kIcmpDestUnreachable && pkt.icmp_code == kIcmpCodeFragNeeded;
   }
   return pkt.proto == kProtoIcmpv6 && pkt.icmp_type == kIcmpv6PacketTooBig;
 }
@@ -73,9 +65,9 @@ uint8_t* make_too_big(uint8_t* frame, const ParsedPacket& pkt, uint32_t mtu, uin
   const bool v4 = pkt.family == Family::kIpv4;
   const uint32_t ip_len = v4 ? kIpv4HeaderLen : kIpv6HeaderLen;
   const uint32_t max_error = v4 ? kMaxIcmpv4Error : kMaxIcmpv6Error;
-  const uint32_t quoted = std::min<uint32_t>(pkt.l3_length, max_error - ip_len - kIcmpHeaderLen);
+  const uint32_t quoted = std::min<uint32_t>(pkt.l3_length, max_error - ip_len - kIcmpErrorHeaderLen);
   uint8_t* const original = frame + pkt.l3_offset;
-  uint8_t* const reply = original - (kEthHeaderLen + ip_len + kIcmpHeaderLen);
+  uint8_t* const reply = original - (kEthHeaderLen + ip_len + kIcmpErrorHeaderLen);
   if (reply < headroom_start) return nullptr;
 
   // Ethernet: back to the sender's next hop, from the MAC the packet was sent to. Read both
@@ -90,12 +82,12 @@ uint8_t* make_too_big(uint8_t* frame, const ParsedPacket& pkt, uint32_t mtu, uin
 
   uint8_t* ip = reply + kEthHeaderLen;
   uint8_t* icmp = ip + ip_len;
-  const uint32_t icmp_len = kIcmpHeaderLen + quoted;
+  const uint32_t icmp_len = kIcmpErrorHeaderLen + quoted;
   write_reply_ip_header(ip, icmp_len, v4 ? kProtoIcmp : kProtoIcmpv6, pkt.dst, pkt.src);
   store_be16(icmp + 2, 0);
   if (v4) {
     icmp[0] = kIcmpDestUnreachable;
-    icmp[1] = kIcmpFragNeeded;
+    icmp[1] = kIcmpCodeFragNeeded;
     store_be16(icmp + 4, 0);
     store_be16(icmp + 6, static_cast<uint16_t>(std::min<uint32_t>(mtu, 0xffff)));
     store_be16(icmp + 2, csum_fold(csum_partial(icmp, icmp_len)));

@@ -18,11 +18,11 @@ inline constexpr uint8_t kReplyTtl = 64;
 inline uint32_t write_reply_ip_header(uint8_t* ip, uint32_t payload_len, uint8_t proto,
                                       const IpAddr& src, const IpAddr& dst) {
   if (src.is_v4()) {
-    ip[0] = 0x45;
+    ip[0] = kIpv4VersionIhl;
     ip[1] = 0;
     store_be16(ip + 2, static_cast<uint16_t>(kIpv4HeaderLen + payload_len));
     store_be16(ip + 4, 0);
-    store_be16(ip + 6, 0x4000);
+    store_be16(ip + 6, kIpv4DontFragment);
     ip[8] = kReplyTtl;
     ip[9] = proto;
     store_be16(ip + 10, 0);

@@ -13,17 +13,6 @@
 namespace l4mux {
 namespace {
 
-constexpr uint8_t kIpv6HopByHop = 0;
-constexpr uint8_t kIpv6Routing = 43;
-constexpr uint8_t kIpv6Fragment = 44;
-constexpr uint8_t kIpv6Ah = 51;
-constexpr uint8_t kIpv6DestOptions = 60;
-
-constexpr uint32_t kIcmpHeaderLen = 4;       // type, code, checksum
-constexpr uint32_t kIcmpErrorHeaderLen = 8;  // + unused / MTU / pointer, then the quote
-constexpr uint32_t kIcmpEchoLen = 8;         // + identifier, sequence number
-constexpr uint32_t kEmbeddedL4Len = 8;       // what RFC 792 guarantees of the quoted L4 header
-
 // `reason` is only meaningful for kMalformed.
 constexpr ParseResult ok() { return ParseResult{ParseStatus::kOk, DropReason::kEthTruncated}; }
 constexpr ParseResult not_ip() {
@@ -34,14 +23,16 @@ constexpr ParseResult malformed(DropReason r) { return ParseResult{ParseStatus::
 bool is_icmp_error(Family family, uint8_t type) {
   if (family == Family::kIpv4) {
     // destination unreachable, source quench, redirect, time exceeded, parameter problem
-    return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+    return type == kIcmpDestUnreachable || type == kIcmpSourceQuench || type == kIcmpRedirect ||
+           type == kIcmpTimeExceeded || type == kIcmpParameterProblem;
   }
   // destination unreachable, packet too big, time exceeded, parameter problem
-  return type >= 1 && type <= 4;
+  return type >= kIcmpv6DestUnreachable && type <= kIcmpv6ParameterProblem;
 }
 
 bool is_icmp_echo(Family family, uint8_t type) {
-  return family == Family::kIpv4 ? (type == 0 || type == 8) : (type == 128 || type == 129);
+  return family == Family::kIpv4 ? (type == kIcmpEchoReply || type == kIcmpEchoRequest)
+                                 : (type == kIcmpv6EchoRequest || type == kIcmpv6EchoReply);
 }
 
 // ---- IPv6 extension header chain ----------------------------------------------------------
@@ -81,10 +72,10 @@ ChainStatus walk_ipv6_chain(const uint8_t* frame, uint32_t off, uint32_t end, ui
     if (end - off < 8) return ChainStatus::kTruncated;  // every extension header is >= 8 bytes
     const uint8_t* h = frame + off;
     if (nh == kIpv6Fragment) {
-      size = 8;
+      size = kIpv6FragmentHeaderLen;
       const uint16_t offset_flags = load_be16(h + 2);
-      const bool more = (offset_flags & 0x0001) != 0;
-      const uint16_t frag_offset = offset_flags & 0xFFF8;
+      const bool more = (offset_flags & kIpv6MoreFragments) != 0;
+      const uint16_t frag_offset = offset_flags & kIpv6FragmentOffsetMask;
       // An "atomic fragment" (offset 0, M clear; RFC 6946) is a whole packet: not a fragment.
       if (more || frag_offset != 0) chain.is_fragment = true;
       if (frag_offset != 0) {
@@ -127,7 +118,7 @@ ParseResult parse_embedded(const uint8_t* frame, uint32_t off, uint32_t end, Fam
     if (ihl > avail) return malformed(DropReason::kIcmpEmbeddedTruncated);
     const uint32_t total = load_be16(ip + 2);
     if (total < ihl) return malformed(DropReason::kIcmpEmbeddedMalformed);
-    first_fragment = (load_be16(ip + 6) & 0x1FFF) == 0;
+    first_fragment = (load_be16(ip + 6) & kIpv4FragmentOffsetMask) == 0;
     proto = ip[9];
     e.src = IpAddr::v4(ip + 12);
     e.dst = IpAddr::v4(ip + 16);
@@ -158,7 +149,7 @@ ParseResult parse_embedded(const uint8_t* frame, uint32_t off, uint32_t end, Fam
   // quote absent (the pipeline then treats the error as one it cannot forward).
   if (!first_fragment) return ok();
   if (proto == kProtoTcp || proto == kProtoUdp) {
-    if (l4_end - l4 < kEmbeddedL4Len) return malformed(DropReason::kIcmpEmbeddedTruncated);
+    if (l4_end - l4 < kIcmpQuotedL4Len) return malformed(DropReason::kIcmpEmbeddedTruncated);
     e.src_port = load_be16(frame + l4);
     e.dst_port = load_be16(frame + l4 + 2);
   }
@@ -179,11 +170,11 @@ ParseResult parse_icmp(const uint8_t* frame, uint32_t end, ParsedPacket& out) {
   // nothing treats it as an echo or an error of the wrong family.
   const Family expected = out.proto == kProtoIcmp ? Family::kIpv4 : Family::kIpv6;
   if (out.family != expected) return ok();
-  if (avail < kIcmpHeaderLen) return malformed(DropReason::kIcmpTruncated);
+  if (avail < kIcmpTypeCodeChecksumLen) return malformed(DropReason::kIcmpTruncated);
   out.icmp_type = l4[0];
   out.icmp_code = l4[1];
   if (is_icmp_echo(out.family, out.icmp_type)) {
-    if (avail < kIcmpEchoLen) return malformed(DropReason::kIcmpTruncated);
+    if (avail < kIcmpEchoHeaderLen) return malformed(DropReason::kIcmpTruncated);
   } else if (is_icmp_error(out.family, out.icmp_type)) {
     if (avail < kIcmpErrorHeaderLen) return malformed(DropReason::kIcmpTruncated);
     const ParseResult r =
@@ -258,11 +249,11 @@ ParseResult parse_ipv4(const uint8_t* frame, uint32_t len, ParsedPacket& out) {
   // after decapsulation; recomputing it here would cost a pass over the header per packet.
 
   const uint16_t frag = load_be16(ip + 6);
-  const bool more_fragments = (frag & 0x2000) != 0;
-  const uint16_t frag_offset = frag & 0x1FFF;
+  const bool more_fragments = (frag & kIpv4MoreFragments) != 0;
+  const uint16_t frag_offset = frag & kIpv4FragmentOffsetMask;
   out.family = Family::kIpv4;
   out.traffic_class = ip[1];
-  out.dont_fragment = (frag & 0x4000) != 0;
+  out.dont_fragment = (frag & kIpv4DontFragment) != 0;
   out.is_fragment = more_fragments || frag_offset != 0;
   out.proto = ip[9];
   out.src = IpAddr::v4(ip + 12);
@@ -345,7 +336,7 @@ ParseResult parse_frame(const uint8_t* frame, uint32_t len, ParsedPacket& out) {
 
   // Up to two VLAN tags: 802.1Q, 802.1ad (S-tag, alone or outside a C-tag) or the older
   // double 802.1Q. `type_at` is where the current EtherType / TPID sits.
-  uint32_t type_at = 12;
+  uint32_t type_at = kEthTypeOffset;
   uint16_t type = load_be16(frame + type_at);
   for (int tags = 0; tags < 2; ++tags) {
     const bool tag =

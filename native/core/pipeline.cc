@@ -385,7 +385,7 @@ void Pipeline::receive_redirect(Packet& pkt, Work& w, const cluster::ClusterView
   }
   uint8_t* const frame = inner - kEthHeaderLen;  // inside the outer headers: at least 28 bytes in
   std::memmove(frame, pkt.data, 12);            // the MAC addresses, as received
-  store_be16(frame + 12, inner[0] >> 4 == 4 ? kEthTypeIpv4 : kEthTypeIpv6);
+  store_be16(frame + kEthTypeOffset, inner[0] >> 4 == 4 ? kEthTypeIpv4 : kEthTypeIpv6);
   pkt.headroom += static_cast<uint32_t>(frame - pkt.data);
   pkt.data = frame;
   pkt.len = kEthHeaderLen + udp_payload;

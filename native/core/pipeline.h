@@ -39,8 +39,8 @@ inline constexpr uint64_t kEchoBurst = 100;
 inline constexpr uint64_t kEchoPerSecond = 1000;
 // Smallest MTUs a relayed "too big" may report (RFC 791's 576 that every IPv4 host accepts,
 // IPv6's 1280): lower ones only serve to make backends fragment or send tiny segments.
-inline constexpr uint32_t kMinRelayedMtuIpv4 = 576;
-inline constexpr uint32_t kMinRelayedMtuIpv6 = 1280;
+inline constexpr uint32_t kMinRelayedMtuIpv4 = kIpv4MinMtu;
+inline constexpr uint32_t kMinRelayedMtuIpv6 = kIpv6MinMtu;
 
 // A token bucket: `burst` tokens, refilled at `per_second`.
 struct TokenBucket {

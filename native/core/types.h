@@ -1,5 +1,5 @@
 // Vocabulary shared by every part of the fast path: addresses, flow keys, VIP keys,
-// verdicts and the named drop reasons.
+// verdicts and the named drop reasons (the protocols' own numbers are in wire.h).
 #pragma once
 
 #include <array>
@@ -9,22 +9,9 @@
 #include <cstring>
 #include <string_view>
 
+#include "wire.h"
+
 namespace l4mux {
-
-inline constexpr uint8_t kProtoIcmp = 1;
-inline constexpr uint8_t kProtoIpip = 4;
-inline constexpr uint8_t kProtoTcp = 6;
-inline constexpr uint8_t kProtoUdp = 17;
-inline constexpr uint8_t kProtoIpv6 = 41;
-inline constexpr uint8_t kProtoGre = 47;
-inline constexpr uint8_t kProtoIcmpv6 = 58;
-
-// TCP flag bits (the header's 14th byte).
-inline constexpr uint8_t kTcpFin = 0x01;
-inline constexpr uint8_t kTcpSyn = 0x02;
-inline constexpr uint8_t kTcpRst = 0x04;
-inline constexpr uint8_t kTcpAck = 0x10;
-inline constexpr uint8_t kTcpUrg = 0x20;
 
 // The flag combinations a TCP segment may carry (PSH, ECE and CWR aside), as Linux's
 // conntrack accepts them: SYN, SYN|ACK, RST, RST|ACK, FIN|ACK, ACK, each also with URG where
@@ -36,18 +23,6 @@ inline bool tcp_flags_valid(uint8_t flags) {
                               (1u << 0x09) | (1u << 0x19) | (1u << 0x08) | (1u << 0x18);
   return ((kValid >> key) & 1u) != 0;
 }
-
-inline constexpr uint16_t kEthTypeIpv4 = 0x0800;
-inline constexpr uint16_t kEthTypeIpv6 = 0x86DD;
-inline constexpr uint16_t kEthTypeVlan = 0x8100;
-inline constexpr uint16_t kEthTypeQinQ = 0x88A8;
-
-inline constexpr size_t kEthHeaderLen = 14;
-inline constexpr size_t kVlanTagLen = 4;
-inline constexpr size_t kIpv4HeaderLen = 20;
-inline constexpr size_t kIpv6HeaderLen = 40;
-inline constexpr size_t kUdpHeaderLen = 8;
-inline constexpr size_t kTcpHeaderLen = 20;  // without options
 
 enum class Family : uint8_t { kNone = 0, kIpv4 = 4, kIpv6 = 6 };
 

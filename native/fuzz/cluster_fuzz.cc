@@ -113,7 +113,7 @@ void fuzz_redirect(World& w, const uint8_t* data, size_t size) {
   std::memcpy(f, macs, 12);
   store_be16(f + 12, kEthTypeIpv4);
   uint8_t* ip = f + kEthHeaderLen;
-  ip[0] = 0x45;
+  ip[0] = kIpv4VersionIhl;
   store_be16(ip + 2, static_cast<uint16_t>(kIpv4HeaderLen + kUdpHeaderLen + size));
   ip[8] = 64;
   ip[9] = kProtoUdp;

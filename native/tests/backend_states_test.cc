@@ -19,9 +19,6 @@ using testing::ip;
 using testing::L4Spec;
 using testing::PipelineTest;
 
-constexpr uint8_t kAck = 0x10;
-constexpr uint8_t kFin = 0x01;
-
 class BackendStatesTest : public PipelineTest {
  protected:
   // The source port of a new flow that lands on `backend`.
@@ -34,7 +31,7 @@ class BackendStatesTest : public PipelineTest {
     ADD_FAILURE() << "no flow lands on " << backend;
     return 0;
   }
-  Packet ack(uint16_t port, uint8_t flags = kAck) {
+  Packet ack(uint16_t port, uint8_t flags = kTcpAck) {
     L4Spec s;
     s.src_port = port;
     s.tcp_flags = flags;
@@ -80,7 +77,7 @@ TEST_F(BackendStatesTest, OfflineCutsFlowsWithAResetTheClientAccepts) {
 
   L4Spec s;
   s.src_port = port;
-  s.tcp_flags = kAck;
+  s.tcp_flags = kTcpAck;
   s.payload.assign(10, 'q');
   Bytes in = flow_frame("198.51.100.7", "192.0.2.10", s);
   store_be32(&in[14 + 20 + 8], 77777);  // the client's acknowledgement number
@@ -229,7 +226,7 @@ TEST_F(BackendStatesTest, ActiveFlowsFollowOpensClosesAndExpiry) {
   const uint16_t port = port_on("10.1.0.1");
   const uint64_t open = active("10.1.0.1");
   ASSERT_GE(open, 1u);
-  ack(port, kFin | kAck);
+  ack(port, kTcpFin | kTcpAck);
   EXPECT_EQ(active("10.1.0.1"), open - 1) << "a FIN closes the flow";
 
   // Flows that go quiet are freed by the sweep once they expire (SYN timeout: 30 s).
@@ -254,7 +251,7 @@ class SchedulerTest : public BackendStatesTest {
       syn.src_port = static_cast<uint16_t>(10000 + i);
       const Packet p = run(flow_frame("198.51.100.7", "192.0.2.10", syn));
       ++counts[backend_of(p)];
-      if (close_each) ack(syn.src_port, kFin | kAck);
+      if (close_each) ack(syn.src_port, kTcpFin | kTcpAck);
     }
     return counts;
   }
@@ -301,7 +298,7 @@ TEST_F(SchedulerTest, WeightedLeastConnectionsSendsNewFlowsToTheIdleBackend) {
     L4Spec syn;
     syn.src_port = static_cast<uint16_t>(10000 + i);
     const Packet p = ack(syn.src_port);
-    if (backend_of(p) == "10.1.0.2") ack(syn.src_port, kFin | kAck);
+    if (backend_of(p) == "10.1.0.2") ack(syn.src_port, kTcpFin | kTcpAck);
   }
   ASSERT_EQ(active("10.1.0.2"), 0u);
   std::map<std::string, int> next;
@@ -333,7 +330,7 @@ TEST_F(SchedulerTest, SpoofedNonSynFloodDoesNotMoveEstablishedFlows) {
   for (uint32_t n = 0; n < 40001; ++n) {
     L4Spec spoofed;
     spoofed.src_port = static_cast<uint16_t>(1024 + n % 50000);
-    spoofed.tcp_flags = kAck;
+    spoofed.tcp_flags = kTcpAck;
     const std::string src = "203.0." + std::to_string(n / 250 % 256) + "." + std::to_string(n % 250 + 1);
     run(flow_frame(src, "192.0.2.10", spoofed));
   }

@@ -10,12 +10,6 @@
 namespace l4mux {
 namespace {
 
-constexpr uint8_t kFin = 0x01;
-constexpr uint8_t kSyn = 0x02;
-constexpr uint8_t kRst = 0x04;
-constexpr uint8_t kPsh = 0x08;
-constexpr uint8_t kAck = 0x10;
-
 // Distinct values, so that a state given the wrong timeout shows.
 ConntrackTimeouts test_timeouts() {
   ConntrackTimeouts t;
@@ -69,7 +63,7 @@ TEST(Conntrack, InsertThenLookupHits) {
   Conntrack ct(config(1024));
   const FlowKey k = v4_key(1, 1000);
   const uint64_t h = hash_of(k);
-  FlowEntry* e = ct.insert(k, h, 7, kSyn, 100);
+  FlowEntry* e = ct.insert(k, h, 7, kTcpSyn, 100);
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(ct.lookup(k, h, 100), e);
   EXPECT_EQ(e->key, k);
@@ -84,7 +78,7 @@ TEST(Conntrack, LookupMisses) {
   Conntrack ct(config(1024));
   const FlowKey k = v4_key(1, 1000);
   EXPECT_EQ(ct.lookup(k, hash_of(k), 0), nullptr);
-  ct.insert(k, hash_of(k), 1, kSyn, 0);
+  ct.insert(k, hash_of(k), 1, kTcpSyn, 0);
   const FlowKey other = v4_key(1, 1001);
   EXPECT_EQ(ct.lookup(other, hash_of(other), 0), nullptr);
   // The right key under the wrong hash looks in the wrong place (or with the wrong tag).
@@ -135,7 +129,7 @@ TEST(Conntrack, SameBucketAndTagKeysAreToldApart) {
   ASSERT_EQ(keys.size(), kConntrackWays);
 
   std::vector<FlowEntry*> entries;
-  for (uint32_t i = 0; i < keys.size(); ++i) entries.push_back(ct.insert(keys[i], h, i, kSyn, 0));
+  for (uint32_t i = 0; i < keys.size(); ++i) entries.push_back(ct.insert(keys[i], h, i, kTcpSyn, 0));
   EXPECT_EQ(ct.stats().evictions, 0u);
   for (uint32_t i = 0; i < keys.size(); ++i) {
     FlowEntry* e = ct.lookup(keys[i], h, 0);
@@ -157,8 +151,8 @@ TEST(Conntrack, ZeroTagHashesWork) {
   const FlowKey b = v4_key(2, 2);
   const uint64_t ha = 0x0000000000000005ull;  // tag bits 0
   const uint64_t hb = 0x0000000100000005ull;  // tag bits 1, same bucket
-  FlowEntry* ea = ct.insert(a, ha, 1, kSyn, 0);
-  FlowEntry* eb = ct.insert(b, hb, 2, kSyn, 0);
+  FlowEntry* ea = ct.insert(a, ha, 1, kTcpSyn, 0);
+  FlowEntry* eb = ct.insert(b, hb, 2, kTcpSyn, 0);
   EXPECT_NE(ea, eb);
   EXPECT_EQ(ct.lookup(a, ha, 0), ea);
   EXPECT_EQ(ct.lookup(b, hb, 0), eb);
@@ -169,39 +163,39 @@ TEST(Conntrack, NextFlowStateTcp) {
   using S = FlowState;
   const auto next = [](S s, uint8_t flags) { return next_flow_state(s, kProtoTcp, flags); };
   // First packet of a flow.
-  EXPECT_EQ(next(S::kFree, kSyn), S::kTcpSynSeen);
-  EXPECT_EQ(next(S::kFree, kAck), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kFree, kAck | kPsh), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kFree, kSyn | kAck), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kFree, kTcpSyn), S::kTcpSynSeen);
+  EXPECT_EQ(next(S::kFree, kTcpAck), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kFree, kTcpAck | kTcpPsh), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kFree, kTcpSyn | kTcpAck), S::kTcpEstablished);
   EXPECT_EQ(next(S::kFree, 0), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kFree, kFin | kAck), S::kTcpClosing);
-  EXPECT_EQ(next(S::kFree, kRst), S::kTcpClosing);
-  EXPECT_EQ(next(S::kFree, kSyn | kFin), S::kTcpClosing);
+  EXPECT_EQ(next(S::kFree, kTcpFin | kTcpAck), S::kTcpClosing);
+  EXPECT_EQ(next(S::kFree, kTcpRst), S::kTcpClosing);
+  EXPECT_EQ(next(S::kFree, kTcpSyn | kTcpFin), S::kTcpClosing);
   // SYN seen.
-  EXPECT_EQ(next(S::kTcpSynSeen, kSyn), S::kTcpSynSeen);  // retransmitted SYN
-  EXPECT_EQ(next(S::kTcpSynSeen, kAck), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kTcpSynSeen, kAck | kPsh), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kTcpSynSeen, kSyn | kAck), S::kTcpSynSeen);
+  EXPECT_EQ(next(S::kTcpSynSeen, kTcpSyn), S::kTcpSynSeen);  // retransmitted SYN
+  EXPECT_EQ(next(S::kTcpSynSeen, kTcpAck), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kTcpSynSeen, kTcpAck | kTcpPsh), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kTcpSynSeen, kTcpSyn | kTcpAck), S::kTcpSynSeen);
   EXPECT_EQ(next(S::kTcpSynSeen, 0), S::kTcpSynSeen);
-  EXPECT_EQ(next(S::kTcpSynSeen, kRst), S::kTcpClosing);
-  EXPECT_EQ(next(S::kTcpSynSeen, kFin | kAck), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpSynSeen, kTcpRst), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpSynSeen, kTcpFin | kTcpAck), S::kTcpClosing);
   // Established.
-  EXPECT_EQ(next(S::kTcpEstablished, kAck), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kTcpEstablished, kSyn), S::kTcpEstablished);
-  EXPECT_EQ(next(S::kTcpEstablished, kFin | kAck), S::kTcpClosing);
-  EXPECT_EQ(next(S::kTcpEstablished, kRst | kAck), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpEstablished, kTcpAck), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kTcpEstablished, kTcpSyn), S::kTcpEstablished);
+  EXPECT_EQ(next(S::kTcpEstablished, kTcpFin | kTcpAck), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpEstablished, kTcpRst | kTcpAck), S::kTcpClosing);
   // Closing stays closing; a new SYN on a closing entry is the pipeline's to handle.
-  EXPECT_EQ(next(S::kTcpClosing, kAck), S::kTcpClosing);
-  EXPECT_EQ(next(S::kTcpClosing, kSyn), S::kTcpClosing);
-  EXPECT_EQ(next(S::kTcpClosing, kFin), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpClosing, kTcpAck), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpClosing, kTcpSyn), S::kTcpClosing);
+  EXPECT_EQ(next(S::kTcpClosing, kTcpFin), S::kTcpClosing);
 }
 
 TEST(Conntrack, NextFlowStateOtherProtocols) {
   for (FlowState s : {FlowState::kFree, FlowState::kUdp, FlowState::kTcpEstablished}) {
     EXPECT_EQ(next_flow_state(s, kProtoUdp, 0), FlowState::kUdp);
-    EXPECT_EQ(next_flow_state(s, kProtoUdp, kFin | kRst), FlowState::kUdp);  // flags ignored
+    EXPECT_EQ(next_flow_state(s, kProtoUdp, kTcpFin | kTcpRst), FlowState::kUdp);  // flags ignored
     EXPECT_EQ(next_flow_state(s, kProtoIcmp, 0), FlowState::kOther);
-    EXPECT_EQ(next_flow_state(s, kProtoGre, kSyn), FlowState::kOther);
+    EXPECT_EQ(next_flow_state(s, kProtoGre, kTcpSyn), FlowState::kOther);
   }
 }
 
@@ -215,7 +209,7 @@ void expect_expires_at(Conntrack& ct, const FlowKey& k, uint64_t h, uint64_t dea
 TEST(Conntrack, SynSeenTimeout) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
-  FlowEntry* e = ct.insert(k, hash_of(k), 0, kSyn, 500);
+  FlowEntry* e = ct.insert(k, hash_of(k), 0, kTcpSyn, 500);
   EXPECT_EQ(e->state, FlowState::kTcpSynSeen);
   expect_expires_at(ct, k, hash_of(k), 500 + 1000);
 }
@@ -224,11 +218,11 @@ TEST(Conntrack, SynThenAckEstablishes) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* e = ct.insert(k, h, 0, kSyn, 0);
-  ct.touch(*e, kSyn, 400);  // retransmit: still SYN seen, deadline refreshed
+  FlowEntry* e = ct.insert(k, h, 0, kTcpSyn, 0);
+  ct.touch(*e, kTcpSyn, 400);  // retransmit: still SYN seen, deadline refreshed
   EXPECT_EQ(e->state, FlowState::kTcpSynSeen);
   EXPECT_EQ(e->expires_ns, 400u + 1000u);
-  ct.touch(*e, kAck, 700);
+  ct.touch(*e, kTcpAck, 700);
   EXPECT_EQ(e->state, FlowState::kTcpEstablished);
   expect_expires_at(ct, k, h, 700 + 9000);
 }
@@ -237,14 +231,14 @@ TEST(Conntrack, EstablishedTouchRefreshesDeadline) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* e = ct.insert(k, h, 0, kAck, 0);
+  FlowEntry* e = ct.insert(k, h, 0, kTcpAck, 0);
   EXPECT_EQ(e->state, FlowState::kTcpEstablished);  // mid-flow pickup: unproven
   EXPECT_TRUE(is_unproven(*e));
   EXPECT_EQ(e->expires_ns, 500u);
-  ct.touch(*e, kAck, 400);  // it repeats: proven, the established timeout from now on
+  ct.touch(*e, kTcpAck, 400);  // it repeats: proven, the established timeout from now on
   EXPECT_FALSE(is_unproven(*e));
   EXPECT_EQ(e->expires_ns, 400u + 9000u);
-  ct.touch(*e, kAck | kPsh, 8000);
+  ct.touch(*e, kTcpAck | kTcpPsh, 8000);
   EXPECT_EQ(e->state, FlowState::kTcpEstablished);
   expect_expires_at(ct, k, h, 8000 + 9000);
 }
@@ -255,12 +249,12 @@ TEST(Conntrack, DeadlineMovesOnlyOnceBehindBy64thOfTheTimeout) {
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
   FlowEntry* e = established(ct, k, h, 0, 0);
-  ct.touch(*e, kAck, 139);  // would move it by 139 ns: left alone, the flow expires early
+  ct.touch(*e, kTcpAck, 139);  // would move it by 139 ns: left alone, the flow expires early
   expect_expires_at(ct, k, h, 9000);
-  ct.touch(*e, kAck, 140);
+  ct.touch(*e, kTcpAck, 140);
   expect_expires_at(ct, k, h, 140 + 9000);
   // A change of state is always written, however small the step.
-  ct.touch(*e, kFin | kAck, 141);
+  ct.touch(*e, kTcpFin | kTcpAck, 141);
   EXPECT_EQ(e->state, FlowState::kTcpClosing);
   expect_expires_at(ct, k, h, 141 + 3000);
 }
@@ -269,10 +263,10 @@ TEST(Conntrack, FinCloses) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* e = ct.insert(k, h, 0, kAck, 0);
-  ct.touch(*e, kFin | kAck, 100);
+  FlowEntry* e = ct.insert(k, h, 0, kTcpAck, 0);
+  ct.touch(*e, kTcpFin | kTcpAck, 100);
   EXPECT_EQ(e->state, FlowState::kTcpClosing);
-  ct.touch(*e, kAck, 200);  // the last ACK keeps it closing
+  ct.touch(*e, kTcpAck, 200);  // the last ACK keeps it closing
   EXPECT_EQ(e->state, FlowState::kTcpClosing);
   expect_expires_at(ct, k, h, 200 + 3000);
 }
@@ -281,8 +275,8 @@ TEST(Conntrack, RstCloses) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* e = ct.insert(k, h, 0, kSyn, 0);
-  ct.touch(*e, kRst, 50);
+  FlowEntry* e = ct.insert(k, h, 0, kTcpSyn, 0);
+  ct.touch(*e, kTcpRst, 50);
   EXPECT_EQ(e->state, FlowState::kTcpClosing);
   expect_expires_at(ct, k, h, 50 + 3000);
 }
@@ -290,7 +284,7 @@ TEST(Conntrack, RstCloses) {
 TEST(Conntrack, MidFlowFinPickupIsClosing) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
-  FlowEntry* e = ct.insert(k, hash_of(k), 0, kFin | kAck, 10);
+  FlowEntry* e = ct.insert(k, hash_of(k), 0, kTcpFin | kTcpAck, 10);
   EXPECT_EQ(e->state, FlowState::kTcpClosing);
   expect_expires_at(ct, k, hash_of(k), 10 + 500);  // unproven
 }
@@ -320,9 +314,9 @@ TEST(Conntrack, OtherProtocolTimeout) {
 TEST(Conntrack, DefaultTimeouts) {
   Conntrack ct(ConntrackConfig{64, {}});
   const FlowKey k = v4_key(1, 1);
-  FlowEntry* e = ct.insert(k, hash_of(k), 0, kSyn, 0);
+  FlowEntry* e = ct.insert(k, hash_of(k), 0, kTcpSyn, 0);
   EXPECT_EQ(e->expires_ns, 30ull * 1000000000);
-  ct.touch(*e, kAck, 0);
+  ct.touch(*e, kTcpAck, 0);
   EXPECT_EQ(e->expires_ns, 900ull * 1000000000);
 }
 
@@ -340,9 +334,9 @@ TEST(Conntrack, ExpiredSameKeyIsReplacedInPlace) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* first = ct.insert(k, h, 1, kSyn, 0);
+  FlowEntry* first = ct.insert(k, h, 1, kTcpSyn, 0);
   EXPECT_EQ(ct.lookup(k, h, 1000), nullptr);
-  FlowEntry* second = ct.insert(k, h, 2, kAck, 1000);
+  FlowEntry* second = ct.insert(k, h, 2, kTcpAck, 1000);
   EXPECT_EQ(second, first);
   EXPECT_EQ(second->backend, 2u);
   EXPECT_EQ(second->state, FlowState::kTcpEstablished);
@@ -357,8 +351,8 @@ TEST(Conntrack, InsertOfLiveKeyOverwritesIt) {
   Conntrack ct(config(64));
   const FlowKey k = v4_key(1, 1);
   const uint64_t h = hash_of(k);
-  FlowEntry* first = ct.insert(k, h, 1, kAck, 0);
-  FlowEntry* second = ct.insert(k, h, 2, kAck, 10);
+  FlowEntry* first = ct.insert(k, h, 1, kTcpAck, 0);
+  FlowEntry* second = ct.insert(k, h, 2, kTcpAck, 10);
   EXPECT_EQ(first, second);
   EXPECT_EQ(ct.lookup(k, h, 10)->backend, 2u);
   EXPECT_EQ(ct.stats().live_entries, 1u);
@@ -372,12 +366,12 @@ TEST(Conntrack, ExpiredEntryOfAnotherFlowIsReusedAndCounted) {
   for (uint32_t i = 0; i < kConntrackWays; ++i) {
     keys.push_back(v4_key(i, 1));
     // SYNs inserted at 0 expire at 1000, except slot 5's, established and so still live.
-    FlowEntry* e = ct.insert(keys[i], bucket_hash(bucket, i), i, kSyn, 0);
-    if (i == 5) ct.touch(*e, kAck, 0);
+    FlowEntry* e = ct.insert(keys[i], bucket_hash(bucket, i), i, kTcpSyn, 0);
+    if (i == 5) ct.touch(*e, kTcpAck, 0);
   }
   EXPECT_EQ(ct.stats().live_entries, kConntrackWays);
   const FlowKey fresh = v4_key(100, 1);
-  FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 100), 9, kSyn, 1000);
+  FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 100), 9, kTcpSyn, 1000);
   EXPECT_EQ(ct.stats().expired_reused, 1u);
   EXPECT_EQ(ct.stats().evictions, 0u);
   EXPECT_EQ(ct.stats().live_entries, kConntrackWays);
@@ -399,7 +393,7 @@ TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
     entries.push_back(established(ct, keys[i], bucket_hash(bucket, i), i, insert_time[i] * kS));
   }
   const FlowKey fresh = v4_key(99, 7);
-  FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 99), 42, kSyn, 100 * kS);
+  FlowEntry* e = ct.insert(fresh, bucket_hash(bucket, 99), 42, kTcpSyn, 100 * kS);
   EXPECT_EQ(e, entries[3]);
   EXPECT_EQ(ct.stats().evictions, 1u);
   EXPECT_EQ(ct.stats().expired_reused, 0u);
@@ -414,7 +408,7 @@ TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
   // The deadline decides, not the age: the newest flow, a SYN (deadline 130 s), now expires
   // before the established flow inserted at 20 s (deadline 920 s), so it goes next.
   const FlowKey another = v4_key(98, 7);
-  EXPECT_EQ(ct.insert(another, bucket_hash(bucket, 98), 43, kSyn, 100 * kS), e);
+  EXPECT_EQ(ct.insert(another, bucket_hash(bucket, 98), 43, kTcpSyn, 100 * kS), e);
   EXPECT_EQ(ct.lookup(fresh, bucket_hash(bucket, 99), 100 * kS), nullptr);
   EXPECT_NE(ct.lookup(keys[6], bucket_hash(bucket, 6), 100 * kS), nullptr);
   EXPECT_EQ(ct.stats().evictions, 2u);
@@ -435,7 +429,7 @@ TEST(Conntrack, UnprovenEntriesAreEvictedFirstAndNotCountedActive) {
   // Flood entries: each one new, unproven, and younger (later deadline would not matter).
   for (uint32_t n = 0; n < 1000; ++n) {
     const FlowKey spoofed = v4_key(1000 + n, 9);
-    FlowEntry* e = ct.insert(spoofed, bucket_hash(bucket, 100 + n), 2, kAck, (20 + n / 100) * kS);
+    FlowEntry* e = ct.insert(spoofed, bucket_hash(bucket, 100 + n), 2, kTcpAck, (20 + n / 100) * kS);
     EXPECT_TRUE(is_unproven(*e));
   }
   for (uint32_t i = 0; i < real.size(); ++i) {
@@ -448,29 +442,29 @@ TEST(Conntrack, UnprovenEntriesAreEvictedFirstAndNotCountedActive) {
 
   // An unproven entry that repeats becomes a real flow, counted.
   const FlowKey late = v4_key(5000, 9);
-  FlowEntry* e = ct.insert(late, hash_of(late), 3, kAck, 50 * kS);
-  ct.touch(*e, kAck, 51 * kS);
+  FlowEntry* e = ct.insert(late, hash_of(late), 3, kTcpAck, 50 * kS);
+  ct.touch(*e, kTcpAck, 51 * kS);
   EXPECT_FALSE(is_unproven(*e));
   EXPECT_EQ(counters.backend(3)->active_flows.get(), 1u);
   EXPECT_EQ(ct.stats().proven, real.size() + 1);
   // Expired unproven entries go by their short timeout (10 s), not the established one.
   const FlowKey quiet = v4_key(6000, 9);
-  ct.insert(quiet, hash_of(quiet), 3, kAck, 60 * kS);
+  ct.insert(quiet, hash_of(quiet), 3, kTcpAck, 60 * kS);
   EXPECT_NE(ct.lookup(quiet, hash_of(quiet), 69 * kS), nullptr);
   EXPECT_EQ(ct.lookup(quiet, hash_of(quiet), 71 * kS), nullptr);
 }
 
 TEST(Conntrack, BucketsDoNotInterfere) {
   Conntrack ct(config(64));  // 8 buckets
-  for (uint32_t i = 0; i < kConntrackWays; ++i) ct.insert(v4_key(i, 1), bucket_hash(0, i), i, kAck, 0);
-  for (uint32_t i = 0; i < kConntrackWays; ++i) ct.insert(v4_key(i, 2), bucket_hash(1, i), i, kAck, 0);
+  for (uint32_t i = 0; i < kConntrackWays; ++i) ct.insert(v4_key(i, 1), bucket_hash(0, i), i, kTcpAck, 0);
+  for (uint32_t i = 0; i < kConntrackWays; ++i) ct.insert(v4_key(i, 2), bucket_hash(1, i), i, kTcpAck, 0);
   EXPECT_EQ(ct.stats().evictions, 0u);
   for (uint32_t i = 0; i < kConntrackWays; ++i) {
     EXPECT_NE(ct.lookup(v4_key(i, 1), bucket_hash(0, i), 0), nullptr);
     EXPECT_NE(ct.lookup(v4_key(i, 2), bucket_hash(1, i), 0), nullptr);
   }
   // Bits above the bucket mask pick the tag, not the bucket.
-  ct.insert(v4_key(50, 3), bucket_hash(8, 50), 0, kAck, 0);  // 8 & 7 == bucket 0: full
+  ct.insert(v4_key(50, 3), bucket_hash(8, 50), 0, kTcpAck, 0);  // 8 & 7 == bucket 0: full
   EXPECT_EQ(ct.stats().evictions, 1u);
 }
 
@@ -500,7 +494,7 @@ TEST(Conntrack, SingleBucketTable) {
   for (uint32_t i = 0; i < 100; ++i) {
     const FlowKey k = v4_key(i, 1);
     const uint64_t h = hash_of(k);  // any hash maps to the one bucket
-    EXPECT_NE(ct.insert(k, h, i, kAck, i), nullptr);
+    EXPECT_NE(ct.insert(k, h, i, kTcpAck, i), nullptr);
     EXPECT_NE(ct.lookup(k, h, i), nullptr);
   }
   EXPECT_EQ(ct.stats().evictions, 100u - kConntrackWays);
@@ -512,7 +506,7 @@ TEST(Conntrack, EraseFreesTheSlot) {
   const uint32_t bucket = 2;
   std::vector<FlowEntry*> entries;
   for (uint32_t i = 0; i < kConntrackWays; ++i) {
-    entries.push_back(ct.insert(v4_key(i, 1), bucket_hash(bucket, i), i, kAck, 0));
+    entries.push_back(ct.insert(v4_key(i, 1), bucket_hash(bucket, i), i, kTcpAck, 0));
   }
   ct.erase(*entries[4]);
   EXPECT_EQ(entries[4]->state, FlowState::kFree);
@@ -522,7 +516,7 @@ TEST(Conntrack, EraseFreesTheSlot) {
   EXPECT_EQ(ct.stats().live_entries, kConntrackWays - 1);
 
   // The freed slot takes the next flow: no eviction, no expired reuse.
-  FlowEntry* e = ct.insert(v4_key(77, 1), bucket_hash(bucket, 77), 1, kAck, 0);
+  FlowEntry* e = ct.insert(v4_key(77, 1), bucket_hash(bucket, 77), 1, kTcpAck, 0);
   EXPECT_EQ(e, entries[4]);
   EXPECT_EQ(ct.stats().evictions, 0u);
   EXPECT_EQ(ct.stats().expired_reused, 0u);
@@ -533,7 +527,7 @@ TEST(Conntrack, EraseFreesTheSlot) {
   FlowEntry* old = ct.lookup(k, bucket_hash(bucket, 3), 0);
   ASSERT_NE(old, nullptr);
   ct.erase(*old);
-  FlowEntry* again = ct.insert(k, bucket_hash(bucket, 3), 99, kSyn, 0);
+  FlowEntry* again = ct.insert(k, bucket_hash(bucket, 3), 99, kTcpSyn, 0);
   EXPECT_EQ(ct.lookup(k, bucket_hash(bucket, 3), 0), again);
   EXPECT_EQ(again->backend, 99u);
 }
@@ -542,7 +536,7 @@ TEST(Conntrack, IPv6Keys) {
   Conntrack ct(config(1024));
   std::vector<FlowKey> keys;
   for (uint8_t i = 0; i < 50; ++i) keys.push_back(v6_key(i, static_cast<uint16_t>(40000 + i)));
-  for (uint32_t i = 0; i < keys.size(); ++i) ct.insert(keys[i], hash_of(keys[i]), i, kSyn, 0);
+  for (uint32_t i = 0; i < keys.size(); ++i) ct.insert(keys[i], hash_of(keys[i]), i, kTcpSyn, 0);
   for (uint32_t i = 0; i < keys.size(); ++i) {
     FlowEntry* e = ct.lookup(keys[i], hash_of(keys[i]), 0);
     ASSERT_NE(e, nullptr);
@@ -556,9 +550,9 @@ TEST(Conntrack, IPv6Keys) {
   b.src[0] ^= 0x80;
   FlowKey c = a;
   c.dst[15] ^= 0x01;
-  FlowEntry* ea = ct.insert(a, h, 1, kAck, 0);
-  FlowEntry* eb = ct.insert(b, h, 2, kAck, 0);
-  FlowEntry* ec = ct.insert(c, h, 3, kAck, 0);
+  FlowEntry* ea = ct.insert(a, h, 1, kTcpAck, 0);
+  FlowEntry* eb = ct.insert(b, h, 2, kTcpAck, 0);
+  FlowEntry* ec = ct.insert(c, h, 3, kTcpAck, 0);
   EXPECT_EQ(ct.lookup(a, h, 0), ea);
   EXPECT_EQ(ct.lookup(b, h, 0), eb);
   EXPECT_EQ(ct.lookup(c, h, 0), ec);
@@ -575,10 +569,10 @@ TEST(Conntrack, OverfilledTableNeverGrowsNorCrashes) {
     FlowKey k = v4_key(i, static_cast<uint16_t>(i * 7), i % 3 == 0 ? kProtoUdp : kProtoTcp);
     const uint64_t h = hash_of(k);
     const uint64_t now = uint64_t{i} * 10;  // some flows expire along the way
-    FlowEntry* e = ct.insert(k, h, i, i % 2 ? kSyn : kAck, now);
+    FlowEntry* e = ct.insert(k, h, i, i % 2 ? kTcpSyn : kTcpAck, now);
     ASSERT_NE(e, nullptr);
     if (ct.lookup(k, h, now) != e) ++misses;
-    if (i % 5 == 0) ct.touch(*e, kFin, now);
+    if (i % 5 == 0) ct.touch(*e, kTcpFin, now);
   }
   EXPECT_EQ(misses, 0u);
   const ConntrackStats& s = ct.stats();

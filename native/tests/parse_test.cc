@@ -40,13 +40,6 @@ const IpAddr kClient6 = addr("2001:db8:c::7");
 const IpAddr kVip6 = addr("2001:db8::10");
 const IpAddr kRouter6 = addr("2001:db8:ff::1");
 
-constexpr uint8_t kHbh = 0;
-constexpr uint8_t kRouting = 43;
-constexpr uint8_t kFrag = 44;
-constexpr uint8_t kEsp = 50;
-constexpr uint8_t kAh = 51;
-constexpr uint8_t kNoNext = 59;
-constexpr uint8_t kDestOpts = 60;
 constexpr uint8_t kSctp = 132;
 
 Bytes cat(std::initializer_list<Bytes> parts) {
@@ -431,11 +424,11 @@ TEST(ParseFrame, TrailingEthernetPadding) {
 }
 
 TEST(ParseFrame, Ipv6PaddingAndNoNextHeader) {
-  Bytes f = eth6(ipv6({.next = kNoNext}, {}));
+  Bytes f = eth6(ipv6({.next = kIpv6NoNextHeader}, {}));
   f.resize(f.size() + 6, 0xee);  // trailing bytes past the payload length
   const Parsed r = parse(f);
   ASSERT_EQ(outcome(r.result), "ok");
-  EXPECT_EQ(r.pkt.proto, kNoNext);
+  EXPECT_EQ(r.pkt.proto, kIpv6NoNextHeader);
   EXPECT_FALSE(r.pkt.has_l4);
   EXPECT_EQ(r.pkt.l3_length, 40);
   EXPECT_EQ(r.pkt.l4_offset, 54);
@@ -481,8 +474,8 @@ TEST(ParseFrame, Ipv6IcmpEcho) {
 TEST(ParseFrame, Ipv6ExtensionChainHbhDestOptsFragment) {
   // HBH -> destination options (24 bytes) -> fragment (first, M set) -> TCP.
   const Bytes body =
-      cat({ext(kDestOpts), ext(kFrag, 2), frag6(kProtoTcp, 0, true), tcp(40000, 443)});
-  const Parsed r = parse(eth6(ipv6({.next = kHbh}, body)));
+      cat({ext(kIpv6DestOptions), ext(kIpv6Fragment, 2), frag6(kProtoTcp, 0, true), tcp(40000, 443)});
+  const Parsed r = parse(eth6(ipv6({.next = kIpv6HopByHop}, body)));
   ASSERT_EQ(outcome(r.result), "ok");
   EXPECT_EQ(r.pkt.proto, kProtoTcp);
   EXPECT_EQ(r.pkt.l4_offset, 14 + 40 + 8 + 24 + 8);
@@ -493,8 +486,8 @@ TEST(ParseFrame, Ipv6ExtensionChainHbhDestOptsFragment) {
 }
 
 TEST(ParseFrame, Ipv6RoutingAndAuthenticationHeaders) {
-  const Bytes body = cat({ext(kAh, 2), ah(kProtoUdp, 4), udp(1, 2)});
-  const Parsed r = parse(eth6(ipv6({.next = kRouting}, body)));
+  const Bytes body = cat({ext(kIpv6Ah, 2), ah(kProtoUdp, 4), udp(1, 2)});
+  const Parsed r = parse(eth6(ipv6({.next = kIpv6Routing}, body)));
   ASSERT_EQ(outcome(r.result), "ok");
   EXPECT_EQ(r.pkt.proto, kProtoUdp);
   EXPECT_EQ(r.pkt.l4_offset, 14 + 40 + 24 + 24);
@@ -504,7 +497,7 @@ TEST(ParseFrame, Ipv6RoutingAndAuthenticationHeaders) {
 
 TEST(ParseFrame, Ipv6NonFirstFragment) {
   const Parsed r = parse(
-      eth6(ipv6({.next = kHbh}, cat({ext(kFrag), frag6(kProtoUdp, 1232, false), payload(5)}))));
+      eth6(ipv6({.next = kIpv6HopByHop}, cat({ext(kIpv6Fragment), frag6(kProtoUdp, 1232, false), payload(5)}))));
   ASSERT_EQ(outcome(r.result), "ok");
   EXPECT_TRUE(r.pkt.is_fragment);
   EXPECT_FALSE(r.pkt.has_l4);
@@ -516,7 +509,7 @@ TEST(ParseFrame, Ipv6NonFirstFragment) {
 TEST(ParseFrame, Ipv6FirstFragmentUdpLengthCountsTheWholeDatagram) {
   const Bytes dgram = udp(5000, 53, 1500);
   const Parsed r =
-      parse(eth6(ipv6({.next = kFrag},
+      parse(eth6(ipv6({.next = kIpv6Fragment},
                       cat({frag6(kProtoUdp, 0, true), Bytes(dgram.begin(), dgram.begin() + 64)}))));
   ASSERT_EQ(outcome(r.result), "ok");
   EXPECT_TRUE(r.pkt.is_fragment);
@@ -526,7 +519,7 @@ TEST(ParseFrame, Ipv6FirstFragmentUdpLengthCountsTheWholeDatagram) {
 
 TEST(ParseFrame, Ipv6AtomicFragmentIsAWholePacket) {
   // RFC 6946: offset 0 and M clear.
-  const Parsed r = parse(eth6(ipv6({.next = kFrag}, cat({frag6(kProtoTcp, 0, false), tcp(1, 2)}))));
+  const Parsed r = parse(eth6(ipv6({.next = kIpv6Fragment}, cat({frag6(kProtoTcp, 0, false), tcp(1, 2)}))));
   ASSERT_EQ(outcome(r.result), "ok");
   EXPECT_FALSE(r.pkt.is_fragment);
   EXPECT_TRUE(r.pkt.has_l4);
@@ -534,9 +527,9 @@ TEST(ParseFrame, Ipv6AtomicFragmentIsAWholePacket) {
 }
 
 TEST(ParseFrame, Ipv6EspIsOpaque) {
-  const Parsed r = parse(eth6(ipv6({.next = kDestOpts}, cat({ext(kEsp), payload(40)}))));
+  const Parsed r = parse(eth6(ipv6({.next = kIpv6DestOptions}, cat({ext(kIpv6Esp), payload(40)}))));
   ASSERT_EQ(outcome(r.result), "ok");
-  EXPECT_EQ(r.pkt.proto, kEsp);
+  EXPECT_EQ(r.pkt.proto, kIpv6Esp);
   EXPECT_FALSE(r.pkt.has_l4);
   EXPECT_EQ(r.pkt.src_port, 0);
 }
@@ -544,11 +537,11 @@ TEST(ParseFrame, Ipv6EspIsOpaque) {
 TEST(ParseFrame, Ipv6MaximumExtensionHeaders) {
   Bytes body;
   for (int i = 0; i < kMaxIpv6ExtHeaders; ++i) {
-    const Bytes h = ext(i + 1 < kMaxIpv6ExtHeaders ? kDestOpts : kProtoTcp);
+    const Bytes h = ext(i + 1 < kMaxIpv6ExtHeaders ? kIpv6DestOptions : kProtoTcp);
     body.insert(body.end(), h.begin(), h.end());
   }
   body = cat({body, tcp(1, 2)});
-  const Parsed r = parse(eth6(ipv6({.next = kDestOpts}, body)));
+  const Parsed r = parse(eth6(ipv6({.next = kIpv6DestOptions}, body)));
   ASSERT_EQ(outcome(r.result), "ok");
   EXPECT_EQ(r.pkt.l4_offset, 14 + 40 + 8 * kMaxIpv6ExtHeaders);
   EXPECT_EQ(r.pkt.dst_port, 2);
@@ -564,7 +557,7 @@ TEST(ParseFrame, LargestPackets) {
 }
 
 TEST(ParseFrame, OtherL4ProtocolsAreLeftToThePipeline) {
-  for (uint8_t proto : {kProtoGre, kEsp, kSctp, kProtoIpip, kProtoIpv6}) {
+  for (uint8_t proto : {kProtoGre, kIpv6Esp, kSctp, kProtoIpip, kProtoIpv6}) {
     const Parsed a = parse(eth4(ipv4({.proto = proto}, payload(12))));
     ASSERT_EQ(outcome(a.result), "ok");
     EXPECT_EQ(a.pkt.proto, proto);
@@ -660,8 +653,8 @@ TEST(ParseFrameIcmpError, PacketTooBigWithEmbeddedUdp) {
 }
 
 TEST(ParseFrameIcmpError, PacketTooBigWithEmbeddedExtensionChain) {
-  const Bytes full = ipv6({.src = kVip6, .dst = kClient6, .next = kHbh},
-                          cat({ext(kRouting, 1), ext(kProtoTcp), tcp(443, 40000, 0x10, 5, 1300)}));
+  const Bytes full = ipv6({.src = kVip6, .dst = kClient6, .next = kIpv6HopByHop},
+                          cat({ext(kIpv6Routing, 1), ext(kProtoTcp), tcp(443, 40000, 0x10, 5, 1300)}));
   const Parsed r = parse(packet_too_big(Bytes(full.begin(), full.begin() + 40 + 16 + 8 + 8)));
   ASSERT_EQ(outcome(r.result), "ok");
   ASSERT_TRUE(r.pkt.embedded.present);
@@ -686,7 +679,7 @@ TEST(ParseFrameIcmpError, QuotedNonFirstFragmentHasNoFlow) {
   ASSERT_EQ(outcome(a.result), "ok");
   EXPECT_FALSE(a.pkt.embedded.present);
 
-  const Bytes q6 = ipv6({.src = kVip6, .dst = kClient6, .next = kFrag},
+  const Bytes q6 = ipv6({.src = kVip6, .dst = kClient6, .next = kIpv6Fragment},
                         cat({frag6(kProtoUdp, 1232, true), payload(8)}));
   const Parsed b = parse(packet_too_big(q6));
   ASSERT_EQ(outcome(b.result), "ok");
@@ -783,9 +776,9 @@ Bytes truncate(Bytes f, size_t n) {
 Bytes too_many_ext_headers() {
   Bytes body;
   for (int i = 0; i <= kMaxIpv6ExtHeaders; ++i) {
-    body = cat({body, ext(i < kMaxIpv6ExtHeaders ? kDestOpts : kProtoTcp)});
+    body = cat({body, ext(i < kMaxIpv6ExtHeaders ? kIpv6DestOptions : kProtoTcp)});
   }
-  return eth6(ipv6({.next = kHbh}, cat({body, tcp(1, 2)})));
+  return eth6(ipv6({.next = kIpv6HopByHop}, cat({body, tcp(1, 2)})));
 }
 
 std::vector<MalformedCase> malformed_cases() {
@@ -827,21 +820,21 @@ std::vector<MalformedCase> malformed_cases() {
        D::kIpv6BadPayloadLength},
       // 40 + 65535 does not fit l3_length; only a frame over 64 KiB (GRO, jumbo) can say so.
       {"ipv6_payload_length_beyond_l3_length",
-       raw6(ipv6({.next = kNoNext, .payload_length = 65535}, payload(65535))),
+       raw6(ipv6({.next = kIpv6NoNextHeader, .payload_length = 65535}, payload(65535))),
        D::kIpv6BadPayloadLength},
-      {"ipv6_hbh_shorter_than_8", raw6(ipv6({.next = kHbh}, Bytes{kProtoTcp, 0, 1, 2})),
+      {"ipv6_hbh_shorter_than_8", raw6(ipv6({.next = kIpv6HopByHop}, Bytes{kProtoTcp, 0, 1, 2})),
        D::kIpv6ExtHeaderTruncated},
-      {"ipv6_hbh_length_past_payload", raw6(ipv6({.next = kHbh}, truncate(ext(kProtoTcp, 3), 16))),
+      {"ipv6_hbh_length_past_payload", raw6(ipv6({.next = kIpv6HopByHop}, truncate(ext(kProtoTcp, 3), 16))),
        D::kIpv6ExtHeaderTruncated},
       {"ipv6_ext_past_payload_length_into_padding",
-       eth6(ipv6({.next = kDestOpts, .payload_length = 8}, cat({ext(kProtoTcp, 1)}))),
+       eth6(ipv6({.next = kIpv6DestOptions, .payload_length = 8}, cat({ext(kProtoTcp, 1)}))),
        D::kIpv6ExtHeaderTruncated},
-      {"ipv6_fragment_header_cut", raw6(ipv6({.next = kFrag}, payload(6))),
+      {"ipv6_fragment_header_cut", raw6(ipv6({.next = kIpv6Fragment}, payload(6))),
        D::kIpv6ExtHeaderTruncated},
-      {"ipv6_ah_length_past_payload", raw6(ipv6({.next = kAh}, truncate(ah(kProtoTcp, 10), 16))),
+      {"ipv6_ah_length_past_payload", raw6(ipv6({.next = kIpv6Ah}, truncate(ah(kProtoTcp, 10), 16))),
        D::kIpv6ExtHeaderTruncated},
       {"ipv6_chain_past_first_fragment",
-       raw6(ipv6({.next = kFrag}, cat({frag6(kDestOpts, 0, true), payload(4)}))),
+       raw6(ipv6({.next = kIpv6Fragment}, cat({frag6(kIpv6DestOptions, 0, true), payload(4)}))),
        D::kIpv6ExtHeaderTruncated},
       {"ipv6_too_many_ext_headers", many_ext, D::kIpv6TooManyExtHeaders},
       {"tcp_19_bytes", eth4(ipv4({}, truncate(tcp(1, 2, 2, 5, 0), 19))), D::kTcpTruncated},
@@ -881,7 +874,7 @@ std::vector<MalformedCase> malformed_cases() {
       {"icmpv6_quote_udp_cut", packet_too_big(truncate(quoted6, 44)), D::kIcmpEmbeddedTruncated},
       {"icmpv6_quote_ext_chain_cut",
        packet_too_big(truncate(
-           ipv6({.src = kVip6, .dst = kClient6, .next = kHbh}, cat({ext(kProtoUdp, 4), udp(1, 2)})),
+           ipv6({.src = kVip6, .dst = kClient6, .next = kIpv6HopByHop}, cat({ext(kProtoUdp, 4), udp(1, 2)})),
            60)),
        D::kIcmpEmbeddedTruncated},
       // The quoted header says its packet ends before the ports: what follows is not them.
@@ -949,10 +942,10 @@ std::vector<Bytes> valid_frames() {
       eth4(ipv4({.mf = true}, tcp(1, 2))),
       eth4(ipv4({.frag_offset = 64}, payload(16))),
       eth6(ipv6({}, tcp(1, 2, 0x02, 6))),
-      eth6(ipv6({.next = kHbh},
-                cat({ext(kDestOpts), ext(kFrag, 1), frag6(kProtoTcp, 0, true), tcp(1, 2)}))),
-      eth6(ipv6({.next = kFrag}, cat({frag6(kProtoUdp, 8, false), payload(16)}))),
-      eth6(ipv6({.next = kRouting}, cat({ext(kAh), ah(kProtoIcmpv6), echo(128)}))),
+      eth6(ipv6({.next = kIpv6HopByHop},
+                cat({ext(kIpv6DestOptions), ext(kIpv6Fragment, 1), frag6(kProtoTcp, 0, true), tcp(1, 2)}))),
+      eth6(ipv6({.next = kIpv6Fragment}, cat({frag6(kProtoUdp, 8, false), payload(16)}))),
+      eth6(ipv6({.next = kIpv6Routing}, cat({ext(kIpv6Ah), ah(kProtoIcmpv6), echo(128)}))),
       frag_needed(quoted_v4_tcp()),
       packet_too_big(quoted6),
       eth4(ipv4({.proto = kProtoGre}, payload(20))),
@@ -1034,8 +1027,8 @@ TEST(ParsePlainFlow, LeavesEverythingElseToParseFrame) {
       eth4(ipv4({.frag_offset = 64}, payload(16))),                // later fragment
       eth4(ipv4({.proto = kProtoIcmp}, echo(8))),
       eth4(ipv4({.proto = kProtoGre}, payload(20))),
-      eth6(ipv6({.next = kDestOpts}, cat({ext(kProtoTcp), tcp(1, 2)}))),  // extension header
-      eth6(ipv6({.next = kFrag}, cat({frag6(kProtoUdp, 0, false), udp(1, 2)}))),  // atomic fragment
+      eth6(ipv6({.next = kIpv6DestOptions}, cat({ext(kProtoTcp), tcp(1, 2)}))),  // extension header
+      eth6(ipv6({.next = kIpv6Fragment}, cat({frag6(kProtoUdp, 0, false), udp(1, 2)}))),  // atomic fragment
       eth6(ipv6({.next = kProtoIcmpv6}, echo(128))),
       eth(0x0806, payload(28)),  // ARP
   };

@@ -94,7 +94,7 @@ std::vector<Bytes> build_frames(const Options& o) {
     l4.proto = o.proto;
     l4.src_port = static_cast<uint16_t>(1024 + (f & 0xfff) * 15);
     l4.dst_port = o.dport;
-    l4.tcp_flags = 0x02;
+    l4.tcp_flags = kTcpSyn;
     const uint32_t headers = 14 + (src.is_v4() ? 20 : 40) + (o.proto == kProtoTcp ? 20 : 8);
     l4.payload.assign(o.size > headers ? o.size - headers : 0, 'g');
     Bytes frame = ethernet(ip_packet(IpSpec{src, dst, o.proto}, l4_segment(src, dst, l4)));

@@ -44,7 +44,7 @@ namespace {
 // Layout of a frame in a V3 block: tpacket3_hdr, sockaddr_ll, (gap >= tp_reserve), frame.
 constexpr uint32_t kFrameHeaderLen = TPACKET_ALIGN(sizeof(tpacket3_hdr)) + sizeof(sockaddr_ll);
 constexpr uint32_t kMinHeadroom = 128;
-constexpr uint32_t kVlanLen = 4;
+constexpr uint32_t kVlanLen = kVlanTagLen;
 
 [[noreturn]] void fail(const std::string& what, int err) {
   throw std::system_error(err, std::generic_category(), what);

@@ -57,7 +57,7 @@ bool checksum_looks_partial(const uint8_t* f, uint32_t len) {
     const uint32_t ihl = (l3[0] & 0x0fu) * 4u;
     const uint32_t total = load_be16(l3 + 2);
     if (ihl < kIpv4HeaderLen || total < ihl || total > room) return false;
-    if ((load_be16(l3 + 6) & 0x3fff) != 0) return false;  // a fragment: no whole L4 segment
+    if ((load_be16(l3 + 6) & kIpv4FragmentBits) != 0) return false;  // a fragment: no whole L4 segment
     proto = l3[9];
     src = IpAddr::v4(l3 + 12);
     dst = IpAddr::v4(l3 + 16);
