@@ -12,6 +12,7 @@
 #include "cluster_js.h"
 #include "config_convert.h"
 #include "counters.h"
+#include "defaults.h"
 #include "counters_js.h"
 #include "engine/config_publisher.h"
 #include "pcap_replay.h"
@@ -21,9 +22,9 @@
 namespace l4mux::addon {
 namespace {
 
-constexpr uint32_t kMaxVips = 4096;
-constexpr uint32_t kMaxBackends = 65536;
-constexpr uint32_t kHeadroom = 256;  // room for the outer headers in front of each frame
+constexpr uint32_t kMaxVips = defaults::kMaxVips;
+constexpr uint32_t kMaxBackends = defaults::kMaxBackends;
+constexpr uint32_t kHeadroom = defaults::kHeadroom;  // room for the outer headers in front of each frame
 
 class Dataplane : public Napi::ObjectWrap<Dataplane> {
  public:

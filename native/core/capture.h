@@ -17,21 +17,22 @@
 #include <span>
 #include <vector>
 
+#include "defaults.h"
 #include "pipeline.h"
 #include "types.h"
 
 namespace l4mux {
 
-inline constexpr uint32_t kCaptureMaxSnaplen = 4096;
-inline constexpr uint32_t kCaptureRingSlots = 1024;  // per worker, a power of two
+inline constexpr uint32_t kCaptureMaxSnaplen = defaults::kCaptureMaxSnaplen;
+inline constexpr uint32_t kCaptureRingSlots = defaults::kCaptureRingSlots;  // per worker, a power of two
 
 enum class CaptureDirection : uint8_t { kReceived = 0, kSent = 1 };
 
 struct CaptureFilter {
   std::optional<VipKey> vip;         // frames addressed to this VIP (port 0: any port)
   std::optional<uint32_t> backend;   // frames sent to this backend slot
-  uint64_t count = 1000;             // packets (a received frame and its sent copy are one)
-  uint32_t snaplen = 2048;           // bytes kept of each frame
+  uint64_t count = defaults::kCaptureCount;      // packets (a received frame and its sent copy are one)
+  uint32_t snaplen = defaults::kCaptureSnaplen;  // bytes kept of each frame
   uint32_t sample_every = 1;         // 1: every matching packet; N: one in N
 };
 

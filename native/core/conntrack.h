@@ -22,6 +22,7 @@
 #include <memory>
 
 #include "counters.h"
+#include "defaults.h"
 #include "types.h"
 
 namespace l4mux {
@@ -38,16 +39,17 @@ enum class FlowState : uint8_t {
 };
 
 struct ConntrackTimeouts {
-  uint64_t tcp_syn_ns = 30ull * 1000000000;
-  uint64_t tcp_established_ns = 900ull * 1000000000;
-  uint64_t tcp_closing_ns = 30ull * 1000000000;
-  uint64_t udp_ns = 60ull * 1000000000;
-  uint64_t other_ns = 30ull * 1000000000;
-  uint64_t tcp_unproven_ns = 10ull * 1000000000;  // entries created mid-flow, until they repeat
+  static constexpr uint64_t kNsPerSecond = 1000000000;
+  uint64_t tcp_syn_ns = defaults::kTcpSynSeconds * kNsPerSecond;
+  uint64_t tcp_established_ns = defaults::kTcpEstablishedSeconds * kNsPerSecond;
+  uint64_t tcp_closing_ns = defaults::kTcpClosingSeconds * kNsPerSecond;
+  uint64_t udp_ns = defaults::kUdpSeconds * kNsPerSecond;
+  uint64_t other_ns = defaults::kOtherSeconds * kNsPerSecond;
+  uint64_t tcp_unproven_ns = defaults::kTcpUnprovenSeconds * kNsPerSecond;  // entries created mid-flow, until they repeat
 };
 
 struct ConntrackConfig {
-  uint32_t capacity = 1u << 18;  // entries; rounded up to a whole power-of-two bucket count
+  uint32_t capacity = defaults::kConntrackCapacity;  // entries; rounded up to a whole power-of-two bucket count
   ConntrackTimeouts timeouts;
 };
 

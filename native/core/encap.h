@@ -16,12 +16,13 @@
 
 #include "bytes.h"
 #include "checksum.h"
+#include "defaults.h"
 #include "types.h"
 
 namespace l4mux {
 
-inline constexpr uint16_t kDefaultGuePort = 6080;
-inline constexpr uint8_t kOuterTtl = 64;
+inline constexpr uint16_t kDefaultGuePort = defaults::kGuePort;
+inline constexpr uint8_t kOuterTtl = defaults::kOuterTtl;
 
 // What a tunnel toward one backend is made of. Referenced, not copied.
 struct EncapParams {

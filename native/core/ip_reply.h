@@ -7,11 +7,12 @@
 
 #include "bytes.h"
 #include "checksum.h"
+#include "defaults.h"
 #include "types.h"
 
 namespace l4mux {
 
-inline constexpr uint8_t kReplyTtl = 64;
+inline constexpr uint8_t kReplyTtl = defaults::kReplyTtl;
 
 // Writes the IPv4 (20 bytes, DF) or IPv6 (40 bytes) header at `ip` for `payload_len` bytes of
 // protocol `proto` from `src` to `dst`; returns the header length.

@@ -15,11 +15,12 @@
 #include <span>
 #include <vector>
 
+#include "defaults.h"
 #include "types.h"
 
 namespace l4mux {
 
-inline constexpr uint32_t kMaglevDefaultSize = 65537;
+inline constexpr uint32_t kMaglevDefaultSize = defaults::kMaglevTableSize;
 inline constexpr uint32_t kMaglevNoBackend = UINT32_MAX;
 
 struct MaglevBackend {

@@ -7,10 +7,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "defaults.h"
+
 namespace l4mux {
 namespace {
 
-constexpr uint32_t kHeadroom = 256;
+constexpr uint32_t kHeadroom = defaults::kHeadroom;
 constexpr uint32_t kMaxFrame = 65535;
 constexpr uint32_t kSlotSize = kHeadroom + kMaxFrame;
 

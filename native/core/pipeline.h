@@ -25,18 +25,17 @@
 #include "encap.h"
 #include "parse.h"
 #include "snapshot.h"
+#include "defaults.h"
 #include "types.h"
 
 namespace l4mux {
 
-inline constexpr uint32_t kMaxBatch = 64;
-// ICMP "too big" errors a worker may send: a burst, refilled at a steady rate.
-inline constexpr uint64_t kIcmpBurst = 100;
-inline constexpr uint64_t kIcmpPerSecond = 1000;
-// Echo replies a worker may send (Linux's icmp_msgs_per_sec is 1000 too): pinging a VIP works,
-// a ping flood gets no amplifier.
-inline constexpr uint64_t kEchoBurst = 100;
-inline constexpr uint64_t kEchoPerSecond = 1000;
+inline constexpr uint32_t kMaxBatch = defaults::kMaxBatch;
+// ICMP "too big" errors and echo replies a worker may send (defaults.h).
+inline constexpr uint64_t kIcmpBurst = defaults::kIcmpTooBigBurst;
+inline constexpr uint64_t kIcmpPerSecond = defaults::kIcmpTooBigPerSecond;
+inline constexpr uint64_t kEchoBurst = defaults::kEchoBurst;
+inline constexpr uint64_t kEchoPerSecond = defaults::kEchoPerSecond;
 // Smallest MTUs a relayed "too big" may report (RFC 791's 576 that every IPv4 host accepts,
 // IPv6's 1280): lower ones only serve to make backends fragment or send tiny segments.
 inline constexpr uint32_t kMinRelayedMtuIpv4 = kIpv4MinMtu;

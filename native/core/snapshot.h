@@ -17,6 +17,7 @@
 #include "cluster/ownership.h"
 #include "encap.h"
 #include "maglev.h"
+#include "defaults.h"
 #include "types.h"
 
 namespace l4mux {
@@ -41,7 +42,7 @@ struct VipSpec {
   VipKey key;
   Encap encap = Encap::kIpip;
   std::optional<uint32_t> gre_key;
-  uint16_t gue_port = 6080;
+  uint16_t gue_port = defaults::kGuePort;
   HashFields hash_fields = HashFields::kFiveTuple;
   uint32_t table_size = kMaglevDefaultSize;
   bool icmp_echo = true;
@@ -144,7 +145,7 @@ struct Vip {
   Encap encap = Encap::kIpip;
   bool has_gre_key = false;
   uint32_t gre_key = 0;
-  uint16_t gue_port = 6080;
+  uint16_t gue_port = defaults::kGuePort;
   HashFields hash_fields = HashFields::kFiveTuple;
   bool icmp_echo = true;
   Scheduler scheduler = Scheduler::kMaglev;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cluster/flow_sync.h"
+#include "defaults.h"
 #include "conntrack.h"
 #include "counters.h"
 #include "config_publisher.h"
@@ -43,8 +44,8 @@ struct EngineOptions {
   IoKind io = IoKind::kAfPacket;  // how the default factory moves packets (see io_select.h)
   XdpModeRequest xdp_mode = XdpModeRequest::kAuto;
   AfPacketOptions af_packet;  // ring sizes, fanout group id
-  uint32_t max_vips = 4096;
-  uint32_t max_backends = 65536;
+  uint32_t max_vips = defaults::kMaxVips;
+  uint32_t max_backends = defaults::kMaxBackends;
   // Cluster sync state (export rings, peer-entry table), allocated at construction; absent:
   // none, and the engine behaves as a lone mux whatever the configuration says.
   std::optional<cluster::SyncSettings> sync;

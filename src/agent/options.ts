@@ -2,10 +2,11 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 import { parsePrefix } from './mux-sources.js';
+import { DEFAULT_GUE_PORT } from '../config/defaults.js';
 import type { AgentSettings } from './types.js';
 
 export const DEFAULT_TUN = 'l4tun0';
-export const DEFAULT_GUE_PORT = 6080;
+export { DEFAULT_GUE_PORT };
 export const MAX_GUE_PORTS = 8;
 
 /** Raw option values as the command line gives them. */

@@ -2,6 +2,7 @@
 // its arguments too; the daemon never trusts a line it is sent).
 import { isIP } from 'node:net';
 
+import { CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN } from '../config/defaults.js';
 import { CAPTURE_MAX_PACKETS, CAPTURE_MAX_SECONDS, type CaptureRequest, type FlowRequest } from './protocol.js';
 
 const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
@@ -34,7 +35,9 @@ export function parseCaptureRequest(r: Record<string, unknown>): CaptureRequest 
   if (backend !== undefined && (typeof backend !== 'string' || isIP(backend) === 0)) errors.push('backend: expected an IPv4 or IPv6 address');
   if (!isInt(count, 1, CAPTURE_MAX_PACKETS)) errors.push(`count: expected an integer in 1..${CAPTURE_MAX_PACKETS}`);
   if (!isInt(seconds, 1, CAPTURE_MAX_SECONDS)) errors.push(`seconds: expected an integer in 1..${CAPTURE_MAX_SECONDS}`);
-  if (!isInt(snaplen, 64, 4096)) errors.push('snaplen: expected an integer in 64..4096');
+  if (!isInt(snaplen, CAPTURE_MIN_SNAPLEN, CAPTURE_MAX_SNAPLEN)) {
+    errors.push(`snaplen: expected an integer in ${String(CAPTURE_MIN_SNAPLEN)}..${String(CAPTURE_MAX_SNAPLEN)}`);
+  }
   if (!isInt(sampleEvery, 1, 1_000_000)) errors.push('sampleEvery: expected an integer in 1..1000000');
   if (errors.length > 0) return { errors };
   return {

@@ -2,6 +2,7 @@
 // file and the channel's timing and rate settings. Checks the schema cannot express (ids,
 // addresses, uniqueness, ports) as "path: reason" issues, and the normalized form.
 import { familyName, parseAddress, parseUnicast, specialKind } from '../config/addresses.js';
+import { DEFAULT_CLUSTER_PEER_FLOWS } from '../config/defaults.js';
 import { issue, makeIssueLookup, type Issue } from '../config/issues.js';
 import { formatPath, isRecord, type PathSegment } from '../config/path.js';
 
@@ -18,7 +19,7 @@ export const CLUSTER_DEFAULTS = {
   maxRate: 125_000_000,
   transferRate: 200_000,
   commitTimeoutMs: 500,
-  maxEntries: 262_144,
+  maxEntries: DEFAULT_CLUSTER_PEER_FLOWS,
 } as const;
 
 export interface ClusterMemberConfig {

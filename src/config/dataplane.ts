@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { ConntrackSettings, DataplaneConfig, DataplaneVip } from '../dataplane/types.js';
 import { DEFAULT_GATEWAY_MAC, DEFAULT_GUE_PORT, DEFAULT_SOURCE_MAC } from './defaults.js';
 import type { BackendAdminState } from '../dataplane/types.js';
-import type { BackendConfig, L4muxConfig, Protocol } from './types.js';
+import type { BackendConfig, ConntrackConfig, L4muxConfig, Protocol } from './types.js';
 
 export const PROTOCOL_NUMBERS: Readonly<Record<Protocol, number>> = { tcp: 6, udp: 17 };
 
@@ -76,7 +76,11 @@ export function toDataplaneConfig(config: L4muxConfig, link: LinkFacts = {}, vie
 }
 
 export function conntrackSettings(config: L4muxConfig): ConntrackSettings {
-  const { maxFlows, timeouts } = config.node.conntrack;
+  return toConntrackSettings(config.node.conntrack);
+}
+
+/** A connection-table config (seconds) as the addon takes it. */
+export function toConntrackSettings({ maxFlows, timeouts }: ConntrackConfig): ConntrackSettings {
   return {
     maxFlows,
     timeouts: {

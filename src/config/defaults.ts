@@ -37,6 +37,24 @@ export const TABLE_ENTRIES_PER_BACKEND = 100;
 /** Distinct backend addresses the dataplane can hold (its backend slot registry). */
 export const MAX_DISTINCT_BACKENDS = 65536;
 
+// ---- Fast-path memory the file does not set (native/core/defaults.h has the same fallbacks) ----
+
+/**
+ * Cluster sync: peer-entry table entries (cluster.maxEntries) and records per worker export ring
+ * (about a quarter second of new flows at 250k/s).
+ */
+export const DEFAULT_CLUSTER_PEER_FLOWS = 262144;
+export const DEFAULT_CLUSTER_EXPORT_RING = 65536;
+/** AF_XDP UMEM per worker: frames of bytes (16384 x 4096 B = 64 MiB). */
+export const AF_XDP_FRAME_COUNT = 16384;
+export const AF_XDP_FRAME_SIZE = 4096;
+
+// ---- Live capture (l4mux capture; native/core/defaults.h) ----
+
+export const CAPTURE_DEFAULT_SNAPLEN = 2048;
+export const CAPTURE_MIN_SNAPLEN = 64;
+export const CAPTURE_MAX_SNAPLEN = 4096;
+
 export function defaultConntrackConfig(): ConntrackConfig {
   return {
     maxFlows: 262144,

@@ -3,6 +3,7 @@
 // validated, then needed about 16 GB).
 import { availableParallelism } from 'node:os';
 
+import { AF_XDP_FRAME_COUNT, AF_XDP_FRAME_SIZE } from './defaults.js';
 import { issue, type Issue } from './issues.js';
 import type { L4muxConfig } from './types.js';
 
@@ -13,8 +14,8 @@ const MIB = 1024 * 1024;
 const TABLE_ENTRY_BYTES = 4 * 2;
 // Per connection-table entry: a 64-byte line, plus its share of the bucket's tag line (1/8).
 const FLOW_ENTRY_BYTES = 72;
-// AF_XDP UMEM per worker (README: 64 MiB, 16384 frames).
-const UMEM_BYTES = 64 * MIB;
+// AF_XDP UMEM per worker.
+const UMEM_BYTES = AF_XDP_FRAME_COUNT * AF_XDP_FRAME_SIZE;
 // Per persistence table entry (shared by an engine's workers): one 64-byte line.
 export const PERSIST_ENTRY_BYTES = 64;
 // Per punt slot (a held first packet): the frame and its descriptor.

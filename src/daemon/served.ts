@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 
 import { conntrackSettings, toDataplaneConfig, type L4muxConfig } from '../config/index.js';
+import { DEFAULT_CLUSTER_EXPORT_RING } from '../config/defaults.js';
 import type { DataplaneCluster, DataplaneConfig } from '../dataplane/types.js';
 import type { EngineFactory, EngineLike, EngineOptions, IoModeReport } from '../dataplane/engine.js';
 import type { NetHost } from '../net/host.js';
@@ -24,9 +25,6 @@ export interface NextHop {
   /** Absent when node.gatewayMac is given. */
   resolution: NextHopResolution | undefined;
 }
-
-/** Records each worker's export ring holds: about a quarter second of new flows at 250k/s. */
-const CLUSTER_EXPORT_RING = 65536;
 
 /** What a push did. */
 export interface PushResult {
@@ -234,7 +232,7 @@ export class ServedInterfaces implements Service {
         ...(config.node.io !== 'af_packet' && { xdpMode: config.node.xdpMode }),
         conntrack: conntrackSettings(config),
         // The cluster's fast-path memory (export rings, peer-entry table), fixed at construction.
-        ...(config.cluster !== undefined && { cluster: { peerFlows: config.cluster.maxEntries, exportRing: CLUSTER_EXPORT_RING } }),
+        ...(config.cluster !== undefined && { cluster: { peerFlows: config.cluster.maxEntries, exportRing: DEFAULT_CLUSTER_EXPORT_RING } }),
       };
       const hop = hops.get(link.name) as NextHop;
       let engine: EngineLike;

@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { DEFAULT_CLUSTER_EXPORT_RING, DEFAULT_CLUSTER_PEER_FLOWS, defaultConntrackConfig } from '../config/defaults.js';
+import { toConntrackSettings } from '../config/dataplane.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
 export type { ClusterCapacity, ConntrackSettings, DataplaneConfig, DataplaneCluster, DataplaneClusterMember } from './types.js';
@@ -189,19 +191,10 @@ export function native(): NativeModule {
   return addon;
 }
 
-export const defaultConntrack: ConntrackSettings = {
-  maxFlows: 262144,
-  timeouts: {
-    tcpSynSeconds: 30,
-    tcpEstablishedSeconds: 900,
-    tcpClosingSeconds: 30,
-    udpSeconds: 60,
-    otherSeconds: 30,
-  },
-};
+export const defaultConntrack: ConntrackSettings = toConntrackSettings(defaultConntrackConfig());
 
-/** Cluster sync memory when none is given: 262144 peer entries, 65536 records per ring. */
-export const defaultClusterCapacity: ClusterCapacity = { peerFlows: 262144, exportRing: 65536 };
+/** Cluster sync memory when none is given. */
+export const defaultClusterCapacity: ClusterCapacity = { peerFlows: DEFAULT_CLUSTER_PEER_FLOWS, exportRing: DEFAULT_CLUSTER_EXPORT_RING };
 
 /**
  * One pipeline (one worker's state) driven from the calling thread: replay and tests. With

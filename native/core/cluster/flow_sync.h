@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../conntrack.h"
+#include "../defaults.h"
 #include "../counters.h"
 #include "../snapshot.h"
 #include "export_ring.h"
@@ -48,8 +49,8 @@ struct SyncCounters {
 };
 
 struct SyncSettings {
-  uint32_t peer_flows = 262144;   // peer-entry table entries (64 bytes each)
-  uint32_t export_ring = 65536;   // records per worker ring (64 bytes each)
+  uint32_t peer_flows = defaults::kPeerFlows;    // peer-entry table entries (64 bytes each)
+  uint32_t export_ring = defaults::kExportRing;  // records per worker ring (64 bytes each)
 };
 
 // One worker's side. Only that worker calls the hooks.

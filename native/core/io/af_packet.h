@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "../defaults.h"
 #include "packet_io.h"
 
 struct mmsghdr;
@@ -34,10 +35,10 @@ struct AfPacketOptions {
   // PACKET_FANOUT_FLAG_DEFRAG: the kernel reassembles IPv4 datagrams before the fanout and
   // hands the *reassembled* datagram to one socket. See af_packet.cc before turning it on.
   bool fanout_defrag = false;
-  uint32_t block_size = 1u << 18;  // bytes, a multiple of the page size
-  uint32_t block_count = 32;       // 8 MiB of ring per worker with the default block size
-  uint32_t block_timeout_ms = 2;   // a partly filled block is handed to us after this long
-  uint32_t headroom = 256;         // PACKET_RESERVE: bytes in front of each frame (>= 128)
+  uint32_t block_size = defaults::kAfPacketBlockSize;  // bytes, a multiple of the page size
+  uint32_t block_count = defaults::kAfPacketBlockCount;  // 8 MiB of ring per worker with the default block size
+  uint32_t block_timeout_ms = defaults::kAfPacketBlockTimeoutMs;  // a partly filled block is handed to us after this long
+  uint32_t headroom = defaults::kHeadroom;  // PACKET_RESERVE: bytes in front of each frame (>= 128)
   uint32_t max_frame_len = 0;      // 0: the interface MTU + 22 (Ethernet + two VLAN tags)
   uint32_t sndbuf = 4u << 20;      // SO_SNDBUF(FORCE) for the batched sends
   bool qdisc_bypass = true;        // PACKET_QDISC_BYPASS

@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 
+#include "../defaults.h"
 #include "packet_io.h"
 
 namespace l4mux {
@@ -48,10 +49,10 @@ struct AfXdpOptions {
   AfXdpZeroCopy zero_copy = AfXdpZeroCopy::kAuto;
   // Deep enough to ride out a worker being descheduled for ~30 ms at 250k pps (shared or
   // oversubscribed hosts): the rx ring, and frames to fill it, are the only buffer AF_XDP has.
-  uint32_t frame_count = 16384;  // UMEM frames, power of two (16384 x 4096 B = 64 MiB per worker)
-  uint32_t frame_size = 4096;    // 2048 or 4096
+  uint32_t frame_count = defaults::kAfXdpFrameCount;  // UMEM frames, power of two (16384 x 4096 B = 64 MiB per worker)
+  uint32_t frame_size = defaults::kAfXdpFrameSize;    // 2048 or 4096
   uint32_t frame_headroom = 0;   // extra headroom on top of the kernel's XDP_PACKET_HEADROOM (256)
-  uint32_t ring_size = 8192;     // rx, tx and completion rings, power of two
+  uint32_t ring_size = defaults::kAfXdpRingSize;  // rx, tx and completion rings, power of two
   uint32_t max_batch = kMaxBatch;  // the largest batch receive() fills
   // Mark TCP/UDP packets whose checksum field holds only the pseudo-header sum (Linux's
   // CHECKSUM_PARTIAL state, which veth passes through XDP unchanged) kPacketChecksumPartial,

@@ -4,13 +4,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 
 import { DEFAULT_CONTROL_SOCKET, sendControlStream } from '../../api/client.js';
+import { CAPTURE_DEFAULT_SNAPLEN, CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN } from '../../config/defaults.js';
 import { CAPTURE_MAX_PACKETS, CAPTURE_MAX_SECONDS, type CaptureRequest } from '../../api/protocol.js';
 import { EXIT_FAILURE, EXIT_OK, processIo, type CommandIo } from '../io.js';
 import { PcapWriter } from '../pcap-writer.js';
 
 export const DEFAULT_CAPTURE_COUNT = 100;
 export const DEFAULT_CAPTURE_SECONDS = 10;
-export const DEFAULT_SNAPLEN = 2048;
+export const DEFAULT_SNAPLEN = CAPTURE_DEFAULT_SNAPLEN;
 
 export async function runCapture(control: string, request: CaptureRequest, file: string, io: CommandIo = processIo): Promise<number> {
   let writer: PcapWriter;
@@ -66,7 +67,7 @@ export function captureCommand(io: CommandIo = processIo): Command {
     .option('--backend <address>', 'only packets sent to this backend')
     .option('--count <n>', 'stop after this many packets', integer(1, CAPTURE_MAX_PACKETS), DEFAULT_CAPTURE_COUNT)
     .option('--seconds <s>', 'stop after this many seconds', integer(1, CAPTURE_MAX_SECONDS), DEFAULT_CAPTURE_SECONDS)
-    .option('--snaplen <bytes>', 'bytes kept of each frame', integer(64, 4096), DEFAULT_SNAPLEN)
+    .option('--snaplen <bytes>', 'bytes kept of each frame', integer(CAPTURE_MIN_SNAPLEN, CAPTURE_MAX_SNAPLEN), DEFAULT_SNAPLEN)
     .option('--sample <n>', 'keep one matching packet in n', integer(1, 1_000_000), 1)
     .option('--control <socket>', 'control socket of the daemon', DEFAULT_CONTROL_SOCKET)
     .action(async (options: { write: string; vip?: string; backend?: string; count: number; seconds: number; snaplen: number; sample: number; control: string }) => {
