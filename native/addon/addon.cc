@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent_binding.h"
+#include "counters_js.h"
 #include "dataplane_binding.h"
 #include "engine_binding.h"
 #include "types.h"
@@ -27,6 +28,9 @@ Napi::Value DropReasons(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_dataplane(env, exports);
   exports.Set("dropReasons", Napi::Function::New<DropReasons>(env));
+  exports.Set("counterNames", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return counter_names_to_js(info.Env());
+              }));
   register_engine(env, exports);
   register_agent(env, exports);
   return exports;

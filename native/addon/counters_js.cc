@@ -13,15 +13,9 @@ double num(uint64_t v) { return static_cast<double>(v); }
 Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
   const WorkerCounters& counters = view.counters;
   Napi::Object out = Napi::Object::New(env);
-  out.Set("rx", num(counters.rx));
-  out.Set("tx", num(counters.tx));
-  out.Set("passed", num(counters.passed));
-  out.Set("dropped", num(counters.dropped));
-  out.Set("echoReplies", num(counters.echo_replies));
-  out.Set("icmpErrorsForwarded", num(counters.icmp_errors_forwarded));
-  out.Set("checksumsFinalized", num(counters.checksums_finalized));
-  out.Set("icmpTooBigSent", num(counters.icmp_too_big_sent));
-  out.Set("tcpResetsSent", num(counters.tcp_resets_sent));
+#define L4MUX_X(name, str) out.Set(str, num(counters.name));
+  L4MUX_WORKER_COUNTERS(L4MUX_X)
+#undef L4MUX_X
 
   Napi::Object drops = Napi::Object::New(env);
   for (size_t r = 0; r < kDropReasonCount; ++r) {
@@ -37,11 +31,9 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
     Napi::Object v = Napi::Object::New(env);
     auto name = view.vip_names.find(slot);
     v.Set("name", name != view.vip_names.end() ? name->second : format_addr(view.vip_keys[slot].addr));
-    v.Set("packets", num(c->packets));
-    v.Set("bytes", num(c->bytes));
-    v.Set("newFlows", num(c->new_flows));
-    v.Set("noBackend", num(c->no_backend));
-    v.Set("flowsUntracked", num(c->flows_untracked));
+#define L4MUX_X(name, str) v.Set(str, num(c->name));
+    L4MUX_VIP_COUNTERS(L4MUX_X)
+#undef L4MUX_X
     vips.Set(slot, v);
   }
   out.Set("vips", vips);
@@ -53,10 +45,9 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
     if (c == nullptr) c = &no_backend_counters;
     Napi::Object b = Napi::Object::New(env);
     b.Set("address", format_addr(view.backend_keys[slot]));
-    b.Set("packets", num(c->packets));
-    b.Set("bytes", num(c->bytes));
-    b.Set("activeFlows", num(c->active_flows));
-    b.Set("flowsCut", num(c->flows_cut));
+#define L4MUX_X(name, str) b.Set(str, num(c->name));
+    L4MUX_BACKEND_COUNTERS(L4MUX_X)
+#undef L4MUX_X
     backends.Set(slot, b);
   }
   out.Set("backends", backends);
@@ -67,23 +58,53 @@ Napi::Object counters_to_js(Napi::Env env, const CountersView& view) {
 
 Napi::Object conntrack_stats_to_js(Napi::Env env, const ConntrackStats& stats, uint64_t capacity) {
   Napi::Object conntrack = Napi::Object::New(env);
-  conntrack.Set("inserts", num(stats.inserts));
-  conntrack.Set("evictions", num(stats.evictions));
-  conntrack.Set("expiredReused", num(stats.expired_reused));
-  conntrack.Set("liveEntries", num(stats.live_entries));
+#define L4MUX_X(name, str) conntrack.Set(str, num(stats.name));
+  L4MUX_CONNTRACK_STATS(L4MUX_X)
+#undef L4MUX_X
   conntrack.Set("capacity", num(capacity));
   return conntrack;
 }
 
 Napi::Object io_stats_to_js(Napi::Env env, const IoStats& io) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("rxPackets", num(io.rx_packets));
-  out.Set("rxKernelDrops", num(io.rx_kernel_drops));
-  out.Set("rxOversized", num(io.rx_oversized));
-  out.Set("rxIgnored", num(io.rx_ignored));
-  out.Set("txPackets", num(io.tx_packets));
-  out.Set("txErrors", num(io.tx_errors));
-  out.Set("txRingFull", num(io.tx_ring_full));
+#define L4MUX_X(name, str) out.Set(str, num(io.name));
+  L4MUX_IO_STATS(L4MUX_X)
+#undef L4MUX_X
+  return out;
+}
+
+Napi::Object worker_status_to_js(Napi::Env env, const WorkerStatus& w) {
+  Napi::Object o = Napi::Object::New(env);
+#define L4MUX_X(name, str) o.Set(str, num(w.name));
+  L4MUX_WORKER_COUNTERS(L4MUX_X)
+#undef L4MUX_X
+  o.Set("io", io_stats_to_js(env, w.io));
+  o.Set("conntrack", conntrack_stats_to_js(env, w.conntrack, w.conntrack_capacity));
+  o.Set("description", w.io_description);
+  return o;
+}
+
+Napi::Object counter_names_to_js(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  const auto list = [&](const char* set, std::initializer_list<const char*> names) {
+    Napi::Array a = Napi::Array::New(env, names.size());
+    uint32_t i = 0;
+    for (const char* n : names) a.Set(i++, n);
+    out.Set(set, a);
+  };
+#define L4MUX_X(name, str) str,
+  list("worker", {L4MUX_WORKER_COUNTERS(L4MUX_X)});
+  list("vip", {L4MUX_VIP_COUNTERS(L4MUX_X)});
+  list("backend", {L4MUX_BACKEND_COUNTERS(L4MUX_X)});
+  list("conntrack", {L4MUX_CONNTRACK_STATS(L4MUX_X)});
+  list("io", {L4MUX_IO_STATS(L4MUX_X)});
+  list("sync", {L4MUX_SYNC_COUNTERS(L4MUX_X)});
+#undef L4MUX_X
+  Napi::Array drops = Napi::Array::New(env, kDropReasonCount);
+  for (size_t r = 0; r < kDropReasonCount; ++r) {
+    drops.Set(static_cast<uint32_t>(r), std::string(drop_reason_name(static_cast<DropReason>(r))));
+  }
+  out.Set("drops", drops);
   return out;
 }
 

@@ -9,8 +9,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/flow_sync.h"
 #include "conntrack.h"
 #include "counters.h"
+#include "engine/engine.h"
 #include "io/packet_io.h"
 #include "types.h"
 
@@ -25,15 +27,21 @@ struct CountersView {
   uint64_t conntrack_capacity;
 };
 
-// {rx, tx, passed, dropped, echoReplies, icmpErrorsForwarded, checksumsFinalized,
-//  icmpTooBigSent, drops: {name: n}, vips: [{name, packets, bytes, newFlows}], backends: [{address, packets,
-//  bytes}], conntrack: {inserts, evictions, expiredReused, capacity}}
+// Every object's keys are the JS names of one list (counters.h, conntrack.h, io/packet_io.h).
+// {<L4MUX_WORKER_COUNTERS>, drops: {reason: n}, vips: [{name, <L4MUX_VIP_COUNTERS>}],
+//  backends: [{address, <L4MUX_BACKEND_COUNTERS>}], conntrack: {<L4MUX_CONNTRACK_STATS>, capacity}}
 Napi::Object counters_to_js(Napi::Env env, const CountersView& view);
 
-// {inserts, evictions, expiredReused, liveEntries, capacity}
+// {<L4MUX_CONNTRACK_STATS>, capacity}
 Napi::Object conntrack_stats_to_js(Napi::Env env, const ConntrackStats& stats, uint64_t capacity);
 
-// {rxPackets, rxKernelDrops, rxOversized, rxIgnored, txPackets, txErrors, txRingFull}
+// {<L4MUX_IO_STATS>}
 Napi::Object io_stats_to_js(Napi::Env env, const IoStats& io);
+
+// One engine worker: {<L4MUX_WORKER_COUNTERS>, io, conntrack, description}
+Napi::Object worker_status_to_js(Napi::Env env, const WorkerStatus& w);
+
+// The names of every list: {worker, vip, backend, conntrack, io, sync, drops} (counterNames()).
+Napi::Object counter_names_to_js(Napi::Env env);
 
 }  // namespace l4mux::addon

@@ -263,16 +263,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     out.Set("io", io_stats_to_js(env, c.io));
     Napi::Array workers = Napi::Array::New(env, c.workers.size());
     for (uint32_t i = 0; i < c.workers.size(); ++i) {
-      const WorkerStatus& w = c.workers[i];
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("rx", static_cast<double>(w.rx));
-      o.Set("tx", static_cast<double>(w.tx));
-      o.Set("passed", static_cast<double>(w.passed));
-      o.Set("dropped", static_cast<double>(w.dropped));
-      o.Set("io", io_stats_to_js(env, w.io));
-      o.Set("conntrack", conntrack_stats_to_js(env, w.conntrack, w.conntrack_capacity));
-      o.Set("description", w.io_description);
-      workers.Set(i, o);
+      workers.Set(i, worker_status_to_js(env, c.workers[i]));
     }
     out.Set("workers", workers);
     return out;

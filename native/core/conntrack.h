@@ -73,16 +73,32 @@ inline constexpr uint8_t kFlowUnproven = 1u << 0;
 
 inline bool is_unproven(const FlowEntry& e) { return (e.flags & kFlowUnproven) != 0; }
 
+// One list, X(member, "jsName"), as the counter sets in counters.h. evictions: a live entry was
+// pushed out by a new flow; expired_reused: an expired entry's place was taken;
+// unproven_inserts: entries created mid-flow; unproven_evicted: evictions that took an
+// unproven entry; proven: unproven entries whose flow repeated; live_entries (a gauge):
+// occupied slots (inserted, not erased). Expired entries count until their slot is reused, so
+// this bounds the live flows from above; exact for a table nothing has expired in.
+#define L4MUX_CONNTRACK_STATS(X)             \
+  X(inserts, "inserts")                      \
+  X(evictions, "evictions")                  \
+  X(expired_reused, "expiredReused")         \
+  X(unproven_inserts, "unprovenInserts")     \
+  X(unproven_evicted, "unprovenEvicted")     \
+  X(proven, "proven")                        \
+  X(live_entries, "liveEntries")
+
 struct ConntrackStats {
-  uint64_t inserts = 0;
-  uint64_t evictions = 0;        // a live entry was pushed out by a new flow
-  uint64_t expired_reused = 0;   // an expired entry's place was taken
-  uint64_t unproven_inserts = 0;   // entries created mid-flow
-  uint64_t unproven_evicted = 0;   // evictions that took an unproven entry
-  uint64_t proven = 0;             // unproven entries whose flow repeated
-  // Occupied slots (inserted, not erased). Expired entries count until their slot is reused,
-  // so this bounds the live flows from above; exact for a table nothing has expired in.
-  uint64_t live_entries = 0;
+#define L4MUX_X(name, str) uint64_t name = 0;
+  L4MUX_CONNTRACK_STATS(L4MUX_X)
+#undef L4MUX_X
+
+  ConntrackStats& operator+=(const ConntrackStats& o) {
+#define L4MUX_X(name, str) name += o.name;
+    L4MUX_CONNTRACK_STATS(L4MUX_X)
+#undef L4MUX_X
+    return *this;
+  }
 };
 
 class Conntrack {

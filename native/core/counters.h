@@ -23,38 +23,68 @@ class Counter {
   std::atomic<uint64_t> v_{0};
 };
 
+// Each counter set is one list, X(member, "jsName"), like the drop reasons (types.h): the
+// members, the sums, the addon's objects (addon/counters_js.cc) and its counterNames() all come
+// from it, so that a counter added to a list reaches the JS types' check and the metrics
+// (test/metrics checks that every listed name is scraped).
+
+// A worker's scalar counters (frames in, out, to the kernel, dropped, and what the mux sent on
+// its own).
+#define L4MUX_WORKER_COUNTERS(X)                      \
+  X(rx, "rx")                                         \
+  X(tx, "tx")                                         \
+  X(passed, "passed")                                 \
+  X(dropped, "dropped")                               \
+  X(echo_replies, "echoReplies")                      \
+  X(icmp_errors_forwarded, "icmpErrorsForwarded")     \
+  X(checksums_finalized, "checksumsFinalized")        \
+  X(icmp_too_big_sent, "icmpTooBigSent")              \
+  X(tcp_resets_sent, "tcpResetsSent")
+
+// Per VIP. no_backend: packets dropped because no backend could take them. flows_untracked:
+// new flows forwarded by the Maglev table without a connection-table entry (the VIP was past
+// its new-flow rate: flood mode).
+#define L4MUX_VIP_COUNTERS(X)           \
+  X(packets, "packets")                 \
+  X(bytes, "bytes")                     \
+  X(new_flows, "newFlows")              \
+  X(no_backend, "noBackend")            \
+  X(flows_untracked, "flowsUntracked")
+
+// Per backend. active_flows is a gauge: flows in the worker's connection table open toward
+// this backend (TCP before its FIN or RST, UDP and others until idle): IPVS's ActiveConn, and
+// what wlc balances. flows_cut: flows ended because the backend went offline.
+#define L4MUX_BACKEND_COUNTERS(X)     \
+  X(packets, "packets")               \
+  X(bytes, "bytes")                   \
+  X(active_flows, "activeFlows")      \
+  X(flows_cut, "flowsCut")
+
+#define L4MUX_COUNT(name, str) +1
+inline constexpr size_t kWorkerCounterCount = 0 L4MUX_WORKER_COUNTERS(L4MUX_COUNT);
+inline constexpr size_t kVipCounterCount = 0 L4MUX_VIP_COUNTERS(L4MUX_COUNT);
+inline constexpr size_t kBackendCounterCount = 0 L4MUX_BACKEND_COUNTERS(L4MUX_COUNT);
+#undef L4MUX_COUNT
+
 struct VipCounters {
-  Counter packets;
-  Counter bytes;
-  Counter new_flows;
-  Counter no_backend;  // packets dropped because no backend could take them
-  // New flows forwarded by the Maglev table without a connection-table entry: the VIP was
-  // past its new-flow rate (flood mode).
-  Counter flows_untracked;
+#define L4MUX_X(name, str) Counter name;
+  L4MUX_VIP_COUNTERS(L4MUX_X)
+#undef L4MUX_X
 };
 
 struct BackendCounters {
-  Counter packets;
-  Counter bytes;
-  // Gauge: flows in the worker's connection table open toward this backend (TCP before its
-  // FIN or RST, UDP and others until idle): IPVS's ActiveConn, and what wlc balances.
-  Counter active_flows;
-  Counter flows_cut;  // flows ended because the backend went offline
+#define L4MUX_X(name, str) Counter name;
+  L4MUX_BACKEND_COUNTERS(L4MUX_X)
+#undef L4MUX_X
 };
 
 class WorkerCounters {
  public:
   WorkerCounters(uint32_t max_vips, uint32_t max_backends);
 
-  Counter rx;
-  Counter tx;
-  Counter passed;
-  Counter dropped;
-  Counter echo_replies;
-  Counter icmp_errors_forwarded;
-  Counter checksums_finalized;
-  Counter icmp_too_big_sent;
-  Counter tcp_resets_sent;
+#define L4MUX_X(name, str) Counter name;
+  L4MUX_WORKER_COUNTERS(L4MUX_X)
+#undef L4MUX_X
   std::array<Counter, kDropReasonCount> drops;
 
   void drop(DropReason r) {

@@ -10,25 +10,6 @@ namespace {
 
 constexpr uint32_t kMaxWorkers = 1024;
 
-IoStats& operator+=(IoStats& a, const IoStats& b) {
-  a.rx_packets += b.rx_packets;
-  a.rx_kernel_drops += b.rx_kernel_drops;
-  a.rx_oversized += b.rx_oversized;
-  a.rx_ignored += b.rx_ignored;
-  a.tx_packets += b.tx_packets;
-  a.tx_errors += b.tx_errors;
-  a.tx_ring_full += b.tx_ring_full;
-  return a;
-}
-
-ConntrackStats& operator+=(ConntrackStats& a, const ConntrackStats& b) {
-  a.inserts += b.inserts;
-  a.evictions += b.evictions;
-  a.expired_reused += b.expired_reused;
-  a.live_entries += b.live_entries;
-  return a;
-}
-
 const EngineOptions& validated(const EngineOptions& o) {
   if (o.workers == 0 || o.workers > kMaxWorkers) {
     throw std::invalid_argument("engine: workers must be 1.." + std::to_string(kMaxWorkers));
@@ -168,10 +149,9 @@ EngineCounters Engine::counters() const {
     t.add(c, vip_slots, backend_slots);
 
     WorkerStatus ws;
-    ws.rx = c.rx.get();
-    ws.tx = c.tx.get();
-    ws.passed = c.passed.get();
-    ws.dropped = c.dropped.get();
+#define L4MUX_X(name, str) ws.name = c.name.get();
+    L4MUX_WORKER_COUNTERS(L4MUX_X)
+#undef L4MUX_X
     ws.io = io_carry_[i];
     if (i < ios_.size() && ios_[i]) {
       ws.io += ios_[i]->stats();

@@ -52,10 +52,9 @@ struct EngineOptions {
 };
 
 struct WorkerStatus {
-  uint64_t rx = 0;  // frames the pipeline saw
-  uint64_t tx = 0;
-  uint64_t passed = 0;
-  uint64_t dropped = 0;
+#define L4MUX_X(name, str) uint64_t name = 0;
+  L4MUX_WORKER_COUNTERS(L4MUX_X)  // the worker's own counters (rx: frames the pipeline saw)
+#undef L4MUX_X
   IoStats io;
   ConntrackStats conntrack;
   uint64_t conntrack_capacity = 0;

@@ -69,19 +69,17 @@ void Worker::stop() {
 
 ConntrackStats Worker::conntrack_stats() const {
   ConntrackStats s;
-  s.inserts = ct_inserts_.load(std::memory_order_relaxed);
-  s.evictions = ct_evictions_.load(std::memory_order_relaxed);
-  s.expired_reused = ct_expired_reused_.load(std::memory_order_relaxed);
-  s.live_entries = ct_live_entries_.load(std::memory_order_relaxed);
+#define L4MUX_X(name, str) s.name = ct_##name##_.load(std::memory_order_relaxed);
+  L4MUX_CONNTRACK_STATS(L4MUX_X)
+#undef L4MUX_X
   return s;
 }
 
 void Worker::publish_conntrack_stats() {
   const ConntrackStats& s = pipeline_.conntrack().stats();
-  ct_inserts_.store(s.inserts, std::memory_order_relaxed);
-  ct_evictions_.store(s.evictions, std::memory_order_relaxed);
-  ct_expired_reused_.store(s.expired_reused, std::memory_order_relaxed);
-  ct_live_entries_.store(s.live_entries, std::memory_order_relaxed);
+#define L4MUX_X(name, str) ct_##name##_.store(s.name, std::memory_order_relaxed);
+  L4MUX_CONNTRACK_STATS(L4MUX_X)
+#undef L4MUX_X
 }
 
 FlowQueryResult Worker::query_flow_now(const FlowKey& key, uint64_t hash) {

@@ -71,10 +71,9 @@ class Worker {
 
   // The pipeline's connection-table statistics, copied out once per batch so that other
   // threads can read them without racing with the worker.
-  std::atomic<uint64_t> ct_inserts_{0};
-  std::atomic<uint64_t> ct_evictions_{0};
-  std::atomic<uint64_t> ct_expired_reused_{0};
-  std::atomic<uint64_t> ct_live_entries_{0};
+#define L4MUX_X(name, str) std::atomic<uint64_t> ct_##name##_{0};
+  L4MUX_CONNTRACK_STATS(L4MUX_X)
+#undef L4MUX_X
   std::atomic<uint64_t> batches_{0};
 
   FlowQuerySlot flow_query_;

@@ -2,7 +2,8 @@
 // interface (AF_XDP or AF_PACKET), running the pipeline and sending the encapsulated packets
 // back out. The JS event loop never sees a packet; this module only passes configuration in
 // and counters and the chosen I/O mode out.
-import { native, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
+import type { IoCounterName, SameKeys, WorkerCounterName } from './counter-names.js';
+import { native, type ConntrackCounters, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
 import type { CaptureOptions, CaptureRecord, CaptureStats, FlowLookupReport, FlowQuery } from './introspection.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
@@ -104,23 +105,38 @@ export interface PersistenceApi {
   arm(): number;
 }
 
-/** Packet I/O counters of an engine, summed over its workers. */
+/** Packet I/O counters of an engine, summed over its workers (or one worker's). */
 export interface IoCounters {
   rxPackets: number;
   /** Packets the kernel dropped because a ring was full (the workers did not keep up). */
   rxKernelDrops: number;
   /** Frames larger than the ring's frame size (GRO/LRO super-frames), dropped. */
   rxOversized: number;
+  /** Frames not for the fast path (broadcast, multicast, outgoing), left to the kernel. */
+  rxIgnored: number;
   txPackets: number;
   txErrors: number;
   /** Packets not sent because the TX ring was full. */
   txRingFull: number;
 }
 
-/** The pipeline counters of all workers plus their packet I/O counters. */
+/** One worker of an engine: its own counters (WORKER_COUNTERS), I/O and connection table. */
+export type EngineWorkerCounters = Record<WorkerCounterName, number> & {
+  io: IoCounters;
+  conntrack: ConntrackCounters;
+  /** The I/O driver and queue (empty while stopped). */
+  description: string;
+};
+
+/** The pipeline counters of all workers plus their packet I/O counters, and each worker's. */
 export interface EngineCounters extends CountersSnapshot {
   io: IoCounters;
+  /** Absent from engines that do not report per worker (test doubles). */
+  workers?: EngineWorkerCounters[];
 }
+
+const ioMatchesList: SameKeys<keyof IoCounters, IoCounterName> = true;
+void ioMatchesList;
 
 /** What I/O an engine ended up with, and why. */
 export interface IoModeReport {
@@ -196,7 +212,7 @@ export interface EngineModule {
   Engine?: NativeEngineConstructor;
 }
 
-const ZERO_IO: IoCounters = { rxPackets: 0, rxKernelDrops: 0, rxOversized: 0, txPackets: 0, txErrors: 0, txRingFull: 0 };
+const ZERO_IO: IoCounters = { rxPackets: 0, rxKernelDrops: 0, rxOversized: 0, rxIgnored: 0, txPackets: 0, txErrors: 0, txRingFull: 0 };
 
 export class Engine implements EngineLike, FlowSyncApi {
   readonly options: Readonly<EngineOptions>;

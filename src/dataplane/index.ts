@@ -7,6 +7,15 @@ import { fileURLToPath } from 'node:url';
 
 import { DEFAULT_CLUSTER_EXPORT_RING, DEFAULT_CLUSTER_PEER_FLOWS, defaultConntrackConfig } from '../config/defaults.js';
 import { toConntrackSettings } from '../config/dataplane.js';
+import type {
+  BackendCounterName,
+  ConntrackCounterName,
+  CounterNames,
+  SameKeys,
+  SyncCounterName,
+  VipCounterName,
+  WorkerCounterName,
+} from './counter-names.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
 export type { ClusterCapacity, ConntrackSettings, DataplaneConfig, DataplaneCluster, DataplaneClusterMember } from './types.js';
@@ -115,8 +124,34 @@ export interface CountersSnapshot {
   drops: Record<string, number>;
   vips: VipCounters[];
   backends: BackendCounters[];
-  conntrack: { inserts: number; evictions: number; expiredReused: number; capacity: number; liveEntries?: number };
+  conntrack: ConntrackCounters;
 }
+
+/** Connection-table counters (summed over workers, or one worker's) and the tables' capacity. */
+export interface ConntrackCounters {
+  inserts: number;
+  /** Live flows pushed out of a full bucket by a new flow. */
+  evictions: number;
+  expiredReused: number;
+  /** Entries created mid-flow (no SYN seen), and those of them evicted or proven by a repeat. */
+  unprovenInserts: number;
+  unprovenEvicted: number;
+  proven: number;
+  /** Occupied entries (expired ones count until reused). */
+  liveEntries: number;
+  capacity: number;
+}
+
+// Each counter type has exactly the names of its native list (src/dataplane/counter-names.ts).
+type Numeric<T> = { [K in keyof T]: T[K] extends number ? K : never }[keyof T];
+const countersMatchLists: [
+  SameKeys<Numeric<Omit<CountersSnapshot, 'drops' | 'vips' | 'backends' | 'conntrack'>>, WorkerCounterName>,
+  SameKeys<Numeric<VipCounters>, VipCounterName>,
+  SameKeys<Numeric<BackendCounters>, BackendCounterName>,
+  SameKeys<Exclude<Numeric<ConntrackCounters>, 'capacity'>, ConntrackCounterName>,
+  SameKeys<Exclude<Numeric<SyncWorkerStats>, 'syncExportOverflow'>, SyncCounterName>,
+] = [true, true, true, true, true];
+void countersMatchLists;
 
 export interface ReplaySummary {
   packetsIn: number;
@@ -164,6 +199,8 @@ export interface LookupTable {
 export interface NativeModule {
   Dataplane: new (settings: ConntrackSettings, cluster?: ClusterCapacity) => NativeDataplane;
   dropReasons(): string[];
+  /** The names of every native counter list (counter-names.ts mirrors them). */
+  counterNames(): CounterNames;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

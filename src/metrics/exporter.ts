@@ -8,7 +8,8 @@ import type { PoolStatusWithChecks } from '../pools/supervisor.js';
 import type { EngineCounters, IoModeReport } from '../dataplane/engine.js';
 import type { CheckResultEvent, HealthTransition } from '../health/types.js';
 import { ADMIN_STATES } from '../pools/runtime.js';
-import { addEngineCounters, FamilySet, PREFIX, type Family } from './counters.js';
+import type { SyncStats } from '../dataplane/index.js';
+import { addEngineCounters, addSyncCounters, FamilySet, PREFIX, type Family } from './counters.js';
 
 export interface InterfaceMetrics {
   name: string;
@@ -16,6 +17,8 @@ export interface InterfaceMetrics {
   counters: EngineCounters | null;
   io: IoModeReport;
   workers: number;
+  /** Cluster sync counters of the engine (Engine.syncStats()), when it syncs. */
+  sync?: SyncStats | null;
 }
 
 export interface ReloadMetrics {
@@ -148,6 +151,7 @@ export class MetricsExporter {
       out.add('workers', 'Worker threads serving the interface.', 'gauge', labels, i.workers);
       out.add('engine_up', 'Whether the interface\'s engine counters could be read (1) or not (0).', 'gauge', labels, i.counters === null ? 0 : 1);
       if (i.counters !== null) addEngineCounters(out, i.counters, labels);
+      if (i.sync !== undefined && i.sync !== null) addSyncCounters(out, i.sync, labels);
     }
 
     for (const [pool, status] of Object.entries(this.source.pools())) {

@@ -5,11 +5,16 @@
 import type { Logger } from 'pino';
 
 import type { Service, ServiceContext } from '../daemon/service.js';
-import type { EngineCounters } from '../dataplane/engine.js';
+import type { EngineCounters, EngineLike } from '../dataplane/engine.js';
+import type { SyncStats } from '../dataplane/index.js';
 import type { CheckResultEvent, HealthTransition } from '../health/types.js';
 import type { MetricsConfig } from './config.js';
 import { MetricsExporter, type ReloadMetrics } from './exporter.js';
 import { MetricsServer } from './server.js';
+
+function hasSyncStats(engine: EngineLike): engine is EngineLike & { syncStats(): SyncStats } {
+  return typeof (engine as Partial<{ syncStats: unknown }>).syncStats === 'function';
+}
 
 export class MetricsService implements Service {
   readonly name = 'metrics';
@@ -32,12 +37,15 @@ export class MetricsService implements Service {
         interfaces: () =>
           ctx.interfaces.all().map((s) => {
             let counters: EngineCounters | null = null;
+            let sync: SyncStats | null = null;
             try {
               counters = s.engine.counters();
+              // Only engines made with cluster memory sync (the others' syncStats throws).
+              if (s.engine.options.cluster !== undefined && hasSyncStats(s.engine)) sync = s.engine.syncStats();
             } catch (e) {
               logger.warn({ interface: s.name, err: e instanceof Error ? e.message : String(e) }, `${s.name}: cannot read counters`);
             }
-            return { name: s.name, counters, io: s.io, workers: s.engine.options.workers };
+            return { name: s.name, counters, io: s.io, workers: s.engine.options.workers, sync };
           }),
         pools: () => ctx.pools.status(),
         reloads: this.reloads,

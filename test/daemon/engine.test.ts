@@ -56,7 +56,7 @@ describe('Engine', () => {
 
   it('fills in I/O counters the addon leaves out', () => {
     const engine = new Engine(options, nativeModule([]));
-    expect(engine.counters().io).toEqual({ rxPackets: 5, rxKernelDrops: 0, rxOversized: 0, txPackets: 0, txErrors: 0, txRingFull: 0 });
+    expect(engine.counters().io).toEqual({ rxPackets: 5, rxKernelDrops: 0, rxOversized: 0, rxIgnored: 0, txPackets: 0, txErrors: 0, txRingFull: 0 });
   });
 
   it('reports the I/O mode from ioMode() when the addon has it, else from the options', () => {

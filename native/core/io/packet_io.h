@@ -14,15 +14,31 @@
 
 namespace l4mux {
 
+// One list, X(member, "jsName"), as the counter sets in counters.h. rx_kernel_drops: the
+// kernel could not queue a packet for us (ring full); rx_oversized: GRO/GSO super-frames or
+// frames above the buffer, dropped; rx_ignored: not for the fast path (broadcast, multicast,
+// outgoing), left to the kernel, which has its own copy; tx_errors: the kernel refused a
+// transmit; tx_ring_full: no transmit slot, packet dropped.
+#define L4MUX_IO_STATS(X)                  \
+  X(rx_packets, "rxPackets")               \
+  X(rx_kernel_drops, "rxKernelDrops")      \
+  X(rx_oversized, "rxOversized")           \
+  X(rx_ignored, "rxIgnored")               \
+  X(tx_packets, "txPackets")               \
+  X(tx_errors, "txErrors")                 \
+  X(tx_ring_full, "txRingFull")
+
 struct IoStats {
-  uint64_t rx_packets = 0;
-  uint64_t rx_kernel_drops = 0;   // the kernel could not queue a packet for us (ring full)
-  uint64_t rx_oversized = 0;      // GRO/GSO super-frames or frames above the buffer: dropped
-  uint64_t rx_ignored = 0;        // not for the fast path (broadcast, multicast, outgoing):
-                                  // left to the kernel, which has its own copy
-  uint64_t tx_packets = 0;
-  uint64_t tx_errors = 0;         // the kernel refused a transmit
-  uint64_t tx_ring_full = 0;      // no transmit slot: packet dropped
+#define L4MUX_X(name, str) uint64_t name = 0;
+  L4MUX_IO_STATS(L4MUX_X)
+#undef L4MUX_X
+
+  IoStats& operator+=(const IoStats& o) {
+#define L4MUX_X(name, str) name += o.name;
+    L4MUX_IO_STATS(L4MUX_X)
+#undef L4MUX_X
+    return *this;
+  }
 };
 
 class PacketIo {
