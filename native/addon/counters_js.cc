@@ -73,12 +73,26 @@ Napi::Object io_stats_to_js(Napi::Env env, const IoStats& io) {
   return out;
 }
 
+Napi::Object ring_levels_to_js(Napi::Env env, const IoRingLevels& rings) {
+  Napi::Object out = Napi::Object::New(env);
+#define L4MUX_X(name, str) out.Set(str, num(rings.name));
+  L4MUX_IO_RING_LEVELS(L4MUX_X)
+#undef L4MUX_X
+  return out;
+}
+
 Napi::Object worker_status_to_js(Napi::Env env, const WorkerStatus& w) {
   Napi::Object o = Napi::Object::New(env);
 #define L4MUX_X(name, str) o.Set(str, num(w.name));
   L4MUX_WORKER_COUNTERS(L4MUX_X)
 #undef L4MUX_X
+  Napi::Object drops = Napi::Object::New(env);
+  for (size_t r = 0; r < kDropReasonCount; ++r) {
+    drops.Set(std::string(drop_reason_name(static_cast<DropReason>(r))), num(w.drops[r]));
+  }
+  o.Set("drops", drops);
   o.Set("io", io_stats_to_js(env, w.io));
+  o.Set("rings", ring_levels_to_js(env, w.rings));
   o.Set("conntrack", conntrack_stats_to_js(env, w.conntrack, w.conntrack_capacity));
   o.Set("description", w.io_description);
   return o;
@@ -98,6 +112,7 @@ Napi::Object counter_names_to_js(Napi::Env env) {
   list("backend", {L4MUX_BACKEND_COUNTERS(L4MUX_X)});
   list("conntrack", {L4MUX_CONNTRACK_STATS(L4MUX_X)});
   list("io", {L4MUX_IO_STATS(L4MUX_X)});
+  list("rings", {L4MUX_IO_RING_LEVELS(L4MUX_X)});
   list("sync", {L4MUX_SYNC_COUNTERS(L4MUX_X)});
 #undef L4MUX_X
   Napi::Array drops = Napi::Array::New(env, kDropReasonCount);

@@ -38,10 +38,13 @@ Napi::Object conntrack_stats_to_js(Napi::Env env, const ConntrackStats& stats, u
 // {<L4MUX_IO_STATS>}
 Napi::Object io_stats_to_js(Napi::Env env, const IoStats& io);
 
-// One engine worker: {<L4MUX_WORKER_COUNTERS>, io, conntrack, description}
+// {<L4MUX_IO_RING_LEVELS>}
+Napi::Object ring_levels_to_js(Napi::Env env, const IoRingLevels& rings);
+
+// One engine worker: {<L4MUX_WORKER_COUNTERS>, drops: {reason: n}, io, rings, conntrack, description}
 Napi::Object worker_status_to_js(Napi::Env env, const WorkerStatus& w);
 
-// The names of every list: {worker, vip, backend, conntrack, io, sync, drops} (counterNames()).
+// The names of every list: {worker, vip, backend, conntrack, io, rings, sync, drops} (counterNames()).
 Napi::Object counter_names_to_js(Napi::Env env);
 
 }  // namespace l4mux::addon

@@ -261,6 +261,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object out = counters_to_js(
         env, CountersView{*c.total, c.vip_keys, c.vip_names, c.backend_keys, c.conntrack, c.conntrack_capacity});
     out.Set("io", io_stats_to_js(env, c.io));
+    out.Set("rings", ring_levels_to_js(env, c.rings));
     Napi::Array workers = Napi::Array::New(env, c.workers.size());
     for (uint32_t i = 0; i < c.workers.size(); ++i) {
       workers.Set(i, worker_status_to_js(env, c.workers[i]));

@@ -152,14 +152,17 @@ EngineCounters Engine::counters() const {
 #define L4MUX_X(name, str) ws.name = c.name.get();
     L4MUX_WORKER_COUNTERS(L4MUX_X)
 #undef L4MUX_X
+    for (size_t r = 0; r < kDropReasonCount; ++r) ws.drops[r] = c.drops[r].get();
     ws.io = io_carry_[i];
     if (i < ios_.size() && ios_[i]) {
       ws.io += ios_[i]->stats();
       ws.io_description = ios_[i]->describe();
+      ws.rings = ios_[i]->ring_levels();
     }
     ws.conntrack = w.conntrack_stats();
     ws.conntrack_capacity = w.conntrack_capacity();
     out.io += ws.io;
+    out.rings += ws.rings;
     out.conntrack += ws.conntrack;
     out.conntrack_capacity += w.conntrack_capacity();
     out.workers.push_back(std::move(ws));

@@ -8,6 +8,7 @@
 // stop(); their statistics are carried over so that every counter only ever grows.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,7 +56,9 @@ struct WorkerStatus {
 #define L4MUX_X(name, str) uint64_t name = 0;
   L4MUX_WORKER_COUNTERS(L4MUX_X)  // the worker's own counters (rx: frames the pipeline saw)
 #undef L4MUX_X
+  std::array<uint64_t, kDropReasonCount> drops{};  // by DropReason
   IoStats io;
+  IoRingLevels rings;  // of the running PacketIo (zeros while stopped)
   ConntrackStats conntrack;
   uint64_t conntrack_capacity = 0;
   std::string io_description;  // empty while stopped
@@ -66,6 +69,7 @@ struct EngineCounters {
   ConntrackStats conntrack;               // sum over workers
   uint64_t conntrack_capacity = 0;        // sum over workers
   IoStats io;                             // sum over workers
+  IoRingLevels rings;                     // sum over workers
   std::vector<WorkerStatus> workers;
   // What the slots of `total` stand for.
   std::vector<VipKey> vip_keys;

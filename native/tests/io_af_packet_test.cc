@@ -423,6 +423,32 @@ TEST_F(AfPacketIoTest, HandsOutFramesInPlaceWithHeadroomTagsRestoredAndFiltersPa
   });
 }
 
+TEST_F(AfPacketIoTest, RingLevelsCountTheBlocksHandedOverUntilTheyAreGivenBack) {
+  in_lab([](const Link& mux, const Link& peer) {
+    AfPacketIo io(kMuxIf, 0, small_ring(), 0, AfPacketIo::FanoutJoin::kCreateUnique);
+    Injector inj(peer);
+    ASSERT_TRUE(inj.ok());
+    IoRingLevels r = io.ring_levels();
+    EXPECT_EQ(r.rx_size, 16u);
+    EXPECT_EQ(r.rx_used, 0u) << "nothing received yet";
+    EXPECT_EQ(r.tx_size + r.fill_size + r.completion_size, 0u) << "AF_PACKET has only the receive ring";
+
+    constexpr uint32_t kFrames = 10;
+    for (uint32_t i = 0; i < kFrames; ++i) {
+      ASSERT_TRUE(inj.send(tcp_frame({"198.51.100.7", static_cast<uint16_t>(40000 + i), "192.0.2.10", 80}, 0x02, mux, peer)));
+    }
+    // The kernel hands a partly filled block over after the block timeout (2 ms).
+    const auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (io.ring_levels().rx_used == 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    r = io.ring_levels();
+    EXPECT_GE(r.rx_used, 1u) << "the frames wait in a block the kernel handed over";
+    EXPECT_LE(r.rx_used, 2u);
+
+    EXPECT_EQ(drain(io, kFrames, [](const Packet&) {}), kFrames);
+    EXPECT_EQ(io.ring_levels().rx_used, 0u) << "complete() gave every block back";
+  });
+}
+
 TEST_F(AfPacketIoTest, TransmitsTxVerdictsInOneBatchAndNeverSeesItsOwnFrames) {
   in_lab([](const Link& mux, const Link& peer) {
     AfPacketIo io(kMuxIf, 0, small_ring(), 0, AfPacketIo::FanoutJoin::kCreateUnique);
@@ -629,11 +655,41 @@ TEST_F(AfPacketEngineTest, TwoWorkersForwardEveryFlowOnceAndKeepEachFlowOnOneWor
     uint64_t backend_packets = 0;
     for (uint32_t s = 0; s < c.backend_keys.size(); ++s) backend_packets += c.total->backend(s)->packets.get();
     EXPECT_EQ(backend_packets, total);
+    for (const WorkerStatus& w : c.workers) {
+      EXPECT_EQ(w.rings.rx_size, 32u) << "the receive ring's blocks";
+      EXPECT_LE(w.rings.rx_used, w.rings.rx_size);
+      EXPECT_EQ(w.rings.tx_size, 0u) << "AF_PACKET sends with sendmmsg: no tx ring";
+    }
+    EXPECT_EQ(c.rings.rx_size, 64u) << "summed over the two workers";
+
+    // Drops per worker: packets to a port the VIP does not serve, from many flows (both
+    // workers see some); each worker's drops by reason add up to the engine's.
+    constexpr uint32_t kStray = 64;
+    for (uint32_t i = 0; i < kStray; ++i) {
+      ASSERT_TRUE(inj.send(tcp_frame({"198.51.100.9", static_cast<uint16_t>(20000 + i), "192.0.2.10", 81}, 0x02, mux, peer)));
+    }
+    const size_t reason = static_cast<size_t>(DropReason::kNoVipForPort);
+    EngineCounters d;
+    const auto deadline = Clock::now() + std::chrono::seconds(3);
+    do {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      d = engine.counters();
+    } while (d.total->drops[reason].get() < kStray && Clock::now() < deadline);
+    EXPECT_EQ(d.total->drops[reason].get(), kStray);
+    uint64_t per_worker = 0;
+    size_t workers_dropping = 0;
+    for (const WorkerStatus& w : d.workers) {
+      per_worker += w.drops[reason];
+      EXPECT_EQ(w.dropped, w.drops[reason]) << "the only drops are the stray packets";
+      if (w.drops[reason] > 0) ++workers_dropping;
+    }
+    EXPECT_EQ(per_worker, kStray);
+    EXPECT_EQ(workers_dropping, 2u) << "fanout spreads the 64 flows over both workers";
 
     engine.stop();
     EXPECT_FALSE(engine.running());
     const EngineCounters after = engine.counters();
-    EXPECT_EQ(after.io.rx_packets, total) << "statistics survive stop()";
+    EXPECT_EQ(after.io.rx_packets, total + kStray) << "statistics survive stop()";
     EXPECT_EQ(after.io.tx_packets, total);
   });
 }

@@ -439,6 +439,13 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
   std::printf("[   INFO   ] %s, XDP %s mode (program id %u, %u queue slots)\n", mux.io().describe().c_str(),
               xdp_mode_name(prog.mode()), prog.program_id(), prog.max_queues());
   if (!mux.io().zero_copy()) std::printf("[   INFO   ] zero copy: %s\n", mux.io().zero_copy_refused().c_str());
+  const IoRingLevels at_open = mux.io().ring_levels();
+  EXPECT_EQ(at_open.fill_used, 256u) << "every UMEM frame starts on the fill ring";
+  EXPECT_EQ(at_open.fill_size, 256u);
+  EXPECT_EQ(at_open.rx_size, 128u);
+  EXPECT_EQ(at_open.tx_size, 128u);
+  EXPECT_EQ(at_open.completion_size, 128u);
+  EXPECT_EQ(at_open.rx_used + at_open.tx_used + at_open.completion_used, 0u);
   PeerPort peer(lab);
   ASSERT_TRUE(peer.ok());
 
@@ -447,6 +454,15 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
   for (uint16_t i = 0; i < 6; ++i) sent.push_back(syn("198.51.100.7", kVip4, static_cast<uint16_t>(41000 + i)));
   for (uint16_t i = 0; i < 2; ++i) sent.push_back(syn("2001:db8:c::7", kVip6, static_cast<uint16_t>(42000 + i)));
   for (const Bytes& f : sent) ASSERT_TRUE(peer.send(f));
+  // Before the worker loop runs, the frames wait on the rx ring, taken from the fill ring.
+  IoRingLevels waiting;
+  for (const auto until = Clock::now() + 2s; Clock::now() < until;) {
+    waiting = mux.io().ring_levels();
+    if (waiting.rx_used == sent.size()) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(waiting.rx_used, sent.size());
+  EXPECT_EQ(waiting.fill_used, 256u - sent.size());
   uint32_t min_headroom = UINT32_MAX;
   EXPECT_EQ(mux.pump(3s, sent.size(), [&](const Packet& p) { min_headroom = std::min(min_headroom, p.headroom); }),
             sent.size());
@@ -470,6 +486,10 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
   EXPECT_EQ(xs.redirected_vip, sent.size());
   IoStats io = mux.io().stats();
   EXPECT_EQ(io.rx_packets, sent.size());
+  const IoRingLevels rings = mux.io().ring_levels();
+  EXPECT_EQ(rings.rx_used, 0u) << "every received frame was consumed";
+  // Sent frames came back through the completion ring and were recycled to the fill ring.
+  EXPECT_LE(rings.fill_used + rings.tx_used + rings.completion_used, 256u);
   EXPECT_EQ(io.tx_packets, sent.size());
   EXPECT_EQ(io.tx_errors, 0u);
   EXPECT_EQ(io.tx_ring_full, 0u);

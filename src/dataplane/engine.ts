@@ -2,7 +2,7 @@
 // interface (AF_XDP or AF_PACKET), running the pipeline and sending the encapsulated packets
 // back out. The JS event loop never sees a packet; this module only passes configuration in
 // and counters and the chosen I/O mode out.
-import type { IoCounterName, SameKeys, WorkerCounterName } from './counter-names.js';
+import type { IoCounterName, RingLevelName, SameKeys, WorkerCounterName } from './counter-names.js';
 import { native, type ConntrackCounters, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
 import type { CaptureOptions, CaptureRecord, CaptureStats, FlowLookupReport, FlowQuery } from './introspection.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
@@ -120,9 +120,17 @@ export interface IoCounters {
   txRingFull: number;
 }
 
-/** One worker of an engine: its own counters (WORKER_COUNTERS), I/O and connection table. */
+/**
+ * How full the I/O driver's rings are now, in slots (AF_XDP: descriptors of the rx, fill, tx
+ * and completion rings; AF_PACKET: blocks of the receive ring, no tx ring).
+ */
+export type IoRingLevels = Record<RingLevelName, number>;
+
+/** One worker of an engine: its own counters (WORKER_COUNTERS), drops, I/O and connection table. */
 export type EngineWorkerCounters = Record<WorkerCounterName, number> & {
+  drops: Record<string, number>;
   io: IoCounters;
+  rings: IoRingLevels;
   conntrack: ConntrackCounters;
   /** The I/O driver and queue (empty while stopped). */
   description: string;
@@ -131,6 +139,8 @@ export type EngineWorkerCounters = Record<WorkerCounterName, number> & {
 /** The pipeline counters of all workers plus their packet I/O counters, and each worker's. */
 export interface EngineCounters extends CountersSnapshot {
   io: IoCounters;
+  /** Ring fill levels summed over the workers; absent from engines without rings (test doubles). */
+  rings?: IoRingLevels;
   /** Absent from engines that do not report per worker (test doubles). */
   workers?: EngineWorkerCounters[];
 }

@@ -9,6 +9,7 @@ import type {
   BackendCounterName,
   ConntrackCounterName,
   IoCounterName,
+  RingLevelName,
   SyncCounterName,
   VipCounterName,
   WorkerCounterName,
@@ -56,7 +57,7 @@ const PIPELINE: Record<WorkerCounterName, Leaf> = {
   tcpResetsSent: counter('tcp_resets_sent', 'TCP resets sent to clients of flows cut because their backend went offline.'),
 };
 
-const IO: Record<IoCounterName | 'rxRingFill' | 'txRingFill', Leaf> = {
+const IO: Record<IoCounterName, Leaf> = {
   rxPackets: counter('io_rx_packets', 'Frames read from the receive rings.'),
   rxKernelDrops: counter('io_rx_kernel_drops', 'Frames the kernel dropped because a receive ring was full.'),
   rxOversized: counter('io_rx_oversized', 'Frames larger than a ring slot (GRO/LRO super-frames), dropped.'),
@@ -64,8 +65,18 @@ const IO: Record<IoCounterName | 'rxRingFill' | 'txRingFill', Leaf> = {
   txPackets: counter('io_tx_packets', 'Frames queued on the transmit rings.'),
   txErrors: counter('io_tx_errors', 'Transmits the kernel refused.'),
   txRingFull: counter('io_tx_ring_full', 'Frames dropped because no transmit slot was free.'),
-  rxRingFill: gauge('io_rx_ring_fill_ratio', 'Share of the receive ring holding frames not yet processed (0..1), as last seen.'),
-  txRingFill: gauge('io_tx_ring_fill_ratio', 'Share of the transmit ring holding frames not yet sent (0..1), as last seen.'),
+};
+
+// Fill levels as read at the scrape (used / size is the fill ratio).
+const RINGS: Record<RingLevelName, Leaf> = {
+  rxUsed: gauge('io_rx_ring_used_slots', 'Receive ring slots holding frames not yet processed (AF_XDP descriptors, AF_PACKET blocks).'),
+  rxSize: gauge('io_rx_ring_size_slots', 'Receive ring slots (AF_XDP descriptors, AF_PACKET blocks).'),
+  fillUsed: gauge('io_fill_ring_used_slots', 'AF_XDP fill ring slots holding frames the kernel can receive into (low: receive drops ahead).'),
+  fillSize: gauge('io_fill_ring_size_slots', 'AF_XDP fill ring slots.'),
+  txUsed: gauge('io_tx_ring_used_slots', 'AF_XDP transmit ring slots holding frames not yet sent.'),
+  txSize: gauge('io_tx_ring_size_slots', 'AF_XDP transmit ring slots.'),
+  completionUsed: gauge('io_completion_ring_used_slots', 'AF_XDP completion ring slots holding sent frames not yet reclaimed.'),
+  completionSize: gauge('io_completion_ring_size_slots', 'AF_XDP completion ring slots.'),
 };
 
 const CONNTRACK: Record<ConntrackCounterName | 'capacity', Leaf> = {
@@ -130,12 +141,14 @@ const DROP_LEAF = counter('drops', 'Frames dropped, by reason (every reason of t
 export const LEAVES: Readonly<Record<string, Leaf>> = {
   ...withPrefix(PIPELINE, '', '', ''),
   ...withPrefix(IO, 'io.', '', ''),
+  ...withPrefix(RINGS, 'rings.', '', ''),
   ...withPrefix(CONNTRACK, 'conntrack.', '', ''),
   ...withPrefix(VIP, 'vips[].', '', ''),
   ...withPrefix(BACKEND, 'backends[].', '', ''),
   'drops.*': DROP_LEAF,
   ...withPrefix(PIPELINE, 'workers[].', 'worker_', 'Per worker. '),
   ...withPrefix(IO, 'workers[].io.', 'worker_', 'Per worker. '),
+  ...withPrefix(RINGS, 'workers[].rings.', 'worker_', 'Per worker. '),
   ...withPrefix(CONNTRACK, 'workers[].conntrack.', 'worker_', 'Per worker. '),
   'workers[].drops.*': { ...DROP_LEAF, name: `worker_${DROP_LEAF.name}`, help: `Per worker. ${DROP_LEAF.help}` },
   ...withPrefix(SYNC, 'sync.', '', ''),

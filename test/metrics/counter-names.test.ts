@@ -63,8 +63,9 @@ describe('counter names', () => {
     // What an engine adds to a Dataplane's counters (packet I/O, the workers), in the addon's
     // shape: every listed key present.
     const io = Object.fromEntries(names.io.map((n) => [n, 1]));
-    const worker = { ...Object.fromEntries(names.worker.map((n) => [n, 1])), drops: c.drops, io, conntrack: c.conntrack, description: 'test' };
-    const counters = { ...c, io, workers: [worker] } as unknown as EngineCounters;
+    const rings = Object.fromEntries(names.rings.map((n) => [n, 1]));
+    const worker = { ...Object.fromEntries(names.worker.map((n) => [n, 1])), drops: c.drops, io, rings, conntrack: c.conntrack, description: 'test' };
+    const counters = { ...c, io, rings, workers: [worker] } as unknown as EngineCounters;
     const sync = dp.syncStats();
     for (const n of names.sync) expect(sync.workers[0]).toHaveProperty(n);
 
@@ -89,6 +90,8 @@ describe('counter names', () => {
       ['conntrack', 'workers[].conntrack.', 'worker', '0'],
       ['io', 'io.', 'interface', 'eth0'],
       ['io', 'workers[].io.', 'worker', '0'],
+      ['rings', 'rings.', 'interface', 'eth0'],
+      ['rings', 'workers[].rings.', 'worker', '0'],
       ['sync', 'sync.workers[].', 'worker', '0'],
     ];
     const missing: string[] = [];

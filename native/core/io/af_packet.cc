@@ -379,6 +379,16 @@ IoStats AfPacketIo::stats() const {
   return s;
 }
 
+IoRingLevels AfPacketIo::ring_levels() const {
+  IoRingLevels r;
+  r.rx_size = block_count_;
+  for (uint32_t b = 0; b < block_count_; ++b) {
+    const auto* bd = reinterpret_cast<const tpacket_block_desc*>(block(b));
+    if ((__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_RELAXED) & TP_STATUS_USER) != 0) ++r.rx_used;
+  }
+  return r;
+}
+
 std::string AfPacketIo::describe() const {
   return "af_packet " + ifname_ + " fanout " + std::to_string(fanout_group_) + " worker " +
          std::to_string(worker_);

@@ -61,6 +61,7 @@ class AfPacketIo final : public PacketIo {
   uint32_t receive(std::span<Packet> batch, int timeout_ms) override;
   void complete(std::span<Packet> batch, uint32_t n) override;
   IoStats stats() const override;
+  IoRingLevels ring_levels() const override;
   std::string describe() const override;
 
   uint16_t fanout_group() const { return fanout_group_; }

@@ -422,6 +422,34 @@ IoStats AfXdpIo::stats() const {
   return st;
 }
 
+namespace {
+
+// Entries between the consumer and the producer index of a ring. The indices live in memory
+// shared with the kernel; the worker's cached copies are never read.
+template <class Ring>
+uint64_t ring_used(const Ring& r) {
+  if (r.producer == nullptr || r.consumer == nullptr) return 0;
+  const uint32_t prod = __atomic_load_n(r.producer, __ATOMIC_RELAXED);
+  const uint32_t cons = __atomic_load_n(r.consumer, __ATOMIC_RELAXED);
+  return std::min<uint32_t>(prod - cons, r.size);
+}
+
+}  // namespace
+
+IoRingLevels AfXdpIo::ring_levels() const {
+  const State& s = *s_;
+  IoRingLevels r;
+  r.rx_used = ring_used(s.rx);
+  r.rx_size = s.rx.size;
+  r.fill_used = ring_used(s.fill);
+  r.fill_size = s.fill.size;
+  r.tx_used = ring_used(s.tx);
+  r.tx_size = s.tx.size;
+  r.completion_used = ring_used(s.comp);
+  r.completion_size = s.comp.size;
+  return r;
+}
+
 AfXdpStats AfXdpIo::xdp_stats() const {
   const State& s = *s_;
   AfXdpStats st;

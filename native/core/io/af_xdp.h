@@ -83,6 +83,7 @@ class AfXdpIo final : public PacketIo {
   uint32_t receive(std::span<Packet> batch, int timeout_ms) override;
   void complete(std::span<Packet> batch, uint32_t n) override;
   IoStats stats() const override;
+  IoRingLevels ring_levels() const override;
   std::string describe() const override;
 
   bool zero_copy() const;

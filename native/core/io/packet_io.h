@@ -41,6 +41,33 @@ struct IoStats {
   }
 };
 
+// How full the driver's rings are right now (gauges, in slots): AF_XDP's rx, fill, tx and
+// completion rings in descriptors; AF_PACKET's receive ring in blocks (used: handed to us by
+// the kernel and not yet given back), its sends go through sendmmsg (no tx ring: 0 of 0).
+// Read from the rings' shared indices with relaxed loads: never stops or slows the worker.
+#define L4MUX_IO_RING_LEVELS(X)              \
+  X(rx_used, "rxUsed")                       \
+  X(rx_size, "rxSize")                       \
+  X(fill_used, "fillUsed")                   \
+  X(fill_size, "fillSize")                   \
+  X(tx_used, "txUsed")                       \
+  X(tx_size, "txSize")                       \
+  X(completion_used, "completionUsed")       \
+  X(completion_size, "completionSize")
+
+struct IoRingLevels {
+#define L4MUX_X(name, str) uint64_t name = 0;
+  L4MUX_IO_RING_LEVELS(L4MUX_X)
+#undef L4MUX_X
+
+  IoRingLevels& operator+=(const IoRingLevels& o) {
+#define L4MUX_X(name, str) name += o.name;
+    L4MUX_IO_RING_LEVELS(L4MUX_X)
+#undef L4MUX_X
+    return *this;
+  }
+};
+
 class PacketIo {
  public:
   virtual ~PacketIo() = default;
@@ -51,6 +78,8 @@ class PacketIo {
   virtual void complete(std::span<Packet> batch, uint32_t n) = 0;
   // Safe to call from any thread (values are relaxed atomics or equivalent).
   virtual IoStats stats() const = 0;
+  // Safe to call from any thread; drivers without rings report zeros.
+  virtual IoRingLevels ring_levels() const { return {}; }
   virtual std::string describe() const = 0;  // e.g. "af_packet eth0 fanout 42 worker 1"
 };
 
