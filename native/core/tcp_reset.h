@@ -1,6 +1,6 @@
 // The TCP reset the mux sends for a flow it cuts (its backend went offline), so that the
-// client fails fast instead of retransmitting into silence (seed 003: "Offline immediately
-// kills all client connections").
+// client fails fast instead of retransmitting into silence: setting a backend offline ends
+// its clients' connections at once (draining lets them finish).
 #pragma once
 
 #include <cstdint>

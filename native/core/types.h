@@ -94,7 +94,7 @@ enum class HashFields : uint8_t {
   kSrcIpPort = 3,   // source address and source port
 };
 
-// How a VIP picks the backend of a new flow (seed 002's set beside Maglev). Maglev and
+// How a VIP picks the backend of a new flow (IPVS's usual schedulers beside Maglev). Maglev and
 // source-hash decide alike on every mux; the others are decided by each worker alone.
 enum class Scheduler : uint8_t {
   kMaglev = 0,      // Maglev table on the VIP's hash fields
@@ -104,7 +104,7 @@ enum class Scheduler : uint8_t {
   kRandom = 4,      // weighted random (a random entry of the Maglev table)
 };
 
-// Administrative state of a backend (seed 003: available / preparing for shutdown / offline).
+// Administrative state of a backend: in service, draining before a shutdown, or offline.
 enum class AdminState : uint8_t {
   kActive = 0,    // new and existing flows
   kDraining = 1,  // no new flows; existing flows continue until they end

@@ -1,9 +1,9 @@
 // The etcd store (etcd v3, the etcd3 package), for sites that run one: every mux records its
 // new clients with a transaction that creates the key only if it does not exist
 // (createRevision == 0) and otherwise reads it, so that two muxes seeing a client's first
-// packets at once both get the backend the first transaction recorded (seed 000's RMC). The key
-// carries a lease of the VIP's timeout; a touch re-puts it under a fresh lease, batched and at
-// most once per quarter timeout per client. A watch on the prefix keeps every mux's table
+// packets at once both get the backend the first transaction recorded (an atomic
+// read-miss-create). The key carries a lease of the VIP's timeout; a touch re-puts it under a
+// fresh lease, batched and at most once per quarter timeout per client. A watch on the prefix keeps every mux's table
 // current with what the others record.
 import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 

@@ -1,4 +1,6 @@
-// The slow path of client persistence (seed 004's slow path / fast path split, seed 000's RMC).
+// The slow path of client persistence: the fast path serves clients it knows on its own; a
+// client's first packet comes here, where the store's atomic read-miss-create picks its backend
+// once for every mux.
 //
 // Workers punt the first packet of a client that has no live entry (or whose entry's backend
 // can no longer take new flows) and hold it. This drains the punts in batches, one group per

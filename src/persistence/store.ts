@@ -1,4 +1,5 @@
-// What the slow path needs of a persistence store: an atomic read-miss-create (seed 000's RMC)
+// What the slow path needs of a persistence store: an atomic read-miss-create (read the entry,
+// create it when missing, in one step)
 // per client, a compare-and-set to replace an entry whose backend can no longer take clients,
 // batched touches that push the timeout back, and (for shared stores) a feed of the entries
 // other muxes record.

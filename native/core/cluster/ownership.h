@@ -1,4 +1,4 @@
-// Who owns a flow in a cluster of muxes (seed 001's primary and backup owner per connection):
+// Who owns a flow in a cluster of muxes (every connection has a primary and a backup owner):
 // weighted rendezvous hashing (highest random weight) of the flow's 5-tuple over the live
 // members, keyed by the cluster seed and each member's id. Every mux computes the same owner
 // and backup from the same member list, whatever its order, and a member's leave only moves
