@@ -50,6 +50,23 @@ struct BpfVipAddrKey {
 };
 static_assert(sizeof(BpfVipAddrKey) == 20);
 
+// The map keys of a VIP (or a steered address and port); the address must have a family.
+BpfVipKey bpf_vip_key(const VipKey& v) {
+  BpfVipKey k{};
+  std::memcpy(k.addr, v.addr.bytes.data(), v.addr.size());
+  k.port = htons(v.port);
+  k.family = v.addr.is_v4() ? 4 : 6;
+  k.proto = v.proto;
+  return k;
+}
+
+BpfVipAddrKey bpf_vip_addr_key(const VipKey& v) {
+  BpfVipAddrKey a{};
+  std::memcpy(a.addr, v.addr.bytes.data(), v.addr.size());
+  a.family = v.addr.is_v4() ? 4 : 6;
+  return a;
+}
+
 enum XdpStat : uint32_t {
   kStatRedirectVip = 0,
   kStatRedirectAddr = 1,
@@ -331,28 +348,15 @@ bool XdpProgram::set_vips(std::span<const VipKey> vip_keys, std::string* error, 
       *error = "VIP without an address family";
       return false;
     }
-    BpfVipKey k{};
-    std::memcpy(k.addr, v.addr.bytes.data(), v.addr.size());
-    k.port = htons(v.port);
-    k.family = v.addr.is_v4() ? 4 : 6;
-    k.proto = v.proto;
-    want.push_back(k);
-    BpfVipAddrKey a{};
-    std::memcpy(a.addr, v.addr.bytes.data(), v.addr.size());
-    a.family = k.family;
-    want_addrs.push_back(a);
+    want.push_back(bpf_vip_key(v));
+    want_addrs.push_back(bpf_vip_addr_key(v));
   }
   for (const VipKey& v : port_only) {
     if (!v.addr.is_v4() && !v.addr.is_v6()) {
       *error = "steering key without an address family";
       return false;
     }
-    BpfVipKey k{};
-    std::memcpy(k.addr, v.addr.bytes.data(), v.addr.size());
-    k.port = htons(v.port);
-    k.family = v.addr.is_v4() ? 4 : 6;
-    k.proto = v.proto;
-    want.push_back(k);
+    want.push_back(bpf_vip_key(v));
   }
   std::sort(want.begin(), want.end(), less20);
   want.erase(std::unique(want.begin(), want.end(), eq20), want.end());
