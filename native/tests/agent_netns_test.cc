@@ -37,6 +37,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "bytes.h"
 #include "encap.h"
 #include "frame_builder.h"
+#include "netns.h"
 #include "agent/tun.h"
 
 namespace l4mux {
@@ -291,11 +293,11 @@ class AgentNetns : public ::testing::Test {
     run("ip -V", &status);
     if (status != 0) GTEST_SKIP() << "iproute2 (ip) not installed";
 
-    static int counter = 0;
-    const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(++counter);
-    client_ = "l4agent-client-" + tag;
-    backend_ = "l4agent-backend-" + tag;
     try {
+      client_ns_.emplace("l4agent-client");
+      backend_ns_.emplace("l4agent-backend");
+      client_ = client_ns_->name();
+      backend_ = backend_ns_->name();
       setup_namespaces();
     } catch (const std::exception& e) {
       FAIL() << e.what();
@@ -305,16 +307,14 @@ class AgentNetns : public ::testing::Test {
   void TearDown() override {
     stop_threads();
     agent_.reset();
-    // Always, even after a failed assertion: `ip netns del` also removes the veth pair.
-    if (!client_.empty()) run("ip netns del " + client_);
-    if (!backend_.empty()) run("ip netns del " + backend_);
+    // Always, even after a failed assertion: deleting the namespaces also removes the veth pair.
+    client_ns_.reset();
+    backend_ns_.reset();
   }
 
   std::string in(const std::string& ns, const std::string& cmd) { return "ip netns exec " + ns + " " + cmd; }
 
   void setup_namespaces() {
-    must("ip netns add " + client_);
-    must("ip netns add " + backend_);
     const std::string c = "ip -n " + client_ + " ";
     const std::string b = "ip -n " + backend_ + " ";
     // The veth pair is created inside the client namespace with its peer placed directly in
@@ -569,6 +569,8 @@ class AgentNetns : public ::testing::Test {
     return out;
   }
 
+  std::optional<testing::NamedNetns> client_ns_;
+  std::optional<testing::NamedNetns> backend_ns_;
   std::string client_;
   std::string backend_;
   std::unique_ptr<Agent> agent_;

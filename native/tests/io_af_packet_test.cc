@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "frame_builder.h"
+#include "netns.h"
 #include "io/af_packet.h"
 #include "engine/engine.h"
 
@@ -45,6 +46,10 @@ namespace {
 using testing::Bytes;
 using testing::ip;
 using testing::L4Spec;
+using testing::kNoNetnsPrefix;
+using testing::run_in_new_netns;
+using testing::sh;
+using testing::write_proc;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kMuxIf[] = "l4a";   // the engine's end
@@ -52,43 +57,6 @@ constexpr char kPeerIf[] = "l4b";  // the test's end: injects, captures
 constexpr auto kWait = std::chrono::seconds(10);  // upper bound of every wait
 
 // ---- Namespace ----
-
-ino_t netns_inode(const char* path) {
-  struct stat st{};
-  return ::stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-constexpr char kNoNetnsPrefix[] = "not permitted here: ";
-
-// Runs `body` on a thread inside a new network namespace. Returns an empty string, or why
-// the namespace could not be made (then `body` did not run).
-std::string run_in_new_netns(const std::function<void()>& body) {
-  std::string error;
-  std::thread t([&] {
-    const ino_t before = netns_inode("/proc/thread-self/ns/net");
-    if (::unshare(CLONE_NEWNET) != 0) {
-      error = std::string(errno == EPERM ? kNoNetnsPrefix : "") + "unshare(CLONE_NEWNET): " + std::strerror(errno);
-      return;
-    }
-    const ino_t after = netns_inode("/proc/thread-self/ns/net");
-    if (before == 0 || after == 0 || before == after || after == netns_inode("/proc/self/ns/net")) {
-      error = "could not verify that the thread left the root network namespace";
-      return;
-    }
-    body();
-  });
-  t.join();
-  return error;
-}
-
-bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-void write_proc(const char* path, const char* value) {
-  if (FILE* f = std::fopen(path, "w")) {
-    std::fputs(value, f);
-    std::fclose(f);
-  }
-}
 
 struct Link {
   int ifindex = 0;

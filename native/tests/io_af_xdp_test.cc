@@ -50,6 +50,7 @@
 #include "bytes.h"
 #include "checksum.h"
 #include "frame_builder.h"
+#include "netns.h"
 #include "io/af_xdp.h"
 #include "io/xdp_program.h"
 #include "pipeline.h"
@@ -61,6 +62,9 @@ namespace {
 using testing::Bytes;
 using testing::ip;
 using testing::L4Spec;
+using testing::run_in_new_netns;
+using testing::sh;
+using testing::write_proc;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -73,20 +77,6 @@ constexpr char kVip6[] = "2001:db8::10";
 const std::set<std::string> kBackends = {"10.1.0.1", "10.1.0.2", "10.1.0.3"};
 
 // ---- Namespaces ----
-
-ino_t inode_of(const char* path) {
-  struct stat st{};
-  return ::stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-void write_proc(const char* path, const char* value) {
-  if (FILE* f = std::fopen(path, "w")) {
-    std::fputs(value, f);
-    std::fclose(f);
-  }
-}
 
 // The two namespaces, on the lab thread. Children forked by system() inherit the calling
 // thread's namespace, so `ip` commands run where the thread currently is.
@@ -151,27 +141,16 @@ class Lab {
 // Runs `body` on a thread inside a fresh namespace with the lab set up. Returns "" or why the
 // lab could not be made (then `body` did not run).
 std::string run_in_lab(const std::function<void(Lab&)>& body) {
-  std::string error;
-  std::thread t([&] {
-    const ino_t root = inode_of("/proc/self/ns/net");
-    if (::unshare(CLONE_NEWNET) != 0) {
-      error = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
-      return;
-    }
-    const ino_t now = inode_of("/proc/thread-self/ns/net");
-    if (root == 0 || now == 0 || now == root) {
-      error = "could not verify that the thread left the root network namespace";
-      return;
-    }
+  std::string lab_error;
+  const std::string error = run_in_new_netns([&] {
     Lab lab;
     if (!lab.error().empty()) {
-      error = lab.error();
+      lab_error = lab.error();
       return;
     }
     body(lab);
   });
-  t.join();
-  return error;
+  return error.empty() ? lab_error : error;
 }
 
 // ---- The peer side: inject and capture on xpeer0 ----
