@@ -114,11 +114,77 @@ EngineOptions to_engine_options(const Napi::Object& o) {
   return opts;
 }
 
+// A snapshot prepared off the event loop for one engine, held by JS as an External until
+// publishConfig (or the garbage collector) takes it.
+struct PreparedBox {
+  const Engine* engine;
+  PreparedConfig prepared;
+};
+
+// Marks the Externals this file makes, so that publishConfig never casts a foreign one.
+constexpr napi_type_tag kPreparedTag = {0x6c346d7578707265ull, 0x70617265645f7631ull};
+
+// prepareConfig / setConfigAsync: the ConfigSpec is read from JS on the event loop (cheap),
+// the snapshot built on a libuv pool thread (the Maglev tables: the heavy part); setConfigAsync
+// publishes it when the build is done, prepareConfig hands it to JS.
+class PrepareWorker : public Napi::AsyncWorker {
+ public:
+  PrepareWorker(Napi::Object owner, Engine& engine, ConfigSpec spec, bool publish)
+      : Napi::AsyncWorker(owner.Env(), publish ? "l4mux.setConfigAsync" : "l4mux.prepareConfig"),
+        owner_(Napi::Persistent(owner)),
+        engine_(engine),
+        spec_(std::move(spec)),
+        publish_(publish),
+        deferred_(Napi::Promise::Deferred::New(owner.Env())) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      prepared_ = engine_.prepare_config(spec_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    const Napi::Env env = Env();
+    if (publish_) {
+      try {
+        engine_.publish_config(std::move(prepared_));
+      } catch (const std::exception& e) {
+        deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+        return;
+      }
+      deferred_.Resolve(env.Undefined());
+      return;
+    }
+    auto* box = new PreparedBox{&engine_, std::move(prepared_)};
+    Napi::External<PreparedBox> handle =
+        Napi::External<PreparedBox>::New(env, box, [](Napi::Env, PreparedBox* b) { delete b; });
+    handle.TypeTag(&kPreparedTag);
+    deferred_.Resolve(handle);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::ObjectReference owner_;  // keeps the engine alive while the build runs
+  Engine& engine_;
+  ConfigSpec spec_;
+  bool publish_;
+  PreparedConfig prepared_;
+  Napi::Promise::Deferred deferred_;
+};
+
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod<&EngineWrap::SetConfig>("setConfig"),
+                        InstanceMethod<&EngineWrap::SetConfigAsync>("setConfigAsync"),
+                        InstanceMethod<&EngineWrap::PrepareConfig>("prepareConfig"),
+                        InstanceMethod<&EngineWrap::PublishConfig>("publishConfig"),
                         InstanceMethod<&EngineWrap::Start>("start"),
                         InstanceMethod<&EngineWrap::Stop>("stop"),
                         InstanceMethod<&EngineWrap::Counters>("counters"),
@@ -173,6 +239,42 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::Error::New(info.Env(), e.what());
     }
     return info.Env().Undefined();
+  }
+
+  // setConfigAsync(config) -> Promise<void>: setConfig with the build off the event loop. Bad
+  // input: a TypeError thrown at once (nothing started), or a rejection (nothing applied).
+  Napi::Value SetConfigAsync(const Napi::CallbackInfo& info) { return Prepare(info, true); }
+  // prepareConfig(config) -> Promise<prepared>: the build alone; publishConfig(prepared) swaps
+  // it in. A prepared snapshot never published is freed by the garbage collector.
+  Napi::Value PrepareConfig(const Napi::CallbackInfo& info) { return Prepare(info, false); }
+
+  Napi::Value Prepare(const Napi::CallbackInfo& info, bool publish) {
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      throw Napi::TypeError::New(info.Env(), std::string(publish ? "setConfigAsync" : "prepareConfig") +
+                                                 "(config): config object expected");
+    }
+    ConfigSpec spec = to_config_spec(info[0].As<Napi::Object>());
+    auto* worker = new PrepareWorker(info.This().As<Napi::Object>(), *engine_, std::move(spec), publish);
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  }
+
+  Napi::Value PublishConfig(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsExternal() || !info[0].As<Napi::External<PreparedBox>>().CheckTypeTag(&kPreparedTag)) {
+      throw Napi::TypeError::New(env, "publishConfig(prepared): a value from prepareConfig expected");
+    }
+    PreparedBox* box = info[0].As<Napi::External<PreparedBox>>().Data();
+    if (box->engine != engine_.get()) throw Napi::Error::New(env, "publishConfig: prepared for another engine");
+    if (!box->prepared.snapshot) throw Napi::Error::New(env, "publishConfig: already published");
+    try {
+      engine_->publish_config(std::move(box->prepared));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    box->prepared = PreparedConfig{};
+    return env.Undefined();
   }
 
   // ---- Cluster sync (see cluster/flow_sync.h) ----

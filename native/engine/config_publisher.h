@@ -5,8 +5,9 @@
 //
 // The slot registries live here, because slots must stay the same for the life of the
 // process (connection entries and counters store them). Building and publishing are separate
-// steps so that a build can run on any thread (it touches no JavaScript and holds only this
-// object's build lock) while publishing stays with the control thread; apply() does both.
+// steps so that a build can run on any thread (it touches no JavaScript and holds this
+// object's lock only to copy and merge the registries) while publishing stays with the control
+// thread; apply() does both.
 #pragma once
 
 #include <cstdint>
@@ -37,10 +38,10 @@ class ConfigPublisher {
   ConfigPublisher& operator=(const ConfigPublisher&) = delete;
 
   // Builds the snapshot for `spec` without publishing it, reusing the Maglev tables of the
-  // last successful build for VIPs whose inputs are unchanged (see MaglevTable). Thread-safe
-  // (builds run one at a time; the published snapshots are not read). Throws
-  // std::invalid_argument, nothing changed but slots handed out, when the spec cannot be
-  // honoured.
+  // last successful build for VIPs whose inputs are unchanged (see MaglevTable). Thread-safe,
+  // and builds on several threads run side by side (each on a copy of the slot registries,
+  // merged back under the lock; the published snapshots are not read). Throws
+  // std::invalid_argument, nothing changed, when the spec cannot be honoured.
   std::unique_ptr<const Snapshot> build(const ConfigSpec& spec);
   // Swaps `snapshot` in for the readers and remembers its VIP names. Control thread.
   void publish(std::unique_ptr<const Snapshot> snapshot);

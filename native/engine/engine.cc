@@ -72,22 +72,25 @@ IoChoice Engine::io_choice() const { return io_plan_ ? io_plan_->choice() : IoCh
 
 Engine::~Engine() { stop(); }
 
-void Engine::set_config(const ConfigSpec& spec) {
-  std::lock_guard lock(mutex_);
-  publisher_.apply(spec);  // throws before publishing
-  if (io_plan_) {
-    // After publishing: a VIP's packets reach the workers only once they know the VIP.
-    std::vector<VipKey> keys;
-    keys.reserve(spec.vips.size());
-    for (const VipSpec& v : spec.vips) keys.push_back(v.key);
-    // Packets peers redirect to this mux: its own address, UDP, the redirect port.
-    std::vector<VipKey> redirect;
-    if (sync_ && spec.cluster) {
-      redirect.push_back(VipKey{spec.cluster->members[spec.cluster->self_index].address, kProtoUdp,
-                                spec.cluster->redirect_port});
-    }
-    io_plan_->set_vips(keys, redirect);
+PreparedConfig Engine::prepare_config(const ConfigSpec& spec) const {
+  PreparedConfig out;
+  out.snapshot = publisher_.build(spec);  // throws before anything is published
+  out.vips.reserve(spec.vips.size());
+  for (const VipSpec& v : spec.vips) out.vips.push_back(v.key);
+  // Packets peers redirect to this mux: its own address, UDP, the redirect port.
+  if (sync_ && spec.cluster) {
+    out.redirect.push_back(
+        VipKey{spec.cluster->members[spec.cluster->self_index].address, kProtoUdp, spec.cluster->redirect_port});
   }
+  return out;
+}
+
+void Engine::publish_config(PreparedConfig prepared) {
+  if (!prepared.snapshot) throw std::invalid_argument("engine: no prepared snapshot (already published?)");
+  std::lock_guard lock(mutex_);
+  publisher_.publish(std::move(prepared.snapshot));
+  // After publishing: a VIP's packets reach the workers only once they know the VIP.
+  if (io_plan_) io_plan_->set_vips(prepared.vips, prepared.redirect);
 }
 
 std::optional<int> Engine::cpu_for(uint32_t worker) const {

@@ -77,6 +77,13 @@ struct EngineCounters {
   std::vector<IpAddr> backend_keys;
 };
 
+// A snapshot built for one engine and not yet published (Engine::prepare_config).
+struct PreparedConfig {
+  std::unique_ptr<const Snapshot> snapshot;
+  std::vector<VipKey> vips;      // the keys the I/O steers to the workers
+  std::vector<VipKey> redirect;  // packets peers redirect to this mux
+};
+
 class Engine {
  public:
   // Throws std::invalid_argument on bad options.
@@ -90,7 +97,12 @@ class Engine {
 
   // Builds the snapshot (Maglev tables included) on the calling thread and publishes it.
   // Throws std::invalid_argument, nothing applied, when the spec cannot be honoured.
-  void set_config(const ConfigSpec& spec);
+  void set_config(const ConfigSpec& spec) { publish_config(prepare_config(spec)); }
+  // The two halves of set_config. prepare_config builds without publishing, on any thread and
+  // alongside other builds (the heavy part: Maglev tables); it throws std::invalid_argument,
+  // nothing applied. publish_config swaps the snapshot in (control thread; cheap).
+  PreparedConfig prepare_config(const ConfigSpec& spec) const;
+  void publish_config(PreparedConfig prepared);
   // Opens every worker's PacketIo and starts the threads. Throws (std::system_error,
   // std::runtime_error, ...) with nothing left running when any of that fails. No-op when
   // running.

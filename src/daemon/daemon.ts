@@ -3,8 +3,9 @@
 // off, the forwarding engines (one ServedInterface per interface, served.ts), next-hop tracking,
 // health checks, the control socket, the counters line and the BGP speaker. While it runs it serializes every
 // change that reaches the engines (reloads, pool changes, link and next-hop changes) and pushes
-// each through the served interfaces. SIGHUP reloads; SIGTERM/SIGINT stop the services in
-// reverse.
+// each through the served interfaces. A reload reads, checks and builds its snapshots outside
+// that queue (health and operator changes go through meanwhile), within a time limit, and
+// queues only the swap. SIGHUP reloads; SIGTERM/SIGINT stop the services in reverse.
 import type { Logger } from 'pino';
 
 import type { BackendRequest, BackendResponse, CapturePackets, CaptureRequest, CaptureResponse, DrainRequest, DrainResponse, FlowRequest, FlowResponse, ReloadResponse, StatusReport } from '../api/protocol.js';
@@ -39,6 +40,7 @@ export { backendAddresses } from './served.js';
 export const DEFAULT_CONFIG_PATH = '/etc/l4mux/l4mux.json';
 export const DEFAULT_COUNTERS_INTERVAL_S = 60;
 export const DEFAULT_NEXT_HOP_INTERVAL_S = 5;
+export const DEFAULT_RELOAD_TIMEOUT_S = 60;
 export const INTERFACES_REQUIRED = 'node.interfaces: required to run the daemon (the interfaces that receive VIP traffic)';
 
 export interface DaemonOptions {
@@ -52,7 +54,15 @@ export interface DaemonOptions {
   nextHopIntervalMs?: number;
   /** Neighbour resolution retries. */
   resolve?: Omit<ResolveOptions, 'link'>;
+  /**
+   * How long a reload may take to read, check and build its config before it is abandoned (the
+   * running config kept). Default 60 s.
+   */
+  reloadTimeoutMs?: number;
 }
+
+/** A reload past its time limit. */
+class ReloadTimeout extends Error {}
 
 /** Where signals come from: `process` in production. */
 export interface SignalSource {
@@ -87,6 +97,8 @@ export class Daemon {
   private bgp: BgpService | undefined;
   private draining = false;
   private serial: Promise<unknown> = Promise.resolve();
+  /** Reloads, one at a time (apart from `serial`: a reload being built holds no update). */
+  private reloading: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private stopped = false;
   private running = false;
@@ -243,7 +255,9 @@ export class Daemon {
   /** Re-reads the config file and applies it to every engine, or changes nothing. */
   reload(trigger: string): Promise<ReloadResponse> {
     if (this.stopping || this.draining) return Promise.resolve({ ok: false, errors: [this.draining ? 'l4mux is draining' : 'l4mux is stopping'] });
-    return this.serialize(() => this.doReload(trigger));
+    const run = this.reloading.then(() => this.doReload(trigger));
+    this.reloading = run.catch(() => undefined);
+    return run;
   }
 
   private async doReload(trigger: string): Promise<ReloadResponse> {
@@ -259,46 +273,74 @@ export class Daemon {
     };
     if (this.stopping) return fail(['l4mux is stopping']);
 
-    const { result: loaded, sha256 } = await loadConfigFileWithDigest(this.options.configPath);
-    if (!loaded.ok) return fail(loaded.errors);
-    if (loaded.config.node.interfaces.length === 0) return fail([INTERFACES_REQUIRED]);
-    const warnings = [...loaded.warnings];
-    const diff = diffConfigs(this.config, loaded.config);
-    const next = effectiveConfig(this.config, loaded.config);
+    // Everything up to the swap, outside the update queue and within the time limit.
+    const limitMs = this.options.reloadTimeoutMs ?? DEFAULT_RELOAD_TIMEOUT_S * 1000;
+    const deadline = Date.now() + limitMs;
+    let stage = 'reading the config';
+    const timed = <T>(what: string, work: Promise<T>): Promise<T> => {
+      stage = what;
+      const left = deadline - Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ReloadTimeout(what)), Math.max(0, left));
+      });
+      return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+    };
+    try {
+      const { result: loaded, sha256 } = await timed('reading the config', loadConfigFileWithDigest(this.options.configPath));
+      if (!loaded.ok) return fail(loaded.errors);
+      if (loaded.config.node.interfaces.length === 0) return fail([INTERFACES_REQUIRED]);
+      const warnings = [...loaded.warnings];
+      const diff = diffConfigs(this.config, loaded.config);
+      const next = effectiveConfig(this.config, loaded.config);
 
-    // Next hops for the new backends or gateway (the tracked ones when nothing changed there),
-    // then every engine or none.
-    const hops = await this.interfaces.planHops(next);
-    if (!hops.ok) return fail(hops.errors);
-    warnings.push(...hops.warnings);
-    // BIRD checks its part before anything is applied.
-    const bgp = (await this.bgp?.planReload(next.bgp)) ?? { ok: true as const, commit: async () => ({ changes: [], restartRequired: [] }) };
-    if (!bgp.ok) return fail(bgp.errors);
-    await this.beforeTableChange(next, hops.hops);
-    const pushed = this.interfaces.pushAll(next, this.pools, hops.hops);
-    if (!pushed.ok) return fail(pushed.errors);
+      // Next hops for the new backends or gateway (the tracked ones when nothing changed there).
+      const hops = await timed('resolving next hops', this.interfaces.planHops(next));
+      if (!hops.ok) return fail(hops.errors);
+      warnings.push(...hops.warnings);
+      // BIRD checks its part before anything is applied.
+      const bgp = (await timed('checking the bgp section', this.bgp?.planReload(next.bgp) ?? Promise.resolve(undefined))) ?? { ok: true as const, commit: async () => ({ changes: [], restartRequired: [] }) };
+      if (!bgp.ok) return fail(bgp.errors);
+      // The snapshots of every engine, off the event loop.
+      const built = await timed('building the snapshots', this.interfaces.prepareAll(next, this.pools, hops.hops));
+      if (!built.ok) return fail(built.errors);
 
-    // Commit.
-    for (const served of this.interfaces.all()) this.tracker?.follow(served);
-    this.config = next;
-    this.pools.setConfig(next); // new checks; an all-down policy may now apply: pushPools below
-    const bgpChange = await bgp.commit();
-    diff.changes.push(...bgpChange.changes);
-    diff.restartRequired.push(...bgpChange.restartRequired);
-    this.restartRequired = diff.restartRequired;
-    for (const warning of warnings) logger.warn({ trigger, warning }, `config warning: ${warning}`);
-    for (const change of diff.changes) logger.info({ trigger, change }, `reload: ${change}`);
-    for (const change of diff.restartRequired) logger.warn({ trigger, change }, `reload: ${change}`);
-    const changes = [...diff.changes, ...diff.restartRequired];
-    logger.info(
-      { trigger, changes: diff.changes.length, restartRequired: diff.restartRequired.length },
-      diff.changes.length === 0 ? 'reload done: no changes' : `reload done: ${diff.changes.length} ${diff.changes.length === 1 ? 'change' : 'changes'} applied`,
-    );
-    this.lastReload = { at: new Date().toISOString(), trigger, ok: true, changes };
-    Object.assign(this.reloads, { succeeded: this.reloads.succeeded + 1, lastOk: true, lastSuccessAt: Date.now(), configHash: sha256 ?? '' });
-    this.metrics?.setCheckKinds(next.healthChecks);
-    await this.pushPools('reload');
-    return { ok: true, changes, restartRequired: diff.restartRequired, warnings };
+      // The swap, in the update queue: every engine or none.
+      return await this.serialize(async () => {
+        if (this.stopping) return fail(['l4mux is stopping']);
+        await this.beforeTableChange(next, hops.hops);
+        // Health or operator changes made while it was built: those interfaces built again.
+        const prepared = await timed('building the snapshots', this.interfaces.refresh(built.reload, this.pools));
+        if (!prepared.ok) return fail(prepared.errors);
+        const pushed = this.interfaces.commitAll(prepared.reload);
+        if (!pushed.ok) return fail(pushed.errors);
+
+        // Commit.
+        for (const served of this.interfaces.all()) this.tracker?.follow(served);
+        this.config = next;
+        this.pools.setConfig(next); // new checks; an all-down policy may now apply: pushPools below
+        const bgpChange = await bgp.commit();
+        diff.changes.push(...bgpChange.changes);
+        diff.restartRequired.push(...bgpChange.restartRequired);
+        this.restartRequired = diff.restartRequired;
+        for (const warning of warnings) logger.warn({ trigger, warning }, `config warning: ${warning}`);
+        for (const change of diff.changes) logger.info({ trigger, change }, `reload: ${change}`);
+        for (const change of diff.restartRequired) logger.warn({ trigger, change }, `reload: ${change}`);
+        const changes = [...diff.changes, ...diff.restartRequired];
+        logger.info(
+          { trigger, changes: diff.changes.length, restartRequired: diff.restartRequired.length },
+          diff.changes.length === 0 ? 'reload done: no changes' : `reload done: ${diff.changes.length} ${diff.changes.length === 1 ? 'change' : 'changes'} applied`,
+        );
+        this.lastReload = { at: new Date().toISOString(), trigger, ok: true, changes };
+        Object.assign(this.reloads, { succeeded: this.reloads.succeeded + 1, lastOk: true, lastSuccessAt: Date.now(), configHash: sha256 ?? '' });
+        this.metrics?.setCheckKinds(next.healthChecks);
+        await this.pushPools('reload');
+        return { ok: true, changes, restartRequired: diff.restartRequired, warnings };
+      });
+    } catch (e) {
+      if (!(e instanceof ReloadTimeout)) throw e;
+      return fail([`reload abandoned after ${limitMs / 1000} s (${stage} took too long); the running config is kept`]);
+    }
   }
 
   /**
@@ -323,7 +365,7 @@ export class Daemon {
     await this.beforeTableChange(this.config);
     for (const served of this.interfaces.all()) {
       try {
-        if (!served.push(this.config, this.pools).changed) continue;
+        if (!(await served.push(this.config, this.pools)).changed) continue;
         this.log.info({ interface: served.name, why }, `${served.name}: backends changed (${why}): new snapshot applied`);
       } catch (e) {
         this.log.error({ interface: served.name, why, err: errorMessage(e) }, `${served.name}: backends changed (${why}) but the dataplane refused the snapshot: ${errorMessage(e)}`);

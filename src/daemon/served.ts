@@ -2,17 +2,19 @@
 // hop toward the backends, its engine and the dataplane config the engine runs. Every change
 // that reaches the packet path (startup, a reload, a health or operator change of the pools, a
 // link or next-hop change) goes through ServedInterface.push: build the interface's dataplane
-// config from the running config, the pools and the interface's facts; give it to the engine
-// when it differs from the one it runs; remember the one before for a rollback.
+// config from the running config, the pools and the interface's facts; when it differs from the
+// one the engine runs, have the engine build its snapshot off the event loop (prepare) and swap
+// it in (commit); remember the one before for a rollback.
 //
 // ServedInterfaces is the forwarding service: it creates and starts the engines, and pushes a
-// reload to every interface or to none.
+// reload to every interface or to none: every engine's snapshot is built before any is swapped
+// in.
 import type { Logger } from 'pino';
 
 import { conntrackSettings, toDataplaneConfig, type L4muxConfig } from '../config/index.js';
 import { DEFAULT_CLUSTER_EXPORT_RING } from '../config/defaults.js';
 import type { DataplaneCluster, DataplaneConfig } from '../dataplane/types.js';
-import type { EngineFactory, EngineLike, EngineOptions, IoModeReport } from '../dataplane/engine.js';
+import type { EngineFactory, EngineLike, EngineOptions, IoModeReport, PreparedConfig } from '../dataplane/engine.js';
 import type { NetHost } from '../net/host.js';
 import type { LinkInfo } from '../net/links.js';
 import { resolveNextHop, type NextHopRequest, type NextHopResolution, type ResolveOptions, type TrackedInterface } from '../net/nexthop.js';
@@ -36,6 +38,21 @@ export interface PushResult {
 }
 
 export type PushAllResult = { ok: true } | { ok: false; errors: string[] };
+
+/** A dataplane config whose snapshot the engine has built (absent: it runs this config already). */
+export interface Prepared {
+  dataplane: DataplaneConfig;
+  hop: NextHop;
+  snapshot: PreparedConfig | undefined;
+}
+
+/** A reload's snapshots, built for every interface and not yet swapped in. */
+export interface PreparedReload {
+  config: L4muxConfig;
+  plans: Map<string, Prepared>;
+}
+
+export type PrepareAllResult = { ok: true; reload: PreparedReload } | { ok: false; errors: string[] };
 
 function same(a: DataplaneConfig | undefined, b: DataplaneConfig | undefined): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -117,19 +134,28 @@ export class ServedInterface {
    * one; `hop` (a reload's new next hop) becomes the interface's. Throws when the build fails or
    * the engine refuses: then nothing changed.
    */
-  push(config: L4muxConfig, pools: PoolSupervisor, hop: NextHop = this.hop): PushResult {
-    return this.apply(this.build(config, pools, hop), hop);
+  async push(config: L4muxConfig, pools: PoolSupervisor, hop: NextHop = this.hop): Promise<PushResult> {
+    return this.commit(await this.prepare(this.build(config, pools, hop), hop));
   }
 
-  /** push() with the config already built. */
-  apply(dataplane: DataplaneConfig, hop: NextHop = this.hop): PushResult {
+  /** Has the engine build the snapshot of `dataplane` (none when it runs that config already). */
+  async prepare(dataplane: DataplaneConfig, hop: NextHop = this.hop): Promise<Prepared> {
+    return { dataplane, hop, snapshot: same(dataplane, this.current) ? undefined : await this.engine.prepareConfig(dataplane) };
+  }
+
+  /**
+   * Swaps a prepared snapshot in. The engine's config must not have changed since the prepare
+   * (the daemon's update queue sees to it): a snapshot prepared from another base is refused.
+   */
+  commit(prepared: Prepared): PushResult {
     const before = this.current;
-    const changed = !same(dataplane, before);
-    if (changed) this.engine.setConfig(dataplane);
+    const changed = prepared.snapshot !== undefined;
+    if (changed) this.engine.publishConfig(prepared.snapshot as PreparedConfig);
+    else if (!same(prepared.dataplane, before)) throw new Error(`${this.name}: the running config changed since the prepare`);
     this.previous = { applied: before, hop: this.hop, changed };
-    this.current = dataplane;
-    this.hop = hop;
-    return { changed, before, after: dataplane };
+    this.current = prepared.dataplane;
+    this.hop = prepared.hop;
+    return { changed, before, after: prepared.dataplane };
   }
 
   /**
@@ -245,7 +271,7 @@ export class ServedInterfaces implements Service {
       this.served.set(link.name, served);
       let dataplane: DataplaneConfig;
       try {
-        dataplane = served.push(config, ctx.pools).after;
+        dataplane = (await served.push(config, ctx.pools)).after;
       } catch (e) {
         throw new StartupError([`${link.name}: the dataplane refused the config: ${errorMessage(e)}`]);
       }
@@ -303,25 +329,81 @@ export class ServedInterfaces implements Service {
   }
 
   /**
-   * Pushes `config` (with each interface's planned next hop) to every interface, or to none:
-   * every config is built before any engine is touched, and when an engine refuses, the ones
-   * already given the new config are rolled back.
+   * Builds `config`'s snapshot (with each interface's planned next hop) on every interface, off
+   * the event loop; swaps nothing in. Fails when one engine refuses it.
    */
-  pushAll(config: L4muxConfig, pools: PoolSupervisor, hops: ReadonlyMap<string, NextHop> = new Map()): PushAllResult {
-    const plans: Array<{ served: ServedInterface; hop: NextHop; dataplane: DataplaneConfig }> = [];
+  async prepareAll(config: L4muxConfig, pools: PoolSupervisor, hops: ReadonlyMap<string, NextHop> = new Map()): Promise<PrepareAllResult> {
+    const plans = new Map<string, Prepared>();
+    const builds: Array<Promise<string | undefined>> = [];
     for (const served of this.served.values()) {
       const hop = hops.get(served.name) ?? served.hop;
+      let dataplane: DataplaneConfig;
       try {
-        plans.push({ served, hop, dataplane: served.build(config, pools, hop) });
+        dataplane = served.build(config, pools, hop);
       } catch (e) {
         return { ok: false, errors: [`${served.name}: ${errorMessage(e)}`] };
       }
+      builds.push(
+        served.prepare(dataplane, hop).then(
+          (prepared) => {
+            plans.set(served.name, prepared);
+            return undefined;
+          },
+          (e: unknown) => `${served.name}: the dataplane refused the new config: ${errorMessage(e)}`,
+        ),
+      );
     }
-    const done: ServedInterface[] = [];
-    for (const plan of plans) {
+    const errors = (await Promise.all(builds)).filter((e): e is string => e !== undefined);
+    return errors.length > 0 ? { ok: false, errors } : { ok: true, reload: { config, plans } };
+  }
+
+  /**
+   * A prepared reload brought up to date with the pools and next hops as they are now (health
+   * and operator changes go on while a reload is built): the interfaces whose config differs
+   * from the prepared one are built again. Fails when one engine refuses it.
+   */
+  async refresh(reload: PreparedReload, pools: PoolSupervisor): Promise<PrepareAllResult> {
+    const hops = new Map<string, NextHop>();
+    for (const served of this.served.values()) {
+      const planned = reload.plans.get(served.name);
+      if (planned === undefined) return { ok: false, errors: [`${served.name}: not prepared`] };
+      // An unchanged request keeps the tracker's newest answer.
+      hops.set(served.name, sameRequest(planned.hop.request, served.hop.request) ? { ...planned.hop, resolution: served.hop.resolution } : planned.hop);
+    }
+    const plans = new Map<string, Prepared>();
+    const stale: string[] = [];
+    for (const served of this.served.values()) {
+      const planned = reload.plans.get(served.name) as Prepared;
+      const hop = hops.get(served.name) as NextHop;
+      let dataplane: DataplaneConfig;
       try {
-        plan.served.apply(plan.dataplane, plan.hop);
-        done.push(plan.served);
+        dataplane = served.build(reload.config, pools, hop);
+      } catch (e) {
+        return { ok: false, errors: [`${served.name}: ${errorMessage(e)}`] };
+      }
+      // Still valid when the build would be the same and the engine's base is the same.
+      const base = planned.snapshot === undefined ? same(planned.dataplane, served.appliedOrNone) : true;
+      if (same(dataplane, planned.dataplane) && base) plans.set(served.name, { ...planned, hop });
+      else stale.push(served.name);
+    }
+    if (stale.length === 0) return { ok: true, reload: { config: reload.config, plans } };
+    const again = await this.prepareAll(reload.config, pools, hops);
+    if (!again.ok) return again;
+    for (const name of stale) plans.set(name, again.reload.plans.get(name) as Prepared);
+    return { ok: true, reload: { config: reload.config, plans } };
+  }
+
+  /**
+   * Swaps a prepared reload in on every interface, or on none: when an engine refuses, the ones
+   * already given the new config are rolled back.
+   */
+  commitAll(reload: PreparedReload): PushAllResult {
+    const done: ServedInterface[] = [];
+    for (const served of this.served.values()) {
+      const plan = reload.plans.get(served.name) as Prepared;
+      try {
+        served.commit(plan);
+        done.push(served);
       } catch (e) {
         const rolledBack: string[] = [];
         for (const d of done) {
@@ -331,9 +413,15 @@ export class ServedInterfaces implements Service {
             this.logger?.fatal({ interface: d.name, err: errorMessage(e2) }, `${d.name}: rollback to the running config failed: its engine runs the new config while others run the old one`);
           }
         }
-        return { ok: false, errors: [`${plan.served.name}: the dataplane refused the new config: ${errorMessage(e)}${rolledBack.length > 0 ? ` (${rolledBack.join(', ')} rolled back to the running config)` : ''}`] };
+        return { ok: false, errors: [`${served.name}: the dataplane refused the new config: ${errorMessage(e)}${rolledBack.length > 0 ? ` (${rolledBack.join(', ')} rolled back to the running config)` : ''}`] };
       }
     }
     return { ok: true };
+  }
+
+  /** prepareAll then commitAll: every interface or none. */
+  async pushAll(config: L4muxConfig, pools: PoolSupervisor, hops: ReadonlyMap<string, NextHop> = new Map()): Promise<PushAllResult> {
+    const prepared = await this.prepareAll(config, pools, hops);
+    return prepared.ok ? this.commitAll(prepared.reload) : prepared;
   }
 }

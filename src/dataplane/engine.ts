@@ -160,6 +160,9 @@ export interface IoModeReport {
   reported: boolean;
 }
 
+/** A snapshot an engine built and has not published yet (opaque; see EngineLike.prepareConfig). */
+export type PreparedConfig = { readonly __preparedConfig: true };
+
 /**
  * What the daemon needs of an engine. The real one is `Engine`; tests inject fakes.
  * setConfig is atomic: it throws on bad input and then nothing was applied.
@@ -167,6 +170,13 @@ export interface IoModeReport {
 export interface EngineLike {
   readonly options: Readonly<EngineOptions>;
   setConfig(config: DataplaneConfig): void;
+  /**
+   * The build half of setConfig, off the event loop (the Maglev tables are the heavy part);
+   * rejects on bad input, nothing applied. Builds may run side by side.
+   */
+  prepareConfig(config: DataplaneConfig): Promise<PreparedConfig>;
+  /** Swaps a prepared snapshot in (cheap); each one once. */
+  publishConfig(prepared: PreparedConfig): void;
   start(): Promise<void>;
   stop(): Promise<void>;
   counters(): EngineCounters;
@@ -186,6 +196,9 @@ export type EngineFactory = (options: EngineOptions) => EngineLike;
 
 interface NativeEngine {
   setConfig(config: DataplaneConfig): void;
+  /** Absent from older builds (then the wrapper builds on the event loop at publish). */
+  prepareConfig?(config: DataplaneConfig): Promise<unknown>;
+  publishConfig?(prepared: unknown): void;
   start(): unknown;
   stop(): unknown;
   counters(): Partial<EngineCounters> & CountersSnapshot;
@@ -268,6 +281,19 @@ export class Engine implements EngineLike, FlowSyncApi {
   /** Builds a snapshot and swaps it in on every worker; throws (and applies nothing) on bad input. */
   setConfig(config: DataplaneConfig): void {
     this.impl.setConfig(config);
+  }
+
+  /** Builds a snapshot on a pool thread; publishConfig swaps it in. */
+  async prepareConfig(config: DataplaneConfig): Promise<PreparedConfig> {
+    const prepare = this.impl.prepareConfig;
+    if (prepare === undefined) return { config } as unknown as PreparedConfig;
+    return { native: await prepare.call(this.impl, config) } as unknown as PreparedConfig;
+  }
+
+  publishConfig(prepared: PreparedConfig): void {
+    const p = prepared as unknown as { native?: unknown; config?: DataplaneConfig };
+    if (p.config !== undefined) this.impl.setConfig(p.config);
+    else (this.impl.publishConfig as (prepared: unknown) => void).call(this.impl, p.native);
   }
 
   async start(): Promise<void> {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { Daemon } from '../../src/daemon/index.js';
+import type { DataplaneConfig } from '../../src/dataplane/types.js';
 import { record } from '../cluster/records.js';
 import type { FakeEngine } from './fake-engine.js';
 import { daemonConfig, harness, type Harness, type Json } from './harness.js';
@@ -38,10 +39,10 @@ function clusterHarness(self: 'a' | 'b', key: Buffer): { h: Harness; sync: SyncF
   const sync: SyncFake = { exported: [], installed: [], events: [] };
   h.setupEngine((e: FakeEngine) => {
     const engine = e as FakeEngine & Record<string, unknown>;
-    const setConfig = e.setConfig.bind(e);
-    engine.setConfig = (config) => {
-      sync.events.push(`setConfig ${config.vips[0]?.backends.length}`);
-      setConfig(config);
+    const publishConfig = e.publishConfig.bind(e);
+    engine.publishConfig = (prepared) => {
+      sync.events.push(`setConfig ${(prepared as unknown as { config: DataplaneConfig }).config.vips[0]?.backends.length}`);
+      publishConfig(prepared);
     };
     engine['pollFlowEvents'] = (): Buffer => {
       const out = Buffer.concat(sync.exported);

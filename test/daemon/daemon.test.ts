@@ -46,7 +46,7 @@ describe('starting', () => {
         xdpMode: 'auto',
         conntrack: { maxFlows: 262144, timeouts: { tcpSynSeconds: 30, tcpEstablishedSeconds: 900, tcpClosingSeconds: 30, udpSeconds: 60, otherSeconds: 30, tcpUnprovenSeconds: 10 } },
       });
-      expect(engine?.events).toEqual(['setConfig', 'start']);
+      expect(engine?.events).toEqual(['prepare', 'publish', 'start']);
       expect(engine?.current).toMatchObject({
         seed: '0x0000000000005eed',
         sourceMac: '02:00:00:00:00:01', // eth0's MAC
@@ -227,7 +227,7 @@ describe('refusing to start', () => {
       if (e.options.interface === 'eth1') e.failStart = 'AF_XDP: cannot attach the XDP program';
     });
     expect(await failure(h)).toEqual(['eth1: cannot start forwarding: AF_XDP: cannot attach the XDP program']);
-    expect(h.engines.get('eth0')?.events).toEqual(['setConfig', 'start', 'stop']);
+    expect(h.engines.get('eth0')?.events).toEqual(['prepare', 'publish', 'start', 'stop']);
     expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(true);
   });
 
@@ -372,7 +372,7 @@ describe('reloading', () => {
     }
   });
 
-  it('rolls the other engines back when one refuses the new config', async () => {
+  it('builds every engine\'s snapshot before swapping any in: one refusing the build changes nothing', async () => {
     const doc = daemonConfig();
     doc.node.interfaces = ['eth0', 'eth1'];
     doc.node.gatewayMac = '02:00:00:00:00:aa';
@@ -389,14 +389,40 @@ describe('reloading', () => {
       h.writeConfig(next);
       eth1.failNext = ['Maglev table build failed: out of memory'];
       const result = await sendControl(h.options.controlSocket!, { cmd: 'reload' });
-      expect(result).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: Maglev table build failed: out of memory (eth0 rolled back to the running config)'] });
-      expect(eth0.events).toEqual(['setConfig', 'start', 'setConfig', 'setConfig']);
+      expect(result).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: Maglev table build failed: out of memory'] });
+      expect(eth0.events).toEqual(['prepare', 'publish', 'start', 'prepare']);
       expect(eth0.current).toEqual(before);
-      expect(eth1.events).toEqual(['setConfig', 'start', 'setConfig!']);
+      expect(eth1.events).toEqual(['prepare', 'publish', 'start', 'prepare', 'prepare!']);
       // The next reload of the same file goes through on both.
       expect(await daemon.reload('test')).toMatchObject({ ok: true, changes: ['pool web: backend 10.1.0.3 added (weight 1)'] });
       expect(eth0.current?.vips[0]?.backends).toHaveLength(3);
       expect(eth1.current?.vips[0]?.backends).toHaveLength(3);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('rolls the other engines back when one refuses the swap', async () => {
+    const doc = daemonConfig();
+    doc.node.interfaces = ['eth0', 'eth1'];
+    doc.node.gatewayMac = '02:00:00:00:00:aa';
+    const h = harness(doc);
+    h.host.links.push({ name: 'eth1', mac: '02:00:00:00:01:01' });
+    h.host.features.set('eth1', { 'generic-receive-offload': { active: false } });
+    const daemon = await started(h);
+    try {
+      const eth0 = h.engines.get('eth0')!;
+      const eth1 = h.engines.get('eth1')!;
+      const before = eth0.current;
+      const next: Json = structuredClone(doc);
+      next.pools.web.backends.push({ address: '10.1.0.3' });
+      h.writeConfig(next);
+      eth1.failPublish = ['I/O refused the VIP list'];
+      const result = await daemon.reload('test');
+      expect(result).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: I/O refused the VIP list (eth0 rolled back to the running config)'] });
+      expect(eth0.events).toEqual(['prepare', 'publish', 'start', 'prepare', 'publish', 'setConfig']);
+      expect(eth0.current).toEqual(before);
+      expect(eth1.current?.vips[0]?.backends).toHaveLength(2);
     } finally {
       await stopped(h, daemon);
     }
@@ -566,7 +592,7 @@ describe('stopping', () => {
     h.signals.emit('SIGTERM');
     h.signals.emit('SIGTERM'); // a second one while stopping is harmless
     expect(await daemon.done).toBe(0);
-    expect(h.engines.get('eth0')?.events).toEqual(['setConfig', 'start', 'stop']);
+    expect(h.engines.get('eth0')?.events).toEqual(['prepare', 'publish', 'start', 'stop']);
     expect(h.host.features.get('eth0')?.['generic-receive-offload']?.active).toBe(true);
     expect(existsSync(h.options.pidfile!)).toBe(false);
     expect(existsSync(h.options.controlSocket!)).toBe(false);
@@ -659,6 +685,88 @@ describe('pools at runtime', () => {
       const status = daemon.status();
       expect(status.pools['web']).toMatchObject({ allDown: true, allDownEpisodes: 1 });
       expect(status.config.vips[0]).toMatchObject({ allDown: true, activeBackends: 0 });
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('a reload stuck in its build holds no update: a backend going down and `l4mux backend` reach the engine first; the reload then applies with them', async () => {
+    const doc = daemonConfig();
+    doc.pools.web.healthCheck = { kind: 'tcp', interval: 500 };
+    doc.pools.web.backends.push({ address: '10.1.0.3' });
+    const h = harness(doc);
+    const checker = withChecker(h);
+    const daemon = await started(h);
+    try {
+      const engine = h.engines.get('eth0')!;
+      // The next build of a config with a fourth backend waits until released.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let holding = false;
+      engine.holdPrepare = async (config) => {
+        if (config.vips[0]?.backends.length !== 4) return;
+        holding = true;
+        await held;
+      };
+      const next: Json = structuredClone(doc);
+      next.pools.web.backends.push({ address: '10.1.0.4' });
+      h.writeConfig(next);
+      let reloaded: ReloadResponse | undefined;
+      const reload = daemon.reload('test').then((r) => (reloaded = r));
+      for (let i = 0; i < 500 && !holding; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(holding).toBe(true);
+
+      checker.emit('transition', { backend: 'web/10.1.0.2', pool: 'web', address: '10.1.0.2', from: 'up', to: 'down', reason: 'test', at: Date.now() });
+      await h.waitForLog(/backends changed \(backend web\/10\.1\.0\.2 down\): new snapshot applied/);
+      expect(backendsOf(h).map((b) => [b.address, b.healthy])).toEqual([['10.1.0.1', true], ['10.1.0.2', false], ['10.1.0.3', true]]);
+      const io = captureIo();
+      expect(await runBackend(h.options.controlSocket!, { pool: 'web', address: '10.1.0.3', state: 'draining' }, io)).toBe(0);
+      expect(backendsOf(h).map((b) => b.state)).toEqual(['active', 'active', 'draining']);
+      expect(reloaded).toBeUndefined();
+
+      release();
+      await reload;
+      expect(reloaded).toMatchObject({ ok: true, changes: ['pool web: backend 10.1.0.4 added (weight 1)', 'health check web/10.1.0.4 added (tcp)'] });
+      // The reload's snapshot carries what happened while it was built.
+      expect(backendsOf(h).map((b) => [b.address, b.healthy, b.state])).toEqual([
+        ['10.1.0.1', true, 'active'],
+        ['10.1.0.2', false, 'active'],
+        ['10.1.0.3', true, 'draining'],
+        ['10.1.0.4', true, 'active'],
+      ]);
+    } finally {
+      await stopped(h, daemon);
+    }
+  });
+
+  it('a reload whose build passes the time limit is abandoned, the running config kept; updates and the next reload go through', async () => {
+    const doc = daemonConfig();
+    doc.pools.web.healthCheck = { kind: 'tcp', interval: 500 };
+    const h = harness(doc);
+    h.options.reloadTimeoutMs = 300;
+    const checker = withChecker(h);
+    const daemon = await started(h);
+    try {
+      const engine = h.engines.get('eth0')!;
+      const running = engine.current;
+      engine.holdPrepare = async (config) => {
+        if (config.vips[0]?.backends.length === 3) await new Promise(() => undefined); // never done
+      };
+      const next: Json = structuredClone(doc);
+      next.pools.web.backends.push({ address: '10.1.0.3' });
+      h.writeConfig(next);
+      const result = await daemon.reload('test');
+      expect(result).toEqual({ ok: false, errors: ['reload abandoned after 0.3 s (building the snapshots took too long); the running config is kept'] });
+      expect(engine.current).toEqual(running);
+      expect(daemon.status().lastReload).toMatchObject({ ok: false, trigger: 'test' });
+
+      checker.emit('transition', { backend: 'web/10.1.0.1', pool: 'web', address: '10.1.0.1', from: 'up', to: 'down', reason: 'test', at: Date.now() });
+      await h.waitForLog(/backends changed \(backend web\/10\.1\.0\.1 down\): new snapshot applied/);
+      expect(backendsOf(h).map((b) => b.healthy)).toEqual([false, true]);
+
+      engine.holdPrepare = undefined;
+      expect(await daemon.reload('again')).toMatchObject({ ok: true, changes: ['pool web: backend 10.1.0.3 added (weight 1)', 'health check web/10.1.0.3 added (tcp)'] });
+      expect(backendsOf(h).map((b) => [b.address, b.healthy])).toEqual([['10.1.0.1', false], ['10.1.0.2', true], ['10.1.0.3', true]]);
     } finally {
       await stopped(h, daemon);
     }

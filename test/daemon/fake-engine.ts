@@ -1,6 +1,6 @@
 // A fake forwarding engine implementing the same interface as the addon's, recording what the
 // daemon does with it.
-import type { EngineCounters, EngineFactory, EngineLike, EngineOptions, IoModeReport } from '../../src/dataplane/engine.js';
+import type { EngineCounters, EngineFactory, EngineLike, EngineOptions, IoModeReport, PreparedConfig } from '../../src/dataplane/engine.js';
 import type { DataplaneConfig } from '../../src/dataplane/types.js';
 
 export class FakeEngine implements EngineLike {
@@ -10,7 +10,14 @@ export class FakeEngine implements EngineLike {
   /** Makes the next setConfig calls throw (one per entry). */
   failNext: string[] = [];
   failStart: string | undefined;
+  /** Makes the next publishConfig calls throw (one per entry). */
+  failPublish: string[] = [];
   packets = 0;
+  /**
+   * When set, each prepareConfig waits for the promise this returns before it builds (a slow
+   * or stuck build); `config` is what it was asked to build.
+   */
+  holdPrepare: ((config: DataplaneConfig) => Promise<void>) | undefined;
 
   constructor(readonly options: Readonly<EngineOptions>) {}
 
@@ -23,6 +30,31 @@ export class FakeEngine implements EngineLike {
     this.events.push(failure === undefined ? 'setConfig' : 'setConfig!');
     if (failure !== undefined) throw new Error(failure);
     this.configs.push(structuredClone(config));
+  }
+
+  async prepareConfig(config: DataplaneConfig): Promise<PreparedConfig> {
+    const copy = structuredClone(config);
+    this.events.push('prepare');
+    if (this.holdPrepare !== undefined) await this.holdPrepare(copy);
+    const failure = this.failNext.shift();
+    if (failure !== undefined) {
+      this.events.push('prepare!');
+      throw new Error(failure);
+    }
+    return { config: copy, published: false } as unknown as PreparedConfig;
+  }
+
+  publishConfig(prepared: PreparedConfig): void {
+    const p = prepared as unknown as { config: DataplaneConfig; published: boolean };
+    if (p.published) throw new Error('already published');
+    const failure = this.failPublish.shift();
+    if (failure !== undefined) {
+      this.events.push('publish!');
+      throw new Error(failure);
+    }
+    p.published = true;
+    this.events.push('publish');
+    this.configs.push(p.config);
   }
 
   async start(): Promise<void> {

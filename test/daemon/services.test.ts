@@ -106,34 +106,34 @@ describe('a served interface', () => {
   const config = configOf({ ...daemonConfig(), node: { ...daemonConfig().node, gatewayMac: '02:00:00:00:00:aa' } });
   const hop: NextHop = { request: { interface: 'eth0', targets: [] }, resolution: undefined };
 
-  it('pushes a config only when it differs from the running one', () => {
+  it('pushes a config only when it differs from the running one (built by prepare, swapped in by publish)', async () => {
     const engine = new FakeEngine({ interface: 'eth0', workers: 1, io: 'af_packet', conntrack: { maxFlows: 1024, timeouts: { tcpSynSeconds: 1, tcpEstablishedSeconds: 1, tcpClosingSeconds: 1, udpSeconds: 1, otherSeconds: 1 } } });
     const served = new ServedInterface('eth0', engine, link('eth0', 1), hop);
     const pools = poolsOf(config);
-    expect(served.push(config, pools)).toMatchObject({ changed: true, before: undefined });
-    expect(served.push(config, pools).changed).toBe(false);
-    expect(engine.events).toEqual(['setConfig']);
+    expect(await served.push(config, pools)).toMatchObject({ changed: true, before: undefined });
+    expect((await served.push(config, pools)).changed).toBe(false);
+    expect(engine.events).toEqual(['prepare', 'publish']);
     pools.override('web', '10.1.0.2', { state: 'draining' });
-    const result = served.push(config, pools);
+    const result = await served.push(config, pools);
     expect(result.changed).toBe(true);
     expect(result.after.vips[0]?.backends[1]?.state).toBe('draining');
     expect(served.applied).toEqual(result.after);
     expect(engine.current).toEqual(result.after);
   });
 
-  it('keeps the running config when the engine refuses; a rollback restores the one before the last push', () => {
+  it('keeps the running config when the engine refuses; a rollback restores the one before the last push', async () => {
     const engine = new FakeEngine({ interface: 'eth0', workers: 1, io: 'af_packet', conntrack: { maxFlows: 1024, timeouts: { tcpSynSeconds: 1, tcpEstablishedSeconds: 1, tcpClosingSeconds: 1, udpSeconds: 1, otherSeconds: 1 } } });
     const served = new ServedInterface('eth0', engine, link('eth0', 1), hop);
     const pools = poolsOf(config);
-    const first = served.push(config, pools).after;
+    const first = (await served.push(config, pools)).after;
 
     pools.override('web', '10.1.0.1', { weight: 5 });
     engine.failNext = ['no memory'];
-    expect(() => served.push(config, pools)).toThrow('no memory');
+    await expect(served.push(config, pools)).rejects.toThrow('no memory');
     expect(served.applied).toEqual(first);
 
     const newHop: NextHop = { request: { interface: 'eth0', targets: ['10.1.0.1'] }, resolution: undefined };
-    const second = served.push(config, pools, newHop).after;
+    const second = (await served.push(config, pools, newHop)).after;
     expect(second.vips[0]?.backends[0]?.weight).toBe(5);
     expect(served.hop).toBe(newHop);
     expect(served.rollback()).toBe(true);
@@ -157,16 +157,21 @@ describe('the forwarding service', () => {
     await interfaces.start(context(config, pools, interfaces));
     const eth0 = fakes.engines.get('eth0')!;
     const eth1 = fakes.engines.get('eth1')!;
-    expect(eth0.events).toEqual(['setConfig', 'start']);
+    expect(eth0.events).toEqual(['prepare', 'publish', 'start']);
     const before = [eth0.current, eth1.current];
 
     const next = configOf({ ...doc, node: { ...doc.node, seed: '0x1234' } });
     eth1.failNext = ['refused'];
-    expect(interfaces.pushAll(next, pools)).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: refused (eth0 rolled back to the running config)'] });
+    expect(await interfaces.pushAll(next, pools)).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: refused'] });
     expect([eth0.current, eth1.current]).toEqual(before);
+    expect(eth0.events.slice(-2)).toEqual(['start', 'prepare']); // built, never swapped in
     expect(interfaces.get('eth0')?.applied).toEqual(before[0]);
 
-    expect(interfaces.pushAll(next, pools)).toEqual({ ok: true });
+    eth1.failPublish = ['refused'];
+    expect(await interfaces.pushAll(next, pools)).toEqual({ ok: false, errors: ['eth1: the dataplane refused the new config: refused (eth0 rolled back to the running config)'] });
+    expect([eth0.current, eth1.current]).toEqual(before);
+
+    expect(await interfaces.pushAll(next, pools)).toEqual({ ok: true });
     expect(eth0.current?.seed).toBe('0x0000000000001234');
     expect(eth1.current?.seed).toBe('0x0000000000001234');
 
@@ -187,7 +192,7 @@ describe('the forwarding service', () => {
     const interfaces = new ServedInterfaces({ links: [link('eth0', 1), link('eth1', 2)], workers: 1, createEngine: fakes.factory, host: muxHost() });
     const list = new ServiceList([interfaces], logger);
     await expect(list.start(context(config, poolsOf(config), interfaces))).rejects.toThrow('eth1: cannot start forwarding: no such queue');
-    expect(fakes.engines.get('eth0')?.events).toEqual(['setConfig', 'start', 'stop']);
-    expect(fakes.engines.get('eth1')?.events).toEqual(['setConfig', 'start']);
+    expect(fakes.engines.get('eth0')?.events).toEqual(['prepare', 'publish', 'start', 'stop']);
+    expect(fakes.engines.get('eth1')?.events).toEqual(['prepare', 'publish', 'start']);
   });
 });

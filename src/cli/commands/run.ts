@@ -1,4 +1,5 @@
-// l4mux run --config FILE [--pidfile FILE] [--control SOCKET] [--log-level LEVEL]: the daemon.
+// l4mux run --config FILE [--pidfile FILE] [--control SOCKET] [--log-level LEVEL]
+// [--reload-timeout SECONDS]: the daemon.
 // Logs are JSON lines on standard output; startup errors are also printed on standard error.
 import { Command, InvalidArgumentError } from 'commander';
 
@@ -7,6 +8,7 @@ import { createEngine } from '../../dataplane/engine.js';
 import {
   DEFAULT_CONFIG_PATH,
   DEFAULT_COUNTERS_INTERVAL_S,
+  DEFAULT_RELOAD_TIMEOUT_S,
   chooseLogLevel,
   createLogger,
   onlineCpus,
@@ -25,11 +27,18 @@ export interface RunCommandOptions {
   control: string | false;
   logLevel?: string;
   countersInterval: number;
+  reloadTimeout: number;
 }
 
 function seconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds (0 turns it off)');
+  return n;
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
   return n;
 }
 
@@ -50,6 +59,7 @@ export async function runRun(options: RunCommandOptions, io: CommandIo = process
     ...(options.pidfile !== undefined && { pidfile: options.pidfile }),
     ...(options.control !== false && { controlSocket: options.control }),
     countersIntervalMs: options.countersInterval * 1000,
+    reloadTimeoutMs: options.reloadTimeout * 1000,
   };
   const deps: DaemonDeps = {
     logger,
@@ -75,6 +85,7 @@ export function runCommand(io: CommandIo = processIo, version?: string): Command
     .option('--no-control', 'do not open a control socket')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: $L4MUX_LOG_LEVEL, else info)')
     .option('--counters-interval <seconds>', 'log the counters every N seconds (0: never)', seconds, DEFAULT_COUNTERS_INTERVAL_S)
+    .option('--reload-timeout <seconds>', 'abandon a reload that takes longer to read, check and build (the running config is kept)', positiveSeconds, DEFAULT_RELOAD_TIMEOUT_S)
     .action(async (options: RunCommandOptions) => {
       const code = await runRun(options, io, version);
       process.exitCode = code;

@@ -46,7 +46,7 @@ export class NextHopService implements Service {
   }
 
   /** The link or the next hop changed: push a snapshot with the new facts. */
-  private onChange(ctx: ServiceContext, name: string, now: TrackedInterface): void {
+  private async onChange(ctx: ServiceContext, name: string, now: TrackedInterface): Promise<void> {
     const served = ctx.interfaces.get(name);
     if (served === undefined || ctx.stopping()) return;
     const config = ctx.config();
@@ -55,7 +55,7 @@ export class NextHopService implements Service {
     let dataplane;
     try {
       dataplane = served.build(config, ctx.pools);
-      if (!served.apply(dataplane).changed) return;
+      if (!served.commit(await served.prepare(dataplane)).changed) return;
     } catch (e) {
       ctx.logger.error(
         { interface: name, gatewayMac: [before.gatewayMac, dataplane?.gatewayMac], sourceMac: [before.sourceMac, dataplane?.sourceMac], mtu: [before.mtu, dataplane?.mtu], err: errorMessage(e) },
