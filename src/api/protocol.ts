@@ -44,6 +44,30 @@ export interface FlowOk {
 
 export type FlowResponse = FlowOk | { ok: false; errors: string[] };
 
+/** `l4mux persistence VIP CLIENT`: a client's persistence entry. */
+export interface PersistenceEntryRequest {
+  /** VIP name (or address). */
+  vip: string;
+  /** The client's address (masked to the VIP's granularity by the daemon). */
+  client: string;
+}
+
+export interface PersistenceEntryOk {
+  ok: true;
+  vip: string;
+  /** The client as the VIP's granularity sees it ("198.51.100.0/24"). */
+  client: string;
+  key: string;
+  timeoutSeconds: number;
+  store: 'embedded' | 'etcd';
+  /** The slow path's record of it (null: none). */
+  slowPath: { backend: string; expiresInMs: number; local: boolean } | null;
+  /** Each served interface's table. */
+  interfaces: Array<{ name: string; backend: string | null; expiresInMs: number | null; error?: string }>;
+}
+
+export type PersistenceEntryResponse = PersistenceEntryOk | { ok: false; errors: string[] };
+
 /** `l4mux capture`: bounded in packets and seconds. */
 export interface CaptureRequest {
   vip?: string;
@@ -81,6 +105,7 @@ export type ControlRequest =
   | { cmd: 'status' }
   | ({ cmd: 'backend' } & BackendRequest)
   | ({ cmd: 'flow' } & FlowRequest)
+  | ({ cmd: 'persistence' } & PersistenceEntryRequest)
   | ({ cmd: 'capture' } & CaptureRequest)
   | ({ cmd: 'drain' } & DrainRequest);
 
@@ -166,7 +191,7 @@ export interface StatusReport {
 
 export type StatusResponse = { ok: true; status: StatusReport } | { ok: false; errors: string[] };
 
-export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | DrainResponse | FlowResponse | CaptureResponse | { ok: false; errors: string[] };
+export type ControlResponse = ReloadResponse | StatusResponse | BackendResponse | DrainResponse | FlowResponse | CaptureResponse | PersistenceEntryResponse | { ok: false; errors: string[] };
 
 /** Limits of one capture. */
 export const CAPTURE_MAX_PACKETS = 1_000_000;

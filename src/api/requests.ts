@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 
 import { CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN } from '../config/defaults.js';
-import { CAPTURE_MAX_PACKETS, CAPTURE_MAX_SECONDS, type CaptureRequest, type FlowRequest } from './protocol.js';
+import { CAPTURE_MAX_PACKETS, CAPTURE_MAX_SECONDS, type CaptureRequest, type FlowRequest, type PersistenceEntryRequest } from './protocol.js';
 
 const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
 const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
@@ -48,4 +48,13 @@ export function parseCaptureRequest(r: Record<string, unknown>): CaptureRequest 
     snaplen: snaplen as number,
     sampleEvery: sampleEvery as number,
   };
+}
+
+export function parsePersistenceRequest(r: Record<string, unknown>): PersistenceEntryRequest | { errors: string[] } {
+  const errors: string[] = [];
+  const { vip, client } = r;
+  if (typeof vip !== 'string' || vip === '' || vip.length > 256) errors.push('vip: expected a VIP name or address');
+  if (typeof client !== 'string' || isIP(client) === 0) errors.push('client: expected an IPv4 or IPv6 address');
+  if (errors.length > 0) return { errors };
+  return { vip: vip as string, client: client as string };
 }

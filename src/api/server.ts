@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 
 import type { BackendAdminState } from '../dataplane/types.js';
 import { ADMIN_STATES } from '../pools/runtime.js';
-import { parseCaptureRequest, parseFlowRequest } from './requests.js';
+import { parseCaptureRequest, parseFlowRequest, parsePersistenceRequest } from './requests.js';
 import {
   MAX_CONNECTIONS,
   MAX_PIPELINED_REQUESTS,
@@ -22,6 +22,8 @@ import {
   type DrainResponse,
   type FlowRequest,
   type FlowResponse,
+  type PersistenceEntryRequest,
+  type PersistenceEntryResponse,
   type ReloadResponse,
   type StatusResponse,
 } from './protocol.js';
@@ -34,6 +36,8 @@ export interface ControlHandlers {
   drain(request: DrainRequest): Promise<DrainResponse>;
   /** Absent: the command is refused as unknown. */
   flow?(request: FlowRequest): Promise<FlowResponse>;
+  /** Absent: the command is refused as unknown. */
+  persistence?(request: PersistenceEntryRequest): Promise<PersistenceEntryResponse> | PersistenceEntryResponse;
   /** Streams packets through `send` until done; `closed` fires when the client goes away. */
   capture?(request: CaptureRequest, send: (packets: CapturePackets) => void, closed: AbortSignal): Promise<CaptureResponse>;
 }
@@ -189,6 +193,11 @@ async function handle(
         const parsed = parseFlowRequest(request as Record<string, unknown>);
         return 'errors' in parsed ? { ok: false, errors: parsed.errors } : await handlers.flow(parsed);
       }
+      case 'persistence': {
+        if (handlers.persistence === undefined) break;
+        const parsed = parsePersistenceRequest(request as Record<string, unknown>);
+        return 'errors' in parsed ? { ok: false, errors: parsed.errors } : await handlers.persistence(parsed);
+      }
       case 'capture': {
         if (handlers.capture === undefined) break;
         const parsed = parseCaptureRequest(request as Record<string, unknown>);
@@ -197,7 +206,7 @@ async function handle(
       default:
         break;
     }
-    const known = ['reload', 'status', 'backend', 'drain', ...(handlers.flow !== undefined ? ['flow'] : []), ...(handlers.capture !== undefined ? ['capture'] : [])];
+    const known = ['reload', 'status', 'backend', 'drain', ...(handlers.flow !== undefined ? ['flow'] : []), ...(handlers.capture !== undefined ? ['capture'] : []), ...(handlers.persistence !== undefined ? ['persistence'] : [])];
     return { ok: false, errors: [`unknown command ${JSON.stringify(cmd ?? null)} (commands: ${known.join(', ')})`] };
   } catch (e) {
     logger.error({ err: e, cmd }, 'control command failed');

@@ -7,6 +7,7 @@ import { agentCommand } from './commands/agent.js';
 import { backendCommand } from './commands/backend.js';
 import { captureCommand } from './commands/capture.js';
 import { flowCommand } from './commands/flow.js';
+import { persistenceCommand } from './commands/persistence.js';
 import { drainCommand } from './commands/drain.js';
 import { reloadCommand } from './commands/reload.js';
 import { replayCommand } from './commands/replay.js';
@@ -39,6 +40,7 @@ export function buildProgram(io: CommandIo = processIo): Command {
     .addCommand(backendCommand(io))
     .addCommand(drainCommand(io))
     .addCommand(flowCommand(io))
+    .addCommand(persistenceCommand(io))
     .addCommand(captureCommand(io))
     .addCommand(agentCommand(io));
 }

@@ -30,6 +30,7 @@ import { ControlSocketService } from './services/control.js';
 import { CountersService } from './services/counters.js';
 import { HealthCheckService } from './services/health.js';
 import { ReceiveOffloadsService } from './services/offloads.js';
+import { PersistenceService, type PersistenceStoreFactory } from './services/persistence.js';
 import { PidfileService } from './services/pidfile.js';
 import { NextHopService } from './services/tracker.js';
 import { buildStatus, type LastReload } from './status.js';
@@ -84,6 +85,8 @@ export interface DaemonDeps {
   createHealthChecker?: HealthCheckerFactory;
   /** BIRD for the bgp section; default: the real one, a supervised child. */
   createBird?: BirdFactory;
+  /** The persistence store; default: the config's (embedded state file, or etcd). */
+  createPersistenceStore?: PersistenceStoreFactory;
 }
 
 export class Daemon {
@@ -95,6 +98,7 @@ export class Daemon {
   private cluster: ClusterDaemonService | undefined;
   private services: ServiceList | undefined;
   private bgp: BgpService | undefined;
+  private persistence: PersistenceService | undefined;
   private draining = false;
   private serial: Promise<unknown> = Promise.resolve();
   /** Reloads, one at a time (apart from `serial`: a reload being built holds no update). */
@@ -217,6 +221,11 @@ export class Daemon {
     if (this.cluster !== undefined) services.push(this.cluster);
     if (this.tracker !== undefined) services.push(this.tracker);
     services.push(new HealthCheckService());
+    // After the engines (their tables) and the cluster (its channel), before the control socket.
+    if (config.persistence !== undefined) {
+      this.persistence = new PersistenceService(this.deps.createPersistenceStore);
+      services.push(this.persistence);
+    }
     if (this.options.controlSocket !== undefined) {
       services.push(
         new ControlSocketService(this.options.controlSocket, {
@@ -226,6 +235,7 @@ export class Daemon {
           drain: (request) => this.drain(request),
           flow: (request) => this.flow(request),
           capture: (request, send, closed) => this.capture(request, send, closed),
+          persistence: (request) => this.persistence?.entry(request) ?? { ok: false, errors: ['no VIP has persistence in the running config'] },
         }),
       );
     }
@@ -318,6 +328,7 @@ export class Daemon {
         // Commit.
         for (const served of this.interfaces.all()) this.tracker?.follow(served);
         this.config = next;
+        this.persistence?.reloaded(next);
         this.pools.setConfig(next); // new checks; an all-down policy may now apply: pushPools below
         const bgpChange = await bgp.commit();
         diff.changes.push(...bgpChange.changes);

@@ -259,6 +259,8 @@ export class ServedInterfaces implements Service {
         conntrack: conntrackSettings(config),
         // The cluster's fast-path memory (export rings, peer-entry table), fixed at construction.
         ...(config.cluster !== undefined && { cluster: { peerFlows: config.cluster.maxEntries, exportRing: DEFAULT_CLUSTER_EXPORT_RING } }),
+        // The persistence table and punt slots, fixed at construction too.
+        ...(config.persistence !== undefined && { persistenceEntries: config.persistence.tableEntries, puntSlots: config.persistence.puntSlots }),
       };
       const hop = hops.get(link.name) as NextHop;
       let engine: EngineLike;

@@ -91,6 +91,24 @@ export class SlowPath {
   /** The persistent VIPs of the running config (called at start and on every reload). */
   setVips(vips: readonly PersistentVip[]): void {
     this.vips = new Map(vips.map((v) => [v.name, v]));
+    // Entries of VIPs that are no longer persistent (removed, or persistence turned off) go.
+    const gone: Array<{ vip: string; client: string; backend: string }> = [];
+    for (const [key, k] of this.known) {
+      if (this.vips.has(k.vip)) continue;
+      gone.push({ vip: k.vip, client: k.client, backend: k.backend });
+      this.forget(key);
+    }
+    this.perVip.forEach((_n, vip) => {
+      if (!this.vips.has(vip)) this.perVip.delete(vip);
+    });
+    if (gone.length === 0) return;
+    for (const engine of this.engines) {
+      try {
+        engine.remove(gone);
+      } catch (err) {
+        this.options.logger.warn({ err }, `persistence: removing the entries of ${new Set(gone.map((g) => g.vip)).size} VIPs failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   }
 
   /** Loads the store's entries into `engines`, and takes their punts from now on. */

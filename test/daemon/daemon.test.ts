@@ -535,7 +535,7 @@ describe('the control socket', () => {
       socket.destroy();
       const lines = received.trim().split('\n').map((l) => JSON.parse(l) as Json);
       expect(lines[0]).toEqual({ ok: false, errors: ['request is not JSON (send one JSON object per line, e.g. {"cmd":"status"})'] });
-      expect(lines[1]).toEqual({ ok: false, errors: ['unknown command "shutdown" (commands: reload, status, backend, drain, flow, capture)'] });
+      expect(lines[1]).toEqual({ ok: false, errors: ['unknown command "shutdown" (commands: reload, status, backend, drain, flow, capture, persistence)'] });
       expect(lines[2]?.['ok']).toBe(true);
     } finally {
       await stopped(h, daemon);

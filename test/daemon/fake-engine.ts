@@ -2,6 +2,19 @@
 // daemon does with it.
 import type { EngineCounters, EngineFactory, EngineLike, EngineOptions, IoModeReport, PreparedConfig } from '../../src/dataplane/engine.js';
 import type { DataplaneConfig } from '../../src/dataplane/types.js';
+import { FakeTable } from '../persistence/fake-table.js';
+
+/** The fast path's persistence table in miniature; a backend takes new flows as the engine's config says. */
+class EngineTable extends FakeTable {
+  constructor(private readonly engine: FakeEngine) {
+    super([]);
+  }
+
+  override accepts(vip: string, backend: string): boolean {
+    const b = this.engine.current?.vips.find((v) => v.name === vip)?.backends.find((x) => x.address === backend);
+    return b !== undefined && b.state === 'active' && b.healthy && b.weight > 0;
+  }
+}
 
 export class FakeEngine implements EngineLike {
   readonly configs: DataplaneConfig[] = [];
@@ -18,8 +31,12 @@ export class FakeEngine implements EngineLike {
    * or stuck build); `config` is what it was asked to build.
    */
   holdPrepare: ((config: DataplaneConfig) => Promise<void>) | undefined;
+  /** Present when the daemon asked for persistenceEntries. */
+  readonly persistence?: FakeTable;
 
-  constructor(readonly options: Readonly<EngineOptions>) {}
+  constructor(readonly options: Readonly<EngineOptions>) {
+    if ((options.persistenceEntries ?? 0) > 0) this.persistence = new EngineTable(this);
+  }
 
   get current(): DataplaneConfig | undefined {
     return this.configs.at(-1);
