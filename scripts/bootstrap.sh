@@ -11,6 +11,7 @@ packages=(
   libbpf-dev libxdp-dev                                 # AF_XDP
   tshark tcpdump                                        # independent decoding in tests
   iproute2 ethtool procps iputils-ping curl             # the netns lab
+  nftables                                              # lab tests: drop and watch chosen packets
   bird2                                                 # BGP speaker of the muxes and the lab router
   etcd-server etcd-client                               # the etcd persistence store (tests start it)
   prometheus                                            # promtool and a real scrape in the metrics tests

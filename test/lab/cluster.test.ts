@@ -5,12 +5,13 @@
 // is SIGKILLed and the router drops it. With connection-table sync no connection breaks; the
 // same run without the cluster section is the baseline (a quarter of the moved flows break at
 // step 1). Then wrr and wlc flows that cross muxes, and bad sync input sent to a mux. Needs root; builds and removes its own namespaces.
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { Connections } from '../support/connections.js';
-import { isRoot, Lab, root, sleep, waitUntil, type Mux } from '../support/lab.js';
+import { isRoot, Lab, root, sleep, VIP4, waitUntil, type Mux } from '../support/lab.js';
 
 type Json = Record<string, any>;
 const MUXES: readonly Mux[] = [1, 2, 3];
@@ -172,6 +173,101 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
       }
     }
   }, 150_000);
+
+  // nftables in the lab's namespaces (table l4syn): sets of the client ports whose SYN a
+  // namespace saw, and the client dropping the SYN-ACKs of the test's ports.
+  const SYN_CONNECTIONS = 24;
+  const nft = (ns: string, command: string): string => lab.exec(ns, ['nft', command]);
+  function synSet(ns: string, hook: 'input' | 'forward', set: string, match: string, portRange: string): void {
+    nft(ns, 'add table inet l4syn');
+    nft(ns, `add chain inet l4syn ${hook} { type filter hook ${hook} priority 0 ; }`);
+    nft(ns, `add set inet l4syn ${set} { type inet_service ; flags dynamic ; }`);
+    nft(ns, `add rule inet l4syn ${hook} ${match} tcp dport 80 tcp sport ${portRange} tcp flags & (syn|ack) == syn add @${set} { tcp sport }`);
+  }
+  function ports(ns: string, set: string): Set<number> {
+    const out = JSON.parse(lab.exec(ns, ['nft', '-j', `list set inet l4syn ${set}`])) as { nftables: Array<{ set?: { elem?: Array<number | { elem: { val: number } }> } }> };
+    const elems = out.nftables.find((o) => o.set)?.set?.elem ?? [];
+    return new Set(elems.map((e) => (typeof e === 'number' ? e : e.elem.val)));
+  }
+
+  /**
+   * Opens SYN_CONNECTIONS connections from ports first.. through mux1 while the client drops every
+   * SYN-ACK, moves the route to {mux2, mux3} before the client's first SYN retransmission,
+   * then lets the SYN-ACKs through. Returns, per port, the backends that saw one of its SYNs
+   * and the one that answered.
+   */
+  async function retransmittedSyns(first: number): Promise<Array<{ port: number; synAt: string[]; answeredBy: string; viaFirst: boolean; viaOther: boolean }>> {
+    const backends = [1, 2, 3, 4];
+    const count = SYN_CONNECTIONS;
+    const portRange = `${first}-${first + count - 1}`;
+    const synPorts = Array.from({ length: count }, (_, i) => first + i);
+    for (const ns of ['client', 'router', ...backends.map((b) => `b${b}`)]) spawnSync('ip', ['netns', 'exec', `${lab.prefix}-${ns}`, 'nft', 'delete table inet l4syn'], { stdio: 'ignore' });
+    for (const b of backends) synSet(`b${b}`, 'input', 'syns', 'iifname "l4tun0"', portRange);
+    synSet('router', 'forward', 'via1', 'oifname "rt-m1"', portRange);
+    nft('router', 'add set inet l4syn via23 { type inet_service ; flags dynamic ; }');
+    nft('router', `add rule inet l4syn forward oifname { "rt-m2", "rt-m3" } tcp dport 80 tcp sport ${portRange} tcp flags & (syn|ack) == syn add @via23 { tcp sport }`);
+    nft('client', 'add table inet l4syn');
+    nft('client', 'add chain inet l4syn input { type filter hook input priority 0 ; }');
+    nft('client', `add rule inet l4syn input tcp sport 80 tcp dport ${portRange} tcp flags & (syn|ack) == (syn|ack) drop`);
+    lab.steer([1]);
+    let stderr = '';
+    const client = new Promise<Record<string, string>>((resolve, reject) => {
+      const child = spawn('ip', ['netns', 'exec', `${lab.prefix}-client`, 'node', join(root, 'scripts/lab/handshakes.mjs'), VIP4, String(first), String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('exit', () => {
+        try {
+          resolve(JSON.parse(out) as Record<string, string>);
+        } catch {
+          reject(new Error(`handshakes.mjs printed ${JSON.stringify(out)} ${stderr}`));
+        }
+      });
+    });
+    client.catch(() => undefined); // awaited below; a failure before that is the test's
+    // The first SYNs go through mux1 and reach their backends (whose SYN-ACKs the client
+    // drops); the client retransmits after 1 s, through mux2 or mux3 by then.
+    const firstSyns = await waitUntil(() => ports('router', 'via1').size === count, 5000, 20);
+    expect(firstSyns, `first SYNs through mux1: ${[...ports('router', 'via1')].join(' ')} ${stderr}`).toBe(true);
+    lab.steer([2, 3]);
+    expect(await waitUntil(() => ports('router', 'via23').size === count, 5000, 50), 'retransmitted SYNs through mux2/mux3').toBe(true);
+    nft('client', 'delete table inet l4syn');
+    const answers = await client;
+    const seen = new Map(backends.map((b) => [b, ports(`b${b}`, 'syns')]));
+    const via1 = ports('router', 'via1');
+    const via23 = ports('router', 'via23');
+    return synPorts.map((port) => ({
+      port,
+      synAt: backends.filter((b) => seen.get(b)?.has(port)).map((b) => `backend${b}`),
+      answeredBy: answers[String(port)] ?? 'no answer',
+      viaFirst: via1.has(port),
+      viaOther: via23.has(port),
+    }));
+  }
+
+  it('a SYN retransmitted through another mux during the handshake lands on the same backend (random scheduler); without the cluster it does not', async () => {
+    const split = (rs: Awaited<ReturnType<typeof retransmittedSyns>>): number => rs.filter((r) => r.synAt.length !== 1).length;
+    await restart('ipip', true);
+    setScheduler('random');
+    const withSync = await retransmittedSyns(61100);
+    await restart('ipip', false);
+    setScheduler('random');
+    const without = await retransmittedSyns(61200);
+    figures.push({ encap: 'ipip', sync: true, step: 'SYN retransmitted via another mux', broken: split(withSync), reasons: {} });
+    figures.push({ encap: 'ipip', sync: false, step: 'SYN retransmitted via another mux', broken: split(without), reasons: {} });
+    // Every connection's first SYN went through mux1 and its retransmission through another mux.
+    for (const r of [...withSync, ...without]) expect(r.viaFirst && r.viaOther, JSON.stringify(r)).toBe(true);
+    // With the cluster: all of a connection's SYNs reached one backend, which answered.
+    for (const r of withSync) {
+      expect(r.synAt, JSON.stringify(r)).toHaveLength(1);
+      expect(r.answeredBy, JSON.stringify(r)).toBe(r.synAt[0]);
+    }
+    // Without it the mux the retransmission reaches picks at random: two thirds of the
+    // connections (of 24; three backends) have SYNs at two backends.
+    expect(split(without), JSON.stringify(without)).toBeGreaterThan(4);
+    await restart('ipip', true);
+  }, 120_000);
 
   it('refuses forged, truncated, unknown-peer and wrong-key sync datagrams, counts them, and keeps working', async () => {
     const refused = (): Record<string, number> => (clusterOf(lab, 1)?.['channel']?.['refused'] ?? {}) as Record<string, number>;
