@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <random>
 #include <thread>
@@ -157,6 +158,31 @@ TEST(Ownership, FollowsWeights) {
   EXPECT_NEAR(owned[0] / double(kFlows), 0.25, 0.02);
   EXPECT_NEAR(owned[1] / double(kFlows), 0.50, 0.02);
   EXPECT_NEAR(owned[2] / double(kFlows), 0.25, 0.02);
+}
+
+// The integer logarithm of weighted ownership: known vectors (the same as in
+// test/cluster/ownership.test.ts, which checks the control plane's copy), and within a few
+// units of 2^-32 of the true -log2(u).
+TEST(Ownership, WeightedScoresUseAnIntegerLogarithmWithKnownValues) {
+  const std::pair<uint64_t, uint64_t> vectors[] = {
+      {0x0ull, 231928233984ull},                // u = 2^-54: 54
+      {0x800ull, 225120871879ull},              // u = 3 * 2^-54
+      {0xabcdefull, 174270187892ull},
+      {0x123456789abcdef0ull, 16380065493ull},
+      {0x7fffffffffffffffull, 4294967298ull},   // u just below 1/2
+      {0x8000000000000000ull, 4294967296ull},   // u just above 1/2: 1
+      {0xdeadbeefcafef00dull, 864062720ull},
+      {0xffffffffffffffffull, 2ull},            // u just below 1: never 0
+  };
+  for (const auto& [d, expected] : vectors) EXPECT_EQ(neg_log2_fixed(d), expected) << std::hex << d;
+  uint64_t d = 0x9e3779b97f4a7c15ull;
+  for (int n = 0; n < 100000; ++n) {
+    d = d * 6364136223846793005ull + 1442695040888963407ull;
+    const double x = static_cast<double>(((d >> 11) << 1) | 1);
+    const double truth = (54.0 - std::log2(x)) * 0x1.0p32;
+    ASSERT_NEAR(static_cast<double>(neg_log2_fixed(d)), truth, 8.0) << std::hex << d;
+    ASSERT_GE(neg_log2_fixed(d), 1u);
+  }
 }
 
 TEST(Ownership, ALeaveMovesOnlyTheLeaversFlowsToTheirBackup) {

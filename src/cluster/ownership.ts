@@ -57,6 +57,38 @@ function flowHash(rec: Buffer, at: number, seed: bigint): bigint {
   return hashWords(s0, s1, d0, d1, tail, seed);
 }
 
+/**
+ * -log2(u) in units of 2^-32 for u = (2 * (d >> 11) + 1) / 2^54: the fast path's integer
+ * logarithm (neg_log2_fixed in native/core/cluster/ownership.cc), bit for bit.
+ */
+export function negLog2Fixed(d: bigint): bigint {
+  const x = ((d >> 11n) << 1n) | 1n;
+  const ip = BigInt(x.toString(2).length - 1);
+  let m = ip >= 31n ? x >> (ip - 31n) : x << (31n - ip);
+  let frac = 0n;
+  for (let bit = 31n; bit >= 0n; bit--) {
+    m = (m * m) >> 31n;
+    if (m >= 1n << 32n) {
+      m >>= 1n;
+      frac |= 1n << bit;
+    }
+  }
+  return (54n << 32n) - ((ip << 32n) | frac);
+}
+
+interface Score {
+  negLog: bigint;
+  weight: bigint;
+  draw: bigint;
+}
+
+/** a's score weight / -log2(u) beats b's (exact products; the draw breaks ties). */
+function beats(a: Score, b: Score): boolean {
+  const lhs = a.weight * b.negLog;
+  const rhs = b.weight * a.negLog;
+  return lhs !== rhs ? lhs > rhs : a.draw > b.draw;
+}
+
 export interface OwnershipMember {
   id: string;
   weight: number;
@@ -89,8 +121,8 @@ export class Ownership {
     const h = flowHash(rec, at, this.flowSeed);
     let owner = NO_MEMBER;
     let backup = NO_MEMBER;
-    let best = 0;
-    let second = 0;
+    let best: Score = { negLog: 0n, weight: 0n, draw: 0n };
+    let second: Score = best;
     let bestD = 0n;
     let secondD = 0n;
     this.members.forEach((m, i) => {
@@ -109,14 +141,13 @@ export class Ownership {
         }
         return;
       }
-      const u = (Number(d >> 11n) + 0.5) * 2 ** -53;
-      const s = m.weight / -Math.log(u);
-      if (owner === NO_MEMBER || s > best) {
+      const s: Score = { negLog: negLog2Fixed(d), weight: BigInt(m.weight), draw: d };
+      if (owner === NO_MEMBER || beats(s, best)) {
         backup = owner;
         second = best;
         owner = i;
         best = s;
-      } else if (backup === NO_MEMBER || s > second) {
+      } else if (backup === NO_MEMBER || beats(s, second)) {
         backup = i;
         second = s;
       }

@@ -2,7 +2,7 @@
 // the same owner and backup as the fast path, for equal and unequal weights and any live set.
 import { describe, expect, it } from 'vitest';
 
-import { Ownership } from '../../src/cluster/ownership.js';
+import { negLog2Fixed, Ownership } from '../../src/cluster/ownership.js';
 import { Dataplane, type DataplaneConfig, defaultConntrack } from '../../src/dataplane/index.js';
 import { record } from './records.js';
 
@@ -40,4 +40,25 @@ describe('ownership', () => {
       }
     });
   }
+
+  it('scores weights with the fast path\'s integer logarithm: the same known vectors as native/tests/cluster_test.cc', () => {
+    const vectors: Array<[bigint, bigint]> = [
+      [0x0n, 231928233984n],
+      [0x800n, 225120871879n],
+      [0xabcdefn, 174270187892n],
+      [0x123456789abcdef0n, 16380065493n],
+      [0x7fffffffffffffffn, 4294967298n],
+      [0x8000000000000000n, 4294967296n],
+      [0xdeadbeefcafef00dn, 864062720n],
+      [0xffffffffffffffffn, 2n],
+    ];
+    for (const [d, expected] of vectors) expect(negLog2Fixed(d), d.toString(16)).toBe(expected);
+    // Within a few units of 2^-32 of the true -log2(u), u = (2 * (d >> 11) + 1) / 2^54.
+    let d = 0x9e3779b97f4a7c15n;
+    for (let n = 0; n < 2000; n++) {
+      d = (d * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+      const x = Number(((d >> 11n) << 1n) | 1n);
+      expect(Math.abs(Number(negLog2Fixed(d)) - (54 - Math.log2(x)) * 2 ** 32)).toBeLessThan(8);
+    }
+  });
 });

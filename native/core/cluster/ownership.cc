@@ -1,6 +1,5 @@
 #include "ownership.h"
 
-#include <cmath>
 #include <stdexcept>
 
 #include "../hash.h"
@@ -20,10 +19,41 @@ inline uint64_t draw(uint64_t flow_hash, uint64_t id_hash) {
          flow_hash;
 }
 
-// weight / -ln(u) with u in (0, 1) from the draw's top 53 bits.
-inline double weighted_score(uint64_t d, uint32_t weight) {
-  const double u = (static_cast<double>(d >> 11) + 0.5) * 0x1.0p-53;
-  return static_cast<double>(weight) / -std::log(u);
+}  // namespace
+
+// -log2(u) in units of 2^-32 for u = x / 2^54, x = 2 * (d >> 11) + 1 (u in (0, 1), never 0 or
+// 1): integer arithmetic only (the bit-by-bit logarithm of a 32-bit mantissa), so every mux,
+// whatever its compiler or libm, and the control plane's copy (src/cluster/ownership.ts) get
+// the same bits. At least 1, at most 54 * 2^32.
+uint64_t neg_log2_fixed(uint64_t d) {
+  const uint64_t x = ((d >> 11) << 1) | 1;
+  const int ip = 63 - __builtin_clzll(x);
+  uint64_t m = ip >= 31 ? x >> (ip - 31) : x << (31 - ip);  // Q1.31 in [1, 2)
+  uint64_t frac = 0;
+  for (int bit = 31; bit >= 0; --bit) {
+    m = (m * m) >> 31;  // Q2.31 in [1, 4)
+    if (m >= (uint64_t{1} << 32)) {
+      m >>= 1;
+      frac |= uint64_t{1} << bit;
+    }
+  }
+  return (uint64_t{54} << 32) - ((static_cast<uint64_t>(ip) << 32) | frac);
+}
+
+namespace {
+
+// score = weight / -log2(u) (the exponential race; log2 instead of ln only scales every
+// score alike), compared exactly: a beats b when w_a * L_b > w_b * L_a, the draw breaking ties.
+struct Score {
+  uint64_t neg_log;
+  uint32_t weight;
+  uint64_t draw;
+};
+
+inline bool beats(const Score& a, const Score& b) {
+  const unsigned __int128 lhs = static_cast<unsigned __int128>(a.weight) * b.neg_log;
+  const unsigned __int128 rhs = static_cast<unsigned __int128>(b.weight) * a.neg_log;
+  return lhs != rhs ? lhs > rhs : a.draw > b.draw;
 }
 
 [[noreturn]] void bad(const std::string& path, const std::string& reason) {
@@ -104,18 +134,19 @@ Owners ClusterView::owners(const FlowKey& key) const {
     }
     return o;
   }
-  double best = 0;
-  double second = 0;
+  Score best{};
+  Score second{};
   for (size_t i = 0; i < members_.size(); ++i) {
     const Member& m = members_[i];
     if (!m.live) continue;
-    const double s = weighted_score(draw(flow_hash, m.id_hash), m.weight);
-    if (o.owner == kNoMember || s > best) {
+    const uint64_t d = draw(flow_hash, m.id_hash);
+    const Score s{neg_log2_fixed(d), m.weight, d};
+    if (o.owner == kNoMember || beats(s, best)) {
       o.backup = o.owner;
       second = best;
       o.owner = static_cast<uint8_t>(i);
       best = s;
-    } else if (o.backup == kNoMember || s > second) {
+    } else if (o.backup == kNoMember || beats(s, second)) {
       o.backup = static_cast<uint8_t>(i);
       second = s;
     }

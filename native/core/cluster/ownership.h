@@ -4,10 +4,12 @@
 // and backup from the same member list, whatever its order, and a member's leave only moves
 // the flows it owned or backed (to the next-highest scores).
 //
-// score(member) = weight / -ln(u), u = the member's 64-bit hash of the flow mapped into
+// score(member) = weight / -log2(u), u = the member's 64-bit hash of the flow mapped into
 // (0, 1): the exponential-race form of weighted HRW, so a member of weight 2 wins twice as
-// often as one of weight 1. When all live weights are equal the order of the scores is the
-// order of the hashes, and the fast path compares integers instead of taking logarithms.
+// often as one of weight 1. The logarithm is fixed-point integer arithmetic and the scores
+// are compared as exact products (no floating point: every mux and the control plane compute
+// the same owners bit for bit). When all live weights are equal the order of the scores is
+// the order of the hashes, and the fast path compares the hashes alone.
 //
 // The ClusterView also carries what a redirect to another member needs: the GUE tunnel
 // header from this mux's address to that member's on the cluster's redirect port.
@@ -58,6 +60,9 @@ struct Member {
   TunnelHeader redirect_v4;
   TunnelHeader redirect_v6;
 };
+
+// -log2(u) for u = (2 * (d >> 11) + 1) / 2^54, in units of 2^-32 (integer arithmetic only).
+uint64_t neg_log2_fixed(uint64_t d);
 
 class ClusterView {
  public:
