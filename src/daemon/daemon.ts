@@ -429,7 +429,7 @@ export class Daemon {
   /** `l4mux flow`: which backend a flow gets now on each interface, and which worker holds it. */
   private flow(request: FlowRequest): Promise<FlowResponse> {
     if (this.stopping) return Promise.resolve({ ok: false, errors: ['l4mux is stopping'] });
-    return lookupFlow(this.config, this.interfaces.all(), request);
+    return lookupFlow(this.config, this.interfaces.all(), request, this.cluster?.dataplane());
   }
 
   /** `l4mux capture`: not serialized with reloads (it changes nothing); ends when the daemon stops. */

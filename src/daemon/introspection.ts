@@ -7,6 +7,7 @@ import { parseAddress } from '../config/addresses.js';
 import { PROTOCOL_NUMBERS, type L4muxConfig } from '../config/index.js';
 import type { EngineLike } from '../dataplane/engine.js';
 import type { FlowLookupReport } from '../dataplane/introspection.js';
+import type { DataplaneCluster } from '../dataplane/types.js';
 
 export interface ServedEngine {
   name: string;
@@ -35,7 +36,15 @@ function findVip(config: L4muxConfig, vip: string, protocol: 'tcp' | 'udp', port
   return `several ${protocol} VIPs on ${address} (${candidates.map((v) => v.port).join(', ')}): give DST:PORT`;
 }
 
-export async function lookupFlow(config: L4muxConfig, engines: ServedEngine[], request: FlowRequest): Promise<FlowResponse> {
+/** The flow's owner and backup mux by id, as the fast path computes them (null: no cluster). */
+function flowOwners(cluster: DataplaneCluster | undefined, engines: ServedEngine[], flow: { client: string; clientPort: number; vip: string; vipPort: number; protocol: number }): { owner: string | null; backup: string | null } {
+  const engine = engines.find((e) => e.engine.owners !== undefined)?.engine;
+  if (cluster === undefined || engine?.owners === undefined) return { owner: null, backup: null };
+  const o = engine.owners(flow);
+  return { owner: cluster.members[o.owner]?.id ?? null, backup: cluster.members[o.backup]?.id ?? null };
+}
+
+export async function lookupFlow(config: L4muxConfig, engines: ServedEngine[], request: FlowRequest, cluster?: DataplaneCluster): Promise<FlowResponse> {
   const vip = findVip(config, request.vip, request.protocol, request.dstPort);
   if (typeof vip === 'string') return { ok: false, errors: [vip] };
   const dst = request.dst !== undefined ? canonical(request.dst) : vip.address;
@@ -51,7 +60,7 @@ export async function lookupFlow(config: L4muxConfig, engines: ServedEngine[], r
     if (engine.lookupFlow === undefined) return { ok: false, errors: [`${name}: this engine cannot look flows up`] };
     interfaces.push({ name, ...(await engine.lookupFlow(query)) });
   }
-  return { ok: true, flow: { vip: vip.name, protocol: request.protocol, src, srcPort: request.srcPort, dst, dstPort }, interfaces, owner: null, backup: null };
+  return { ok: true, flow: { vip: vip.name, protocol: request.protocol, src, srcPort: request.srcPort, dst, dstPort }, interfaces, ...flowOwners(cluster, engines, { client: src, clientPort: request.srcPort, vip: dst, vipPort: dstPort, protocol: query.protocol }) };
 }
 
 /**

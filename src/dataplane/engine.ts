@@ -183,6 +183,8 @@ export interface EngineLike {
   ioMode(): IoModeReport;
   /** Introspection (`l4mux flow`, `l4mux capture`); absent from engines that cannot. */
   lookupFlow?(query: FlowQuery): Promise<FlowLookupReport>;
+  /** A flow's owner and backup as member indices of the engine's cluster view (`l4mux flow`). */
+  owners?(flow: FlowIdentity): FlowOwners;
   startCapture?(options: CaptureOptions): void;
   drainCapture?(): CaptureRecord[];
   stopCapture?(): CaptureStats;

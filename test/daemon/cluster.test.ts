@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { sendControl } from '../../src/api/client.js';
 import { Daemon } from '../../src/daemon/index.js';
 import type { DataplaneConfig } from '../../src/dataplane/types.js';
 import { record } from '../cluster/records.js';
@@ -25,6 +26,8 @@ interface SyncFake {
   installed: Buffer[];
   /** What happened, in order: "setConfig <n backends>" and "install". */
   events: string[];
+  /** The flows owners() was asked about. */
+  ownersAsked: unknown[];
 }
 
 function clusterHarness(self: 'a' | 'b', key: Buffer): { h: Harness; sync: SyncFake } {
@@ -36,7 +39,7 @@ function clusterHarness(self: 'a' | 'b', key: Buffer): { h: Harness; sync: SyncF
   writeFileSync(keyFile, key, { mode: 0o600 });
   doc['cluster'] = { id: self, address: addresses[self], peers: [{ id: other, address: addresses[other] }], keyFile, heartbeatInterval: 50, deadAfter: 4, syncPort: port, commitTimeout: 2000 };
   h.writeConfig(doc);
-  const sync: SyncFake = { exported: [], installed: [], events: [] };
+  const sync: SyncFake = { exported: [], installed: [], events: [], ownersAsked: [] };
   h.setupEngine((e: FakeEngine) => {
     const engine = e as FakeEngine & Record<string, unknown>;
     const publishConfig = e.publishConfig.bind(e);
@@ -49,6 +52,12 @@ function clusterHarness(self: 'a' | 'b', key: Buffer): { h: Harness; sync: SyncF
       sync.exported = [];
       return out;
     };
+    // The flow lookup of `l4mux flow`: owners() answers member indices (b owns, a backs up).
+    engine['owners'] = (flow: unknown): { owner: number; backup: number } => {
+      sync.ownersAsked.push(flow);
+      return { owner: 1, backup: 0 };
+    };
+    engine['lookupFlow'] = async (): Promise<unknown> => ({ flowHash: '0', vip: 'web', workers: [], backend: null });
     engine['installFlows'] = (records: Buffer): { accepted: number; refused: number } => {
       sync.installed.push(Buffer.from(records));
       sync.events.push('install');
@@ -107,6 +116,15 @@ describe('daemon with a cluster', () => {
     // b held the entry before a's engines got the new table.
     expect(b.sync.installed.length).toBeGreaterThan(0);
     expect(clusterStatus(da)['sync']).toMatchObject({ commits: 1, commitTimeouts: 0 });
+  });
+
+  it('l4mux flow names the flow\'s owner and backup mux by id, as the engine computes them', async () => {
+    const a = clusterHarness('a', Buffer.alloc(32, 0x44));
+    await start(a.h);
+    const answer = (await sendControl(a.h.options.controlSocket, { cmd: 'flow', vip: 'web', protocol: 'tcp', src: '198.51.100.7', srcPort: 40000 }, 5000)) as unknown as Json;
+    expect(answer['ok'], JSON.stringify(answer)).toBe(true);
+    expect(answer).toMatchObject({ owner: 'b', backup: 'a' });
+    expect(a.sync.ownersAsked).toEqual([{ client: '198.51.100.7', clientPort: 40000, vip: '192.0.2.10', vipPort: 80, protocol: 6 }]);
   });
 
   it('leaves: a silent peer is dead after deadAfter beats, its flag pushed', async () => {
