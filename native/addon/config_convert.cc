@@ -170,6 +170,19 @@ ConfigSpec to_config_spec(const Napi::Object& config) {
       vip.new_flow_rate = static_cast<uint32_t>(get_number(v, "newFlowRatePerWorker", path, 0, 1e9));
     }
 
+    if (has(v, "persistence")) {
+      const std::string ppath = path + ".persistence";
+      const Napi::Value pv = v.Get("persistence");
+      if (!pv.IsObject()) fail(env, ppath, "expected an object");
+      const Napi::Object po = pv.As<Napi::Object>();
+      VipSpec::Persistence ps;
+      ps.timeout_seconds = static_cast<uint32_t>(get_number(po, "timeoutSeconds", ppath, 1, 31536000));
+      const double bits = vip.key.addr.is_v4() ? 32 : 128;
+      ps.prefix_length = static_cast<uint8_t>(get_number(po, "prefixLength", ppath, 1, bits));
+      ps.max_entries = static_cast<uint32_t>(get_number(po, "maxEntries", ppath, 1, 4294967295.0));
+      vip.persistence = ps;
+    }
+
     const Napi::Array backends = get_array(v, "backends", path);
     for (uint32_t b = 0; b < backends.Length(); ++b) {
       const std::string bpath = path + ".backends[" + std::to_string(b) + "]";

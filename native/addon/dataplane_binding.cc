@@ -4,6 +4,8 @@
 // receive configurations the same way (engine/config_publisher.h).
 #include "dataplane_binding.h"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "counters_js.h"
 #include "engine/config_publisher.h"
 #include "pcap_replay.h"
+#include "persistence_js.h"
 #include "pipeline.h"
 #include "snapshot.h"
 
@@ -41,7 +44,20 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                         InstanceMethod<&Dataplane::SyncMark>("syncMark"),
                         InstanceMethod<&Dataplane::SyncDrained>("syncDrained"),
                         InstanceMethod<&Dataplane::Owners>("owners"),
-                        InstanceMethod<&Dataplane::SyncStats>("syncStats")});
+                        InstanceMethod<&Dataplane::SyncStats>("syncStats"),
+                        InstanceMethod<&Dataplane::OnPunt>("onPunt"),
+                        InstanceMethod<&Dataplane::PDrain>("persistenceDrain"),
+                        InstanceMethod<&Dataplane::PAnswer>("persistenceAnswer"),
+                        InstanceMethod<&Dataplane::PInstall>("persistenceInstall"),
+                        InstanceMethod<&Dataplane::PRefresh>("persistenceRefresh"),
+                        InstanceMethod<&Dataplane::PRemove>("persistenceRemove"),
+                        InstanceMethod<&Dataplane::PExpire>("persistenceExpire"),
+                        InstanceMethod<&Dataplane::PLookup>("persistenceLookup"),
+                        InstanceMethod<&Dataplane::PEntries>("persistenceEntries"),
+                        InstanceMethod<&Dataplane::PAccepts>("persistenceAccepts"),
+                        InstanceMethod<&Dataplane::PStats>("persistenceStats"),
+                        InstanceMethod<&Dataplane::PArm>("persistenceArm"),
+                        InstanceMethod<&Dataplane::ReleaseHeld>("releaseHeld")});
   }
 
   explicit Dataplane(const Napi::CallbackInfo& info)
@@ -58,6 +74,20 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     if (info.Length() >= 2 && info[1].IsObject()) {
       sync_ = std::make_unique<cluster::SyncHub>(to_sync_settings(info[1].As<Napi::Object>()), 1, conntrack.timeouts);
       options.sync = &sync_->worker(0);
+    }
+    // settings.persistenceEntries (> 0): a persistence table and punt slots (settings.puntSlots),
+    // the Engine's persistence API with the clock of the last process() call, and
+    // releaseHeld() to run the answered packets through the pipeline.
+    const Napi::Object settings = info[0].As<Napi::Object>();
+    const Napi::Value entries = settings.Get("persistenceEntries");
+    if (entries.IsNumber() && entries.As<Napi::Number>().DoubleValue() >= 1) {
+      PuntSettings punt;
+      const Napi::Value slots = settings.Get("puntSlots");
+      if (slots.IsNumber()) punt.slots = std::clamp<uint32_t>(slots.As<Napi::Number>().Uint32Value(), 1, 65536);
+      hub_ = std::make_unique<PersistenceHub>(
+          static_cast<uint32_t>(std::min(entries.As<Napi::Number>().DoubleValue(), 1e9)), kMaxVips, 1, punt);
+      options.persistence = hub_.get();
+      persistence_ = std::make_unique<PersistenceJs>(*hub_, publisher_, [this] { return last_now_; }, nullptr);
     }
     pipeline_ = std::make_unique<Pipeline>(conntrack, counters_, options);
   }
@@ -90,6 +120,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     }
     bool lossless = false;
     const uint64_t now_ns = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
+    last_now_ = now_ns;
     const Napi::Array input = info[0].As<Napi::Array>();
     const Snapshot& snap = current(env);
     Napi::Array results = Napi::Array::New(env, input.Length());
@@ -118,27 +149,73 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
         }
       }
       pipeline_->process(std::span<Packet>(batch.data(), n), snap, now_ns);
-      for (uint32_t i = 0; i < n; ++i) {
-        Napi::Object r = Napi::Object::New(env);
-        const Packet& p = batch[i];
-        switch (p.verdict) {
-          case Verdict::kTx:
-            r.Set("verdict", "tx");
-            r.Set("frame", Napi::Buffer<uint8_t>::Copy(env, p.data, p.len));
-            if (p.backend != kMaglevNoBackend) {
-              r.Set("backend", format_addr(snap.backends()[p.backend].addr));
-            }
-            break;
-          case Verdict::kPass:
-            r.Set("verdict", "pass");
-            break;
-          case Verdict::kDrop:
-            r.Set("verdict", "drop");
-            r.Set("reason", std::string(drop_reason_name(p.reason)));
-            break;
+      for (uint32_t i = 0; i < n; ++i) results.Set(start + i, result_of(env, snap, batch[i]));
+    }
+    return results;
+  }
+
+  static Napi::Object result_of(const Napi::Env& env, const Snapshot& snap, const Packet& p) {
+    Napi::Object r = Napi::Object::New(env);
+    switch (p.verdict) {
+      case Verdict::kTx:
+        r.Set("verdict", "tx");
+        r.Set("frame", Napi::Buffer<uint8_t>::Copy(env, p.data, p.len));
+        if (p.backend != kMaglevNoBackend) {
+          r.Set("backend", format_addr(snap.backends()[p.backend].addr));
         }
-        results.Set(start + i, r);
-      }
+        break;
+      case Verdict::kPass:
+        r.Set("verdict", "pass");
+        break;
+      case Verdict::kDrop:
+        r.Set("verdict", "drop");
+        r.Set("reason", std::string(drop_reason_name(p.reason)));
+        break;
+      case Verdict::kHeld:
+        r.Set("verdict", "held");
+        break;
+    }
+    return r;
+  }
+
+  // ---- Client persistence (PersistenceApi), with the clock of the last process() ----
+
+  PersistenceJs& persistence(const Napi::Env& env) {
+    if (!persistence_) throw Napi::Error::New(env, "this Dataplane was made without persistenceEntries");
+    return *persistence_;
+  }
+  Napi::Value OnPunt(const Napi::CallbackInfo& info) { return persistence(info.Env()).OnPunt(info); }
+  Napi::Value PDrain(const Napi::CallbackInfo& info) { return persistence(info.Env()).Drain(info); }
+  Napi::Value PAnswer(const Napi::CallbackInfo& info) { return persistence(info.Env()).Answer(info); }
+  Napi::Value PInstall(const Napi::CallbackInfo& info) { return persistence(info.Env()).Install(info); }
+  Napi::Value PRefresh(const Napi::CallbackInfo& info) { return persistence(info.Env()).Refresh(info); }
+  Napi::Value PRemove(const Napi::CallbackInfo& info) { return persistence(info.Env()).Remove(info); }
+  Napi::Value PExpire(const Napi::CallbackInfo& info) { return persistence(info.Env()).Expire(info); }
+  Napi::Value PLookup(const Napi::CallbackInfo& info) { return persistence(info.Env()).Lookup(info); }
+  Napi::Value PEntries(const Napi::CallbackInfo& info) { return persistence(info.Env()).Entries(info); }
+  Napi::Value PAccepts(const Napi::CallbackInfo& info) { return persistence(info.Env()).Accepts(info); }
+  Napi::Value PStats(const Napi::CallbackInfo& info) { return persistence(info.Env()).Stats(info); }
+  Napi::Value PArm(const Napi::CallbackInfo& info) { return persistence(info.Env()).Arm(info); }
+
+  // releaseHeld(nowNs?) -> results (as process() gives them) of the answered held packets,
+  // re-injected as a worker does between batches; packets held too long are dropped.
+  Napi::Value ReleaseHeld(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    persistence(env);
+    if (info.Length() >= 1 && info[0].IsBigInt()) {
+      bool lossless = false;
+      last_now_ = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+    }
+    const Snapshot& snap = current(env);
+    Napi::Array results = Napi::Array::New(env);
+    uint32_t total = 0;
+    std::array<Packet, kMaxBatch> out{};
+    std::array<uint32_t, kMaxBatch> slots{};
+    for (;;) {
+      const uint32_t n = pipeline_->release_answers(snap, last_now_, std::span<Packet>(out.data(), out.size()), slots.data());
+      for (uint32_t i = 0; i < n; ++i) results.Set(total++, result_of(env, snap, out[i]));
+      pipeline_->finish_release(slots.data(), n, n);  // "sent": handed to JavaScript
+      if (n < out.size()) break;
     }
     return results;
   }
@@ -273,6 +350,9 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   ConfigPublisher publisher_;  // one reader: this thread
   WorkerCounters counters_;
   std::unique_ptr<cluster::SyncHub> sync_;  // before pipeline_, which points into it
+  std::unique_ptr<PersistenceHub> hub_;  // before pipeline_, which points into it
+  std::unique_ptr<PersistenceJs> persistence_;
+  uint64_t last_now_ = 0;
   std::unique_ptr<Pipeline> pipeline_;
 };
 

@@ -12,6 +12,7 @@
 #include "counters_js.h"
 #include "engine/engine.h"
 #include "introspection_js.h"
+#include "persistence_js.h"
 
 namespace l4mux::addon {
 namespace {
@@ -96,6 +97,10 @@ EngineOptions to_engine_options(const Napi::Object& o) {
     if (!c.IsObject()) type_error(env, "engine.cluster", "expected an object");
     opts.sync = to_sync_settings(c.As<Napi::Object>());
   }
+  if (present(o, "persistenceEntries")) {
+    opts.persistence_entries = integer(o, "persistenceEntries", "engine", 0, 1e9);
+  }
+  if (present(o, "puntSlots")) opts.punt.slots = integer(o, "puntSlots", "engine", 16, 65536);
   const Napi::Value ct = o.Get("conntrack");
   if (!ct.IsObject()) type_error(env, "engine.conntrack", "expected an object");
   opts.conntrack = to_conntrack_config(ct.As<Napi::Object>());
@@ -199,7 +204,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::LookupFlow>("lookupFlow"),
                         InstanceMethod<&EngineWrap::StartCapture>("startCapture"),
                         InstanceMethod<&EngineWrap::DrainCapture>("drainCapture"),
-                        InstanceMethod<&EngineWrap::StopCapture>("stopCapture")});
+                        InstanceMethod<&EngineWrap::StopCapture>("stopCapture"),
+                        InstanceMethod<&EngineWrap::OnPunt>("onPunt"),
+                        InstanceMethod<&EngineWrap::PDrain>("persistenceDrain"),
+                        InstanceMethod<&EngineWrap::PAnswer>("persistenceAnswer"),
+                        InstanceMethod<&EngineWrap::PInstall>("persistenceInstall"),
+                        InstanceMethod<&EngineWrap::PRefresh>("persistenceRefresh"),
+                        InstanceMethod<&EngineWrap::PRemove>("persistenceRemove"),
+                        InstanceMethod<&EngineWrap::PExpire>("persistenceExpire"),
+                        InstanceMethod<&EngineWrap::PLookup>("persistenceLookup"),
+                        InstanceMethod<&EngineWrap::PEntries>("persistenceEntries"),
+                        InstanceMethod<&EngineWrap::PAccepts>("persistenceAccepts"),
+                        InstanceMethod<&EngineWrap::PStats>("persistenceStats"),
+                        InstanceMethod<&EngineWrap::PArm>("persistenceArm")});
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
@@ -212,13 +229,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
+    if (PersistenceHub* hub = engine_->persistence()) {
+      Engine* engine = engine_.get();
+      persistence_ = std::make_unique<PersistenceJs>(*hub, engine->publisher(), [] { return Engine::clock_ns(); },
+                                                     [engine](uint32_t w) { engine->wake_worker(w); });
+    }
     // Worker threads must not outlive the environment (process exit, worker_threads).
     if (napi_add_env_cleanup_hook(env_, &EngineWrap::OnEnvCleanup, this) == napi_ok) hooked_ = true;
   }
 
   ~EngineWrap() override {
     if (hooked_) napi_remove_env_cleanup_hook(env_, &EngineWrap::OnEnvCleanup, this);
-    engine_.reset();  // stops and joins the workers
+    if (engine_) engine_->stop();  // no worker notifies the wakeup any more
+    persistence_.reset();
+    engine_.reset();  // joins the workers
   }
 
  private:
@@ -226,7 +250,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     auto* self = static_cast<EngineWrap*>(arg);
     self->hooked_ = false;
     if (self->engine_) self->engine_->stop();
+    self->persistence_.reset();
   }
+
+  // ---- Client persistence (PersistenceApi in src/dataplane/engine.ts) ----
+
+  PersistenceJs& persistence(const Napi::Env& env) {
+    if (!persistence_) throw Napi::Error::New(env, "this engine was made without persistenceEntries");
+    return *persistence_;
+  }
+  Napi::Value OnPunt(const Napi::CallbackInfo& info) { return persistence(info.Env()).OnPunt(info); }
+  Napi::Value PDrain(const Napi::CallbackInfo& info) { return persistence(info.Env()).Drain(info); }
+  Napi::Value PAnswer(const Napi::CallbackInfo& info) { return persistence(info.Env()).Answer(info); }
+  Napi::Value PInstall(const Napi::CallbackInfo& info) { return persistence(info.Env()).Install(info); }
+  Napi::Value PRefresh(const Napi::CallbackInfo& info) { return persistence(info.Env()).Refresh(info); }
+  Napi::Value PRemove(const Napi::CallbackInfo& info) { return persistence(info.Env()).Remove(info); }
+  Napi::Value PExpire(const Napi::CallbackInfo& info) { return persistence(info.Env()).Expire(info); }
+  Napi::Value PLookup(const Napi::CallbackInfo& info) { return persistence(info.Env()).Lookup(info); }
+  Napi::Value PEntries(const Napi::CallbackInfo& info) { return persistence(info.Env()).Entries(info); }
+  Napi::Value PAccepts(const Napi::CallbackInfo& info) { return persistence(info.Env()).Accepts(info); }
+  Napi::Value PStats(const Napi::CallbackInfo& info) { return persistence(info.Env()).Stats(info); }
+  Napi::Value PArm(const Napi::CallbackInfo& info) { return persistence(info.Env()).Arm(info); }
 
   Napi::Value SetConfig(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsObject()) {
@@ -375,6 +419,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   napi_env env_;
   bool hooked_ = false;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<PersistenceJs> persistence_;  // reset before engine_ (it points into it)
 };
 
 }  // namespace

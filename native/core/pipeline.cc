@@ -44,7 +44,13 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
       random_state_(options.random_seed != 0 ? options.random_seed
                                              : 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(this)),
       plain_lane_(options.plain_lane),
-      sync_(options.sync) {}
+      sync_(options.sync),
+      persist_hub_(options.persistence) {
+  if (persist_hub_ != nullptr) {
+    persist_ = &persist_hub_->table();
+    punts_ = &persist_hub_->worker(options.worker);
+  }
+}
 
 // Never inlined into its caller: once per batch costs nothing, and profiles can then name it.
 [[gnu::noinline]] void Pipeline::process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns) {
@@ -111,6 +117,10 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
   }
   counters_.tx.add(tx);
   counters_.passed.add(passed);
+  if (held_in_batch_ != 0) {
+    held_in_batch_ = 0;
+    persist_hub_->punted();
+  }
   if (sync_ == nullptr) {
     conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
     return;
@@ -281,6 +291,11 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
     }
   }
 
+  // Persistent VIPs: the client's entry decides, or the slow path does (a punt). Before the
+  // cluster's redirect: every mux has the entries, and the store agrees the new ones.
+  if (vip.persist_prefix != 0 && punts_ != nullptr && persistent_new_flow(pkt, w, vip, entry, snapshot, now_ns)) {
+    return;
+  }
   if (entry == nullptr && sync_ != nullptr && snapshot.cluster() != nullptr &&
       cluster_miss(pkt, w, vip, snapshot, now_ns)) {
     return;
@@ -296,19 +311,136 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
     drop(pkt, DropReason::kNoBackend);
     return;
   }
+  start_flow(pkt, w, vip, entry, backend, flags, admission == NewFlowAdmission::kUntracked, snapshot, now_ns);
+}
+
+void Pipeline::start_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, uint32_t backend, uint8_t flags,
+                          bool untracked, const Snapshot& snapshot, uint64_t now_ns) {
   if (entry != nullptr) conntrack_.erase(*entry);
   VipCounters* c = counters_.vip(vip.slot);
-  if (admission == NewFlowAdmission::kUntracked) {
+  if (untracked) {
     if (c != nullptr) c->flows_untracked.add();
   } else {
     FlowEntry* created = conntrack_.insert(w.key, w.flow_hash, backend, flags, now_ns, vip.slot);
     if (c != nullptr) c->new_flows.add();
     if (sync_ != nullptr) {
-      sync_->started(*created, snapshot, now_ns, is_per_mux(vip.scheduler) ? cluster::kRecordMustSync : 0);
+      // Persistent VIPs' flows follow an entry no other mux's scheduler would repeat.
+      const bool must = is_per_mux(vip.scheduler) || vip.persist_prefix != 0;
+      sync_->started(*created, snapshot, now_ns, must ? cluster::kRecordMustSync : 0);
       if (w.redirected) sync_->teach(*created, snapshot, w.asker, now_ns);
     }
   }
-  encapsulate_to(pkt, p, vip, backend, w.flow_hash, snapshot, now_ns);
+  encapsulate_to(pkt, w.parsed, vip, backend, w.flow_hash, snapshot, now_ns);
+}
+
+// A persistent VIP's new flow (a miss, or a flow whose backend left). A live entry whose
+// backend takes new flows decides at once (and a touch is queued, throttled per client);
+// otherwise a first packet (TCP SYN, any UDP packet) is held for the slow path with the
+// scheduler's proposal. Other packets (a TCP flow picked up mid-way) are scheduled as usual.
+bool Pipeline::persistent_new_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, const Snapshot& snapshot,
+                                   uint64_t now_ns) {
+  const ParsedPacket& p = w.parsed;
+  const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
+  const ClientKey client = make_client_key(vip.slot, w.key.src, w.key.family, vip.persist_prefix);
+  const uint64_t hash = hash_client_key(client);
+  PuntCounters& pc = punts_->counters();
+  PersistHit hit;
+  uint32_t recorded = kPersistNoBackend;
+  if (persist_->lookup(client, hash, now_ns, &hit)) {
+    const VipMember* m = vip.member(hit.backend);
+    if (m != nullptr && m->accepts_new_flows) {
+      pc.hits.add();
+      if (persist_->claim_touch(client, hash, now_ns, punts_->settings().touch_period_ns)) punts_->touch(client);
+      start_flow(pkt, w, vip, entry, hit.backend, flags, false, snapshot, now_ns);
+      return true;
+    }
+    recorded = hit.backend;
+    pc.repicks.add();
+  } else {
+    pc.misses.add();
+  }
+  if (p.proto == kProtoTcp && !is_new_connection_syn(flags)) return false;
+  PuntRecord r;
+  r.client = client;
+  r.proposed = select_backend(vip, w.key, w.flow_hash, snapshot.seed());
+  r.recorded = recorded;
+  switch (punts_->hold(pkt.data, pkt.len, pkt.flags, r, now_ns)) {
+    case HoldResult::kHeld:
+      pkt.verdict = Verdict::kHeld;
+      ++held_in_batch_;
+      return true;
+    case HoldResult::kTooLarge:
+      drop(pkt, DropReason::kPuntTooLarge);
+      return true;
+    case HoldResult::kFull:
+      drop(pkt, DropReason::kPuntOverflow);
+      return true;
+  }
+  return true;
+}
+
+uint32_t Pipeline::release_answers(const Snapshot& snapshot, uint64_t now_ns, std::span<Packet> out, uint32_t* slots) {
+  if (punts_ == nullptr) return 0;
+  for (uint32_t n = punts_->expire(now_ns, 64); n > 0; --n) counters_.drop(DropReason::kPuntExpired);
+  PuntCounters& pc = punts_->counters();
+  uint32_t ready = 0;
+  AnswerRecord a;
+  while (ready < out.size() && punts_->next_answer(&a)) {
+    PuntQueue::Held h;
+    if (!punts_->claim(a, &h)) {
+      pc.release_refused.add();  // expired meanwhile (counted then), or not a held packet
+      continue;
+    }
+    const Vip* vip = snapshot.vip_by_slot(h.vip);
+    const VipMember* member = vip != nullptr && a.backend != kPersistNoBackend ? vip->member(a.backend) : nullptr;
+    if (member == nullptr || member->fate != FlowFate::kKeep) {
+      pc.release_refused.add();
+      counters_.drop(DropReason::kPuntRefused);
+      punts_->free(a.slot);
+      continue;
+    }
+    Packet& pkt = out[ready];
+    pkt = Packet{};
+    pkt.data = h.data;
+    pkt.len = h.len;
+    pkt.headroom = h.headroom;
+    pkt.flags = h.flags;
+    Work& w = work_[0];  // between batches: the batch's state is free
+    w = Work{};
+    if (parse_frame(pkt.data, pkt.len, w.parsed).status != ParseStatus::kOk || !w.parsed.has_l4 ||
+        w.parsed.is_fragment) {
+      pc.release_refused.add();
+      counters_.drop(DropReason::kPuntRefused);
+      punts_->free(a.slot);
+      continue;
+    }
+    w.key = w.parsed.flow_key();
+    w.flow_hash = hash_flow(w.key, HashFields::kFiveTuple, snapshot.seed());
+    w.tracked = true;
+    const uint8_t flags = w.parsed.proto == kProtoTcp ? w.parsed.tcp_flags : 0;
+    pkt.verdict = Verdict::kTx;
+    // Another held packet of the flow (a retransmitted SYN) was released first: follow it.
+    FlowEntry* entry = conntrack_.lookup(w.key, w.flow_hash, now_ns);
+    if (entry != nullptr && vip->fate_of(entry->backend) == FlowFate::kKeep) {
+      conntrack_.touch(*entry, flags, now_ns);
+      encapsulate_to(pkt, w.parsed, *vip, entry->backend, w.flow_hash, snapshot, now_ns);
+    } else {
+      start_flow(pkt, w, *vip, entry, a.backend, flags, false, snapshot, now_ns);
+    }
+    if (pkt.verdict != Verdict::kTx) {
+      punts_->free(a.slot);  // dropped (counted by reason)
+      continue;
+    }
+    slots[ready++] = a.slot;
+  }
+  return ready;
+}
+
+void Pipeline::finish_release(const uint32_t* slots, uint32_t n, uint32_t sent) {
+  PuntCounters& pc = punts_->counters();
+  pc.released.add(std::min(sent, n));
+  if (sent < n) pc.release_unsent.add(n - sent);
+  for (uint32_t i = 0; i < n; ++i) punts_->free(slots[i]);
 }
 
 // A miss of a cluster VIP's flow: the entry a peer sent, else (not being the flow's owner or

@@ -24,6 +24,7 @@
 #include "counters.h"
 #include "encap.h"
 #include "parse.h"
+#include "persistence.h"
 #include "snapshot.h"
 #include "defaults.h"
 #include "types.h"
@@ -83,6 +84,10 @@ struct PipelineOptions {
   // Cluster sync (export, peer entries, redirects): this worker's side of the engine's
   // SyncHub. nullptr: none, and a snapshot's cluster view is then ignored.
   cluster::WorkerSync* sync = nullptr;
+  // Client persistence: the engine's hub and this worker's index in it. nullptr: none, and
+  // persistent VIPs are scheduled as any other.
+  PersistenceHub* persistence = nullptr;
+  uint32_t worker = 0;
 };
 
 // How a new flow of a rate-limited VIP is handled (Pipeline::admit_new_flow).
@@ -98,6 +103,15 @@ class Pipeline {
 
   // `now_ns` is a monotonic clock (live) or the capture's timestamps (replay).
   void process(std::span<Packet> batch, const Snapshot& snapshot, uint64_t now_ns);
+
+  // Client persistence: re-injects up to out.size() held packets the control plane answered
+  // (the owning worker, between batches). Those to transmit are left in `out` (frames in
+  // their hold slots) with their slots in `slots`; the caller sends them, then calls
+  // finish_release(). Also drops the packets held too long. Returns how many are in `out`.
+  uint32_t release_answers(const Snapshot& snapshot, uint64_t now_ns, std::span<Packet> out, uint32_t* slots);
+  // After the send: `sent` of the n were accepted by the I/O (the rest counted unsent).
+  void finish_release(const uint32_t* slots, uint32_t n, uint32_t sent);
+  PuntQueue* punts() { return punts_; }
 
   const Conntrack& conntrack() const { return conntrack_; }
   // For the worker that owns this pipeline only (introspection between batches).
@@ -128,6 +142,12 @@ class Pipeline {
   // (true: the packet is taken care of), and a redirected packet received from a peer.
   bool cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   bool redirect(Packet& pkt, const Work& w, uint8_t owner, const Snapshot& snapshot);
+  // A new flow of a persistent VIP: the client's entry, or a punt (true: taken care of).
+  bool persistent_new_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, const Snapshot& snapshot,
+                           uint64_t now_ns);
+  // Creates the connection entry toward `backend` (replacing `entry`) and forwards.
+  void start_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, uint32_t backend, uint8_t flags,
+                  bool untracked, const Snapshot& snapshot, uint64_t now_ns);
   void receive_redirect(Packet& pkt, Work& w, const cluster::ClusterView& cluster, const Snapshot& snapshot,
                         uint64_t now_ns);
   // The backend for a new flow, by the VIP's scheduler; kMaglevNoBackend when none can take it.
@@ -164,6 +184,10 @@ class Pipeline {
   TokenBucket echo_budget_{kEchoBurst};
   bool plain_lane_;
   cluster::WorkerSync* sync_;
+  PersistenceHub* persist_hub_;
+  const PersistTable* persist_ = nullptr;
+  PuntQueue* punts_ = nullptr;
+  uint32_t held_in_batch_ = 0;
 };
 
 }  // namespace l4mux

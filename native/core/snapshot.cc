@@ -135,6 +135,7 @@ bool plan_backends(const VipSpec& vs, const std::vector<uint32_t>& slots, size_t
     vip.members[i].fate = b.state == AdminState::kOffline ? FlowFate::kCut
                           : b.healthy                     ? FlowFate::kKeep
                                                           : FlowFate::kReschedule;
+    vip.members[i].accepts_new_flows = b.state == AdminState::kActive && b.healthy && b.weight > 0;
   }
   std::vector<uint32_t> remap(slot_count, kMaglevNoBackend);
   bool any_remap = false;
@@ -233,6 +234,16 @@ std::unique_ptr<const Snapshot> Snapshot::build(const ConfigSpec& spec, BackendR
 
     vip.scheduler = vs.scheduler;
     vip.new_flow_rate = vs.new_flow_rate;
+    if (vs.persistence) {
+      const uint32_t bits = vs.key.addr.is_v4() ? 32 : 128;
+      if (vs.persistence->prefix_length == 0 || vs.persistence->prefix_length > bits) {
+        throw std::invalid_argument("VIP \"" + vs.name + "\": persistence prefix length must be 1.." +
+                                    std::to_string(bits));
+      }
+      vip.persist_prefix = vs.persistence->prefix_length;
+      vip.persist_max_entries = vs.persistence->max_entries;
+      vip.persist_timeout_seconds = vs.persistence->timeout_seconds;
+    }
     try {
       static const std::shared_ptr<const MaglevTable> kNoTable;
       const std::shared_ptr<const MaglevTable>& before =

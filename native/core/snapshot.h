@@ -52,6 +52,13 @@ struct VipSpec {
   // (Pipeline::admit_new_flow).
   uint32_t new_flow_rate = 0;
   std::vector<BackendSpec> backends;
+  // Client persistence (issue 16); absent: none.
+  struct Persistence {
+    uint32_t timeout_seconds = 0;
+    uint8_t prefix_length = 0;  // 1..32 (IPv4 VIP) or 1..128 (IPv6 VIP)
+    uint32_t max_entries = 0;
+  };
+  std::optional<Persistence> persistence;
 };
 
 struct ConfigSpec {
@@ -136,6 +143,7 @@ using MaglevTables = std::vector<std::shared_ptr<const MaglevTable>>;
 struct VipMember {
   TunnelHeader tunnel;  // the outer headers toward it for this VIP's packets
   FlowFate fate = FlowFate::kReschedule;
+  bool accepts_new_flows = false;  // active, up, weight > 0: may be given new flows itself
 };
 inline constexpr uint32_t kNotMember = UINT32_MAX;
 
@@ -150,6 +158,11 @@ struct Vip {
   bool icmp_echo = true;
   Scheduler scheduler = Scheduler::kMaglev;
   uint32_t new_flow_rate = 0;  // VipSpec::new_flow_rate
+  // Client persistence: the client prefix length (0: not persistent) and the VIP's share of
+  // the persistence table.
+  uint8_t persist_prefix = 0;
+  uint32_t persist_max_entries = 0;
+  uint32_t persist_timeout_seconds = 0;
   uint32_t table_size = 0;
   // Maglev: flow hash % table_size -> backend slot. Built over the backends that take new
   // flows plus those whose share falls over to another; their entries then name the

@@ -131,6 +131,7 @@ enum class Verdict : uint8_t {
   kDrop = 0,  // counted under a DropReason
   kTx = 1,    // the packet buffer now holds a frame to transmit (encapsulated, or a reply)
   kPass = 2,  // not VIP traffic: hand it to the kernel (ARP, ND, BGP, SSH, ...)
+  kHeld = 3,  // copied into a persistence hold slot (persistence.h): the buffer is free again
 };
 
 // Every drop has a name. Order is part of the addon's API (counters are reported by name).
@@ -171,7 +172,11 @@ enum class Verdict : uint8_t {
   X(kFragmentOverlapsHeader, "fragment_overlaps_tcp_header")                           \
   X(kTcpBadFlags, "tcp_bad_flags")                                                     \
   X(kIcmpTooBigMtuTooSmall, "icmp_too_big_mtu_below_minimum")                          \
-  X(kIcmpEchoRateLimited, "icmp_echo_rate_limited")
+  X(kIcmpEchoRateLimited, "icmp_echo_rate_limited")                                   \
+  X(kPuntOverflow, "persistence_punt_overflow")                                        \
+  X(kPuntTooLarge, "persistence_punt_too_large")                                       \
+  X(kPuntExpired, "persistence_punt_expired")                                          \
+  X(kPuntRefused, "persistence_answer_refused")
 
 enum class DropReason : uint8_t {
 #define L4MUX_X(name, str) name,

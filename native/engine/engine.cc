@@ -46,10 +46,16 @@ Engine::Engine(const EngineOptions& options, PacketIoFactory factory)
   ConntrackConfig per_worker = options_.conntrack;
   per_worker.capacity = (options_.conntrack.capacity + options_.workers - 1) / options_.workers;
   if (options_.sync) sync_ = std::make_unique<cluster::SyncHub>(*options_.sync, options_.workers, per_worker.timeouts);
+  if (options_.persistence_entries > 0) {
+    persist_ = std::make_unique<PersistenceHub>(options_.persistence_entries, options_.max_vips, options_.workers,
+                                                options_.punt);
+  }
   workers_.reserve(options_.workers);
   for (uint32_t i = 0; i < options_.workers; ++i) {
     PipelineOptions pipeline;
     pipeline.sync = sync_ ? &sync_->worker(i) : nullptr;
+    pipeline.persistence = persist_.get();
+    pipeline.worker = i;
     workers_.push_back(
         std::make_unique<Worker>(i, per_worker, publisher_.holder(), options_.max_vips, options_.max_backends, pipeline));
   }
@@ -67,6 +73,12 @@ Engine::Engine(const EngineOptions& options, std::unique_ptr<IoPlan> plan)
     : Engine(options, [p = plan.get()](uint32_t worker) { return p->open(worker); }) {
   io_plan_ = std::move(plan);
 }
+
+void Engine::wake_worker(uint32_t worker) {
+  if (worker < workers_.size()) workers_[worker]->wake();
+}
+
+uint64_t Engine::clock_ns() { return monotonic_ns(); }
 
 IoChoice Engine::io_choice() const { return io_plan_ ? io_plan_->choice() : IoChoice{}; }
 

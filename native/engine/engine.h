@@ -50,6 +50,9 @@ struct EngineOptions {
   // Cluster sync state (export rings, peer-entry table), allocated at construction; absent:
   // none, and the engine behaves as a lone mux whatever the configuration says.
   std::optional<cluster::SyncSettings> sync;
+  // Client persistence: entries of the shared table (0: none) and each worker's hold slots.
+  uint32_t persistence_entries = 0;
+  PuntSettings punt;
 };
 
 struct WorkerStatus {
@@ -134,6 +137,15 @@ class Engine {
     std::vector<SyncWorkerStatus> workers;
   };
   SyncStatus sync_status() const;
+  // Client persistence (nullptr without EngineOptions::persistence_entries). The hub's
+  // control side is the caller's; after answers are queued, wake_worker() ends the worker's
+  // wait for packets so that it re-injects them at once.
+  PersistenceHub* persistence() { return persist_.get(); }
+  void wake_worker(uint32_t worker);
+  // The workers' clock (CLOCK_MONOTONIC), for persistence deadlines.
+  static uint64_t clock_ns();
+  // The configurations' publisher (slots and names), for the control thread.
+  ConfigPublisher& publisher() { return publisher_; }
   // Introspection (engine_introspection.cc); workers keep running throughout.
   // Which backend `key` (client to VIP) gets now, and what each worker's table holds of it.
   FlowLookup lookup_flow(const FlowKey& key, int timeout_ms = 1000);
@@ -157,6 +169,7 @@ class Engine {
   mutable std::mutex mutex_;  // control side: I/O objects, running state, sync calls
   mutable ConfigPublisher publisher_;  // slots, names and the snapshots the workers read
   std::unique_ptr<cluster::SyncHub> sync_;  // before workers_: they point into it
+  std::unique_ptr<PersistenceHub> persist_;  // likewise
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<PacketIo>> ios_;  // one per worker while running
   std::vector<IoStats> io_carry_;               // statistics of closed PacketIo objects

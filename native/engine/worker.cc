@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
@@ -33,9 +35,40 @@ Worker::Worker(uint32_t id, const ConntrackConfig& conntrack, SnapshotHolder<Sna
       holder_(holder),
       counters_(max_vips, max_backends),
       pipeline_(conntrack, counters_, options),
-      conntrack_capacity_(pipeline_.conntrack().capacity()) {}
+      conntrack_capacity_(pipeline_.conntrack().capacity()) {
+  if (pipeline_.punts() != nullptr) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "worker " + std::to_string(id) + ": eventfd");
+  }
+}
 
-Worker::~Worker() { stop(); }
+Worker::~Worker() {
+  stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Worker::wake() {
+  if (wake_fd_ < 0) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t r = ::write(wake_fd_, &one, sizeof(one));  // EAGAIN: already pending
+}
+
+void Worker::serve_held(PacketIo& io) {
+  PuntQueue* q = pipeline_.punts();
+  if (q->answers_waiting() == 0 && q->held() == 0) return;
+  const Snapshot* snap = holder_.enter(id_);
+  if (snap != nullptr) {
+    const uint64_t now = monotonic_ns();
+    for (;;) {
+      const uint32_t n = pipeline_.release_answers(*snap, now, std::span<Packet>(release_.data(), release_.size()),
+                                                   release_slots_.data());
+      const uint32_t sent = n != 0 ? io.transmit(std::span<Packet>(release_.data(), n)) : 0;
+      pipeline_.finish_release(release_slots_.data(), n, sent);
+      if (n < release_.size()) break;
+    }
+  }
+  holder_.leave(id_);
+}
 
 void Worker::start(PacketIo& io, std::optional<int> cpu, int poll_timeout_ms) {
   if (thread_.joinable()) throw std::logic_error("worker " + std::to_string(id_) + " already running");
@@ -94,12 +127,15 @@ void Worker::detach_capture() {
 
 void Worker::run(PacketIo& io, int poll_timeout_ms) {
   const std::span<Packet> batch(batch_.data(), batch_.size());
+  const bool persistence = pipeline_.punts() != nullptr;
+  if (persistence) io.set_wakeup_fd(wake_fd_);
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint32_t n = io.receive(batch, poll_timeout_ms);
     // Answered on timeouts too: an idle worker answers within one poll timeout.
     flow_query_.serve([this](const FlowKey& key, uint64_t hash) {
       return query_conntrack(pipeline_.conntrack(), key, hash, monotonic_ns());
     });
+    if (persistence) serve_held(io);
     if (n == 0) continue;
     const uint64_t now = monotonic_ns();
     // Capturing costs this one load per batch while nobody captures. Busy is raised before
@@ -126,6 +162,7 @@ void Worker::run(PacketIo& io, int poll_timeout_ms) {
       capture_busy_.store(false, std::memory_order_release);
     }
     io.complete(batch, n);
+    if (persistence) serve_held(io);  // answers that came while the batch was processed
     publish_conntrack_stats();
     batches_.store(batches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }

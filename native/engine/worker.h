@@ -55,12 +55,16 @@ class Worker {
   FlowQuerySlot& flow_query() { return flow_query_; }
   // Only while the thread is not running: the table asked directly.
   FlowQueryResult query_flow_now(const FlowKey& key, uint64_t hash);
+  // Ends the wait for packets early (persistence answers to re-inject); any thread.
+  void wake();
   void attach_capture(CaptureSession* session) { capture_.store(session, std::memory_order_seq_cst); }
   void detach_capture();
 
  private:
   void run(PacketIo& io, int poll_timeout_ms);
   void publish_conntrack_stats();
+  // Re-injects the held packets the control plane answered; drops those held too long.
+  void serve_held(PacketIo& io);
 
   const uint32_t id_;
   SnapshotHolder<Snapshot>& holder_;
@@ -68,6 +72,9 @@ class Worker {
   Pipeline pipeline_;
   const uint32_t conntrack_capacity_;
   std::array<Packet, kMaxBatch> batch_{};
+  std::array<Packet, kMaxBatch> release_{};
+  std::array<uint32_t, kMaxBatch> release_slots_{};
+  int wake_fd_ = -1;  // eventfd, with persistence only
 
   // The pipeline's connection-table statistics, copied out once per batch so that other
   // threads can read them without racing with the worker.

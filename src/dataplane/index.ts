@@ -17,6 +17,7 @@ import type {
   WorkerCounterName,
 } from './counter-names.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
+import type { PersistEntry, PersistenceApi } from './engine.js';
 
 export type { ClusterCapacity, ConntrackSettings, DataplaneConfig, DataplaneCluster, DataplaneClusterMember } from './types.js';
 
@@ -159,7 +160,8 @@ export interface ReplaySummary {
   counters: CountersSnapshot;
 }
 
-export type PacketVerdict = 'tx' | 'drop' | 'pass';
+/** 'held': a persistent VIP's first packet, held for the slow path (see Dataplane.persistence). */
+export type PacketVerdict = 'tx' | 'drop' | 'pass' | 'held';
 
 export interface ProcessedPacket {
   verdict: PacketVerdict;
@@ -167,6 +169,8 @@ export interface ProcessedPacket {
   reason?: string;
   /** The frame to transmit when verdict is 'tx'. */
   frame?: Buffer;
+  /** The backend it was sent to, when verdict is 'tx' and it went to one. */
+  backend?: string;
 }
 
 export interface InputPacket {
@@ -188,6 +192,26 @@ interface NativeDataplane {
   syncDrained(mark: SyncMark): boolean;
   owners(flow: FlowIdentity): FlowOwners;
   syncStats(): SyncStats;
+  onPunt?(callback: () => void): void;
+  persistenceDrain?(max?: number): ReturnType<PersistenceApi['drain']>;
+  persistenceAnswer?(answers: Parameters<PersistenceApi['answer']>[0]): number;
+  persistenceInstall?(entries: Parameters<PersistenceApi['install']>[0]): ReturnType<PersistenceApi['install']>;
+  persistenceRefresh?(entries: Parameters<PersistenceApi['refresh']>[0]): number;
+  persistenceRemove?(entries: Parameters<PersistenceApi['remove']>[0]): number;
+  persistenceExpire?(buckets?: number): ReturnType<PersistenceApi['expire']>;
+  persistenceLookup?(vip: string, client: string): PersistEntry | null;
+  persistenceEntries?(max?: number): PersistEntry[];
+  persistenceAccepts?(vip: string, backend: string): boolean;
+  persistenceStats?(): ReturnType<PersistenceApi['stats']>;
+  persistenceArm?(): number;
+  releaseHeld?(nowNs?: bigint): ProcessedPacket[];
+}
+
+/** Client persistence of a Dataplane: the table's entries and the worker's hold slots. */
+export interface DataplanePersistenceOptions {
+  entries: number;
+  /** Hold slots (default 1024). */
+  puntSlots?: number;
 }
 
 /** A VIP's Maglev table: each entry an index into `backends`, or -1 (no backend). */
@@ -197,7 +221,7 @@ export interface LookupTable {
 }
 
 export interface NativeModule {
-  Dataplane: new (settings: ConntrackSettings, cluster?: ClusterCapacity) => NativeDataplane;
+  Dataplane: new (settings: ConntrackSettings & { persistenceEntries?: number; puntSlots?: number }, cluster?: ClusterCapacity) => NativeDataplane;
   dropReasons(): string[];
   /** The names of every native counter list (counter-names.ts mirrors them). */
   counterNames(): CounterNames;
@@ -240,9 +264,22 @@ export const defaultClusterCapacity: ClusterCapacity = { peerFlows: DEFAULT_CLUS
  */
 export class Dataplane {
   private readonly impl: NativeDataplane;
+  /**
+   * With `persistence`: the engine's PersistenceApi over this pipeline, on the clock of the
+   * last process() call; answered packets come out of releaseHeld().
+   */
+  readonly persistence?: PersistenceApi;
 
-  constructor(settings: ConntrackSettings = defaultConntrack, cluster?: ClusterCapacity) {
-    this.impl = cluster === undefined ? new (native().Dataplane)(settings) : new (native().Dataplane)(settings, cluster);
+  constructor(settings: ConntrackSettings = defaultConntrack, cluster?: ClusterCapacity, persistence?: DataplanePersistenceOptions) {
+    const s = persistence === undefined ? settings : { ...settings, persistenceEntries: persistence.entries, ...(persistence.puntSlots !== undefined && { puntSlots: persistence.puntSlots }) };
+    this.impl = cluster === undefined ? new (native().Dataplane)(s) : new (native().Dataplane)(s, cluster);
+    if (persistence !== undefined) this.persistence = persistenceApi(this.impl);
+  }
+
+  /** The answered held packets, re-injected (and those held too long dropped), at `nowNs`. */
+  releaseHeld(nowNs?: bigint): ProcessedPacket[] {
+    if (this.impl.releaseHeld === undefined) throw new Error('this build of the l4mux addon has no persistence');
+    return nowNs === undefined ? this.impl.releaseHeld() : this.impl.releaseHeld(nowNs);
   }
 
   pollFlowEvents(maxRecords?: number, nowNs = 0n): Buffer {
@@ -300,3 +337,27 @@ export class Dataplane {
 export function dropReasons(): string[] {
   return native().dropReasons();
 }
+
+/** The persistence methods of an addon object (Engine or Dataplane) as a PersistenceApi. */
+export function persistenceApi(i: PersistenceNative): PersistenceApi {
+  const need = <T>(f: T | undefined): T => {
+    if (f === undefined) throw new Error('this build of the l4mux addon has no persistence; rebuild it with `npm run build:native`');
+    return f;
+  };
+  return {
+    onPunt: (handler) => need(i.onPunt).call(i, handler),
+    drain: (max) => need(i.persistenceDrain).call(i, max),
+    answer: (answers) => need(i.persistenceAnswer).call(i, answers),
+    install: (entries) => need(i.persistenceInstall).call(i, entries),
+    refresh: (entries) => need(i.persistenceRefresh).call(i, entries),
+    remove: (entries) => need(i.persistenceRemove).call(i, entries),
+    expire: (buckets) => need(i.persistenceExpire).call(i, buckets),
+    lookup: (vip, client) => need(i.persistenceLookup).call(i, vip, client),
+    entries: (max) => need(i.persistenceEntries).call(i, max),
+    accepts: (vip, backend) => need(i.persistenceAccepts).call(i, vip, backend),
+    stats: () => need(i.persistenceStats).call(i),
+    arm: () => need(i.persistenceArm).call(i),
+  };
+}
+
+export type PersistenceNative = Pick<NativeDataplane, 'onPunt' | 'persistenceDrain' | 'persistenceAnswer' | 'persistenceInstall' | 'persistenceRefresh' | 'persistenceRemove' | 'persistenceExpire' | 'persistenceLookup' | 'persistenceEntries' | 'persistenceAccepts' | 'persistenceStats' | 'persistenceArm'>;

@@ -34,6 +34,15 @@ export interface DataplaneBackend {
   fallover: string[];
 }
 
+export interface DataplanePersistence {
+  /** Seconds of silence after which a client's entry is forgotten (1..31536000). */
+  timeoutSeconds: number;
+  /** 1..32 for an IPv4 VIP, 1..128 for an IPv6 one. */
+  prefixLength: number;
+  /** The VIP's share of the engine's persistence table (1..2^32-1). */
+  maxEntries: number;
+}
+
 export interface DataplaneVip {
   name: string;
   address: string;
@@ -53,8 +62,11 @@ export interface DataplaneVip {
   scheduler: SchedulerName;
   /** New connection-table entries per second each worker makes for the VIP; absent: no limit. */
   newFlowRatePerWorker?: number;
-  /** Client persistence (the engine's shared table; new clients punted to the slow path). */
-  persistence?: { timeoutSeconds: number; prefixLength: number; maxEntries: number };
+  /**
+   * Client persistence (issue 16); absent: none. `prefixLength` is the client granularity
+   * (32 / 128: the client's address). The native side masks the client address to it.
+   */
+  persistence?: DataplanePersistence;
   backends: DataplaneBackend[];
 }
 

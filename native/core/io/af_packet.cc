@@ -233,9 +233,13 @@ uint32_t AfPacketIo::receive(std::span<Packet> batch, int timeout_ms) {
   uint32_t n = fill();
   if (n == 0 && timeout_ms != 0) {
     release_blocks();  // only skipped frames were in them
-    pollfd pfd{fd_.get(), POLLIN, 0};
-    if (::poll(&pfd, 1, timeout_ms) > 0) {
-      if ((pfd.revents & POLLERR) != 0) clear_socket_error();
+    pollfd pfd[2] = {{fd_.get(), POLLIN, 0}, {wakeup_fd_, POLLIN, 0}};
+    if (::poll(pfd, wakeup_fd_ >= 0 ? 2 : 1, timeout_ms) > 0) {
+      if ((pfd[0].revents & POLLERR) != 0) clear_socket_error();
+      if ((pfd[1].revents & POLLIN) != 0) {
+        uint64_t value = 0;
+        [[maybe_unused]] const ssize_t r = ::read(wakeup_fd_, &value, sizeof(value));
+      }
       n = fill();
     }
   }
@@ -340,14 +344,16 @@ void AfPacketIo::complete(std::span<Packet> batch, uint32_t n) {
   release_blocks();
 }
 
-void AfPacketIo::send_batch(uint32_t count) {
+uint32_t AfPacketIo::send_batch(uint32_t count) {
   uint32_t i = 0;
+  uint32_t taken = 0;
   uint32_t interrupts = 0;
   while (i < count) {
     const int sent = ::sendmmsg(fd_.get(), &msgs_[i], count - i, MSG_DONTWAIT);
     if (sent > 0) {
       tx_packets_.add(static_cast<uint32_t>(sent));
       i += static_cast<uint32_t>(sent);
+      taken += static_cast<uint32_t>(sent);
       continue;
     }
     const int err = sent < 0 ? errno : EIO;
@@ -355,11 +361,22 @@ void AfPacketIo::send_batch(uint32_t count) {
     if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
       // Socket buffer or device queue full: the rest of the batch would fail the same way.
       tx_ring_full_.add(count - i);
-      return;
+      return taken;
     }
     tx_errors_.add(1);  // this message (e.g. EMSGSIZE); carry on with the next one
     ++i;
   }
+  return taken;
+}
+
+// sendmmsg copies the frames into socket buffers before it returns: any buffer will do.
+uint32_t AfPacketIo::transmit(std::span<Packet> frames) {
+  const uint32_t n = static_cast<uint32_t>(std::min<size_t>(frames.size(), kMaxBatch));
+  for (uint32_t i = 0; i < n; ++i) {
+    iovs_[i].iov_base = frames[i].data;
+    iovs_[i].iov_len = frames[i].len;
+  }
+  return n != 0 ? send_batch(n) : 0;
 }
 
 IoStats AfPacketIo::stats() const {

@@ -60,6 +60,8 @@ class AfPacketIo final : public PacketIo {
 
   uint32_t receive(std::span<Packet> batch, int timeout_ms) override;
   void complete(std::span<Packet> batch, uint32_t n) override;
+  uint32_t transmit(std::span<Packet> frames) override;
+  void set_wakeup_fd(int fd) override { wakeup_fd_ = fd; }
   IoStats stats() const override;
   IoRingLevels ring_levels() const override;
   std::string describe() const override;
@@ -111,7 +113,7 @@ class AfPacketIo final : public PacketIo {
   void close_block();
   void release_blocks();
   void clear_socket_error();
-  void send_batch(uint32_t count);
+  uint32_t send_batch(uint32_t count);  // how many the kernel took
 
   std::string ifname_;
   uint32_t worker_ = 0;
@@ -122,6 +124,7 @@ class AfPacketIo final : public PacketIo {
   uint32_t max_frame_len_ = 0;
   Fd fd_;
   Mapping ring_;
+  int wakeup_fd_ = -1;  // not owned
 
   // Receive position: the next block to look at, the open block's remaining frames.
   uint32_t next_block_ = 0;

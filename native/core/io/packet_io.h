@@ -76,6 +76,16 @@ class PacketIo {
   virtual uint32_t receive(std::span<Packet> batch, int timeout_ms) = 0;
   // Sends batch[i] for every i < n with verdict kTx, then releases all n buffers.
   virtual void complete(std::span<Packet> batch, uint32_t n) = 0;
+  // Sends frames the caller owns (held packets re-injected by the worker), copied or sent
+  // before it returns; how many were accepted (the rest are counted unsent by the caller).
+  // Default: none (an I/O that cannot).
+  virtual uint32_t transmit(std::span<Packet> frames) {
+    (void)frames;
+    return 0;
+  }
+  // An fd (an eventfd) whose becoming readable ends receive()'s wait early; receive() then
+  // reads it (resetting it) and returns what it has. Default: ignored (waits end on timeout).
+  virtual void set_wakeup_fd(int fd) { (void)fd; }
   // Safe to call from any thread (values are relaxed atomics or equivalent).
   virtual IoStats stats() const = 0;
   // Safe to call from any thread; drivers without rings report zeros.
