@@ -284,7 +284,7 @@ describe.skipIf(!ready)('l4mux agent in network namespaces (root)', () => {
     });
     expect(exchange(keyless, { src: VIP4, dst: CLIENT4, proto: 6, sport: 8080, dport: sport })).toBeUndefined();
     expect(icmpErrors()).toEqual(before);
-  });
+  }, 15_000);
 
   it('refuses tunnel packets from outside its mux prefix and inner packets not addressed to a VIP', () => {
     // The default mux sources are the interface's prefixes holding the backend's addresses
