@@ -3,7 +3,7 @@
 // back out. The JS event loop never sees a packet; this module only passes configuration in
 // and counters and the chosen I/O mode out.
 import type { IoCounterName, RingLevelName, SameKeys, WorkerCounterName } from './counter-names.js';
-import { native, type ConntrackCounters, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
+import { native, persistenceApi, type PersistenceNative, type ConntrackCounters, type CountersSnapshot, type FlowIdentity, type FlowOwners, type FlowSyncApi, type SyncMark, type SyncStats } from './index.js';
 import type { CaptureOptions, CaptureRecord, CaptureStats, FlowLookupReport, FlowQuery } from './introspection.js';
 import type { ClusterCapacity, ConntrackSettings, DataplaneConfig } from './types.js';
 
@@ -196,7 +196,7 @@ export type EngineFactory = (options: EngineOptions) => EngineLike;
 
 // ---- The addon's side ----
 
-interface NativeEngine {
+interface NativeEngine extends PersistenceNative {
   setConfig(config: DataplaneConfig): void;
   /** Absent from older builds (then the wrapper builds on the event loop at publish). */
   prepareConfig?(config: DataplaneConfig): Promise<unknown>;
@@ -216,18 +216,6 @@ interface NativeEngine {
   startCapture?(options: CaptureOptions): void;
   drainCapture?(): CaptureRecord[];
   stopCapture?(): CaptureStats;
-  onPunt?(callback: () => void): void;
-  persistenceDrain?(max?: number): ReturnType<PersistenceApi['drain']>;
-  persistenceAnswer?(answers: Parameters<PersistenceApi['answer']>[0]): number;
-  persistenceInstall?(entries: Parameters<PersistenceApi['install']>[0]): ReturnType<PersistenceApi['install']>;
-  persistenceRefresh?(entries: Parameters<PersistenceApi['refresh']>[0]): number;
-  persistenceRemove?(entries: Parameters<PersistenceApi['remove']>[0]): number;
-  persistenceExpire?(buckets?: number): ReturnType<PersistenceApi['expire']>;
-  persistenceLookup?(vip: string, client: string): PersistEntry | null;
-  persistenceEntries?(max?: number): PersistEntry[];
-  persistenceAccepts?(vip: string, backend: string): boolean;
-  persistenceStats?(): ReturnType<PersistenceApi['stats']>;
-  persistenceArm?(): number;
 }
 
 export type NativeEngineConstructor = new (options: EngineOptions) => NativeEngine;
@@ -254,28 +242,14 @@ export class Engine implements EngineLike, FlowSyncApi {
     this.options = Object.freeze({ ...options, ...(options.cpus !== undefined && { cpus: [...options.cpus] }) });
     this.impl = new Native({ ...this.options, ...(this.options.cpus !== undefined && { cpus: [...this.options.cpus] }) } as EngineOptions);
     if ((options.persistenceEntries ?? 0) > 0) {
-      const i = this.impl;
-      const need = <T>(f: T | undefined): T => {
-        if (f === undefined) throw new Error('this build of the l4mux addon has no persistence; rebuild it with `npm run build:native`');
-        return f;
-      };
+      const api = persistenceApi(this.impl);
       // The wakeup must exist before the workers start; the handler comes later (the slow path).
-      need(i.onPunt).call(i, () => this.puntHandler?.());
+      api.onPunt(() => this.puntHandler?.());
       this.persistence = {
+        ...api,
         onPunt: (handler) => {
           this.puntHandler = handler;
         },
-        drain: (max) => need(i.persistenceDrain).call(i, max),
-        answer: (answers) => need(i.persistenceAnswer).call(i, answers),
-        install: (entries) => need(i.persistenceInstall).call(i, entries),
-        refresh: (entries) => need(i.persistenceRefresh).call(i, entries),
-        remove: (entries) => need(i.persistenceRemove).call(i, entries),
-        expire: (buckets) => need(i.persistenceExpire).call(i, buckets),
-        lookup: (vip, client) => need(i.persistenceLookup).call(i, vip, client),
-        entries: (max) => need(i.persistenceEntries).call(i, max),
-        accepts: (vip, backend) => need(i.persistenceAccepts).call(i, vip, backend),
-        stats: () => need(i.persistenceStats).call(i),
-        arm: () => need(i.persistenceArm).call(i),
       };
     }
   }
