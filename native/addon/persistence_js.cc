@@ -134,7 +134,11 @@ std::string PersistenceJs::vip_name(uint32_t slot) const {
   }
   const SlotNames names = publisher_.slot_names();
   const auto it = names.vip_names.find(slot);
-  return it != names.vip_names.end() ? it->second : "#" + std::to_string(slot);
+  if (it != names.vip_names.end()) return it->second;
+  // Appended, not `"#" + std::to_string(...)`: GCC 12 at -O3 reports a false -Wrestrict there.
+  std::string unnamed = "#";
+  unnamed += std::to_string(slot);
+  return unnamed;
 }
 
 std::string PersistenceJs::client_text(const ClientKey& k) const {
@@ -143,7 +147,10 @@ std::string PersistenceJs::client_text(const ClientKey& k) const {
   a.family = k.family;
   const uint32_t bits = k.family == Family::kIpv4 ? 32 : 128;
   std::string text = format_addr(a);
-  if (k.prefix < bits) text += "/" + std::to_string(k.prefix);
+  if (k.prefix < bits) {
+    text += '/';
+    text += std::to_string(k.prefix);
+  }
   return text;
 }
 
