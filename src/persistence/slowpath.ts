@@ -50,6 +50,8 @@ export interface SlowPathCounters {
   touches: number;
   expired: number;
   storeErrors: number;
+  /** Store calls that did not answer within `storeTimeoutMs` (also counted in storeErrors). */
+  storeTimeouts: number;
   watchInstalls: number;
   watchRemovals: number;
 }
@@ -58,7 +60,19 @@ export interface SlowPathOptions {
   store: PersistenceStore;
   logger: Logger;
   now?: () => number;
+  /**
+   * Milliseconds a store call (read-miss-create, compare-and-set, touch, reconciliation) may
+   * take; past it the call counts as failed and the slow path decides locally (the store's
+   * late answer is dropped; reconciliation offers the local decision again). While the store
+   * is down (a call failed or timed out), new clients are decided locally at once, without
+   * waiting for it; the once-a-second reconciliation probes it. Absent: only the store's own
+   * timeouts bound its calls (the daemon always passes persistence.storeTimeout).
+   */
+  storeTimeoutMs?: number;
 }
+
+/** A store call that did not answer within storeTimeoutMs. */
+export class StoreTimeoutError extends Error {}
 
 export class SlowPath {
   private readonly engines = new Set<PersistenceApi>();
@@ -74,14 +88,31 @@ export class SlowPath {
   private stopped = false;
   readonly counters: SlowPathCounters = {
     batches: 0, punts: 0, clients: 0, storeCreated: 0, storeExisting: 0, replaced: 0, localDecisions: 0, reconciled: 0,
-    reconcileChanged: 0, overLimit: 0, noBackend: 0, touches: 0, expired: 0, storeErrors: 0, watchInstalls: 0, watchRemovals: 0,
+    reconcileChanged: 0, overLimit: 0, noBackend: 0, touches: 0, expired: 0, storeErrors: 0, storeTimeouts: 0, watchInstalls: 0, watchRemovals: 0,
   };
   /** Wall-clock ms of each first packet's delay, the last few thousand (status, bench). */
   readonly delaysUs: number[] = [];
   private readonly now: () => number;
+  private readonly storeTimeoutMs: number | undefined;
 
   constructor(private readonly options: SlowPathOptions) {
     this.now = options.now ?? Date.now;
+    this.storeTimeoutMs = options.storeTimeoutMs;
+  }
+
+  /** `call` of the store, failed (StoreTimeoutError) when it takes longer than storeTimeoutMs. */
+  private bounded<T>(call: Promise<T>, what: string): Promise<T> {
+    const ms = this.storeTimeoutMs;
+    if (ms === undefined) return call;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.counters.storeTimeouts += 1;
+        reject(new StoreTimeoutError(`${this.store.kind} store: ${what} took longer than ${ms} ms`));
+      }, ms);
+    });
+    call.catch(() => undefined);  // a late rejection is nobody's business any more
+    return Promise.race([call, late]).finally(() => clearTimeout(timer));
   }
 
   get store(): PersistenceStore {
@@ -223,9 +254,16 @@ export class SlowPath {
     }
 
     const installs: Array<{ key: ClientKey; backend: string; local: boolean }> = [];
-    if (rmc.length > 0) {
+    if (rmc.length > 0 && this.storeDown) {
+      // Known down: no batch waits for it (reconciliation probes it once a second).
+      for (const q of rmc) {
+        this.counters.localDecisions += 1;
+        answers.set(q.key, q.proposed);
+        installs.push({ key: q.key, backend: q.proposed, local: true });
+      }
+    } else if (rmc.length > 0) {
       try {
-        const results = await this.store.rmc(rmc);
+        const results = await this.bounded(this.store.rmc(rmc), 'read-miss-create');
         this.storeAnswered();
         for (const r of results) {
           const asked = rmc.find((q) => q.key === r.key);
@@ -249,8 +287,14 @@ export class SlowPath {
       }
     }
     for (const r of repick) {
+      if (this.storeDown) {
+        this.counters.localDecisions += 1;
+        answers.set(r.key, r.proposed);
+        installs.push({ key: r.key, backend: r.proposed, local: true });
+        continue;
+      }
       try {
-        const backend = await this.store.replace(r.key, r.expected, r.proposed, r.timeoutSeconds);
+        const backend = await this.bounded(this.store.replace(r.key, r.expected, r.proposed, r.timeoutSeconds), 'compare-and-set');
         this.storeAnswered();
         this.counters.replaced += 1;
         const parts = splitClientKey(r.key, new Set(this.vips.keys()));
@@ -389,7 +433,7 @@ export class SlowPath {
     if (refresh.length > 0) for (const engine of this.engines) engine.refresh(refresh);
     if (storeTouches.length > 0 && !this.storeDown) {
       try {
-        await this.store.touch(storeTouches);
+        await this.bounded(this.store.touch(storeTouches), 'touch');
       } catch (e) {
         this.storeFailed(e);
       }
@@ -423,10 +467,14 @@ export class SlowPath {
   /** Offers the local decisions to the store; its answer wins from now on. */
   private async reconcile(): Promise<void> {
     const local = [...this.known].filter(([, k]) => k.local);
-    if (local.length === 0) return;
+    if (local.length === 0) {
+      // Down after a touch failed, nothing decided locally: the next punt tries the store.
+      if (this.storeDown) this.storeAnswered();
+      return;
+    }
     const requests = local.slice(0, 4096).map(([key, k]) => ({ key, proposed: k.backend, timeoutSeconds: this.vips.get(k.vip)?.timeoutSeconds ?? 1 }));
     try {
-      const answers = await this.store.rmc(requests);
+      const answers = await this.bounded(this.store.rmc(requests), 'reconciliation');
       this.storeAnswered();
       const changed: Array<StoreEntry & { local: boolean }> = [];
       for (const a of answers) {

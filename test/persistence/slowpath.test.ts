@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedStore } from '../../src/persistence/embedded.js';
 import { EtcdStore } from '../../src/persistence/etcd.js';
 import { SlowPath } from '../../src/persistence/slowpath.js';
+import type { RmcAnswer, RmcRequest } from '../../src/persistence/store.js';
 import { hasEtcd, TestEtcd } from '../support/etcd.js';
 import { FakeTable } from './fake-table.js';
 
@@ -93,6 +94,68 @@ describe('slow path with the embedded store', () => {
     await until(() => tickets.every((t) => table.answerFor(t) !== undefined));
     expect(slow.entryCount('web')).toBe(5);
     expect(slow.counters.overLimit).toBe(3);
+    await slow.stop();
+  });
+});
+
+/** The embedded store whose read-miss-create hangs while `stalled` (a store that stopped answering). */
+class StallingStore extends EmbeddedStore {
+  stalled = false;
+  calls = 0;
+  private readonly waiting: Array<() => void> = [];
+  override async rmc(requests: readonly RmcRequest[]): Promise<RmcAnswer[]> {
+    this.calls += 1;
+    if (this.stalled) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return super.rmc(requests);
+  }
+  /** Answers again; the calls that hung complete now (late). */
+  unstall(): void {
+    this.stalled = false;
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+describe('slow path with a store that stalls', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4mux-persist-stall-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('decides locally once storeTimeoutMs has passed, does not wait for the store while it is down, and reconciles when it answers', async () => {
+    const table = new FakeTable(B);
+    const store = new StallingStore({ path: join(dir, 'stall.log') });
+    const slow = new SlowPath({ store, logger, storeTimeoutMs: 150 });
+    slow.setVips([VIP]);
+    await slow.start([table]);
+    store.stalled = true;
+    const started = Date.now();
+    const t1 = table.punt('web', '192.0.2.1', '10.1.0.1');
+    await until(() => table.answerFor(t1) !== undefined, 5000);
+    const waited = Date.now() - started;
+    expect(table.answerFor(t1)).toBe('10.1.0.1');  // the local proposal
+    expect(waited).toBeGreaterThanOrEqual(140);  // it did wait for the store first
+    expect(slow.counters.storeTimeouts).toBe(1);
+    expect(slow.counters.localDecisions).toBe(1);
+    expect(slow.storeAvailable()).toBe(false);
+    expect(table.lookup('web', '192.0.2.1')?.backend).toBe('10.1.0.1');
+
+    // Down: the next new client is decided locally without another call to the store.
+    const calls = store.calls;
+    const t2 = table.punt('web', '192.0.2.2', '10.1.0.3');
+    await until(() => table.answerFor(t2) !== undefined, 5000);
+    expect(table.answerFor(t2)).toBe('10.1.0.3');
+    expect(store.calls).toBe(calls);
+    expect(slow.counters.localDecisions).toBe(2);
+
+    // Reconciliation while stalled times out too; once the store answers, the local
+    // decisions are recorded in it and the store is available again.
+    await slow.housekeeping();
+    expect(slow.counters.storeTimeouts).toBeGreaterThanOrEqual(2);
+    expect(slow.status()['localPending']).toBe(2);
+    store.unstall();
+    await slow.housekeeping();
+    expect(slow.storeAvailable()).toBe(true);
+    expect(slow.status()['localPending']).toBe(0);
+    expect(store.get('web/192.0.2.1')?.backend).toBe('10.1.0.1');
+    expect(store.get('web/192.0.2.2')?.backend).toBe('10.1.0.3');
     await slow.stop();
   });
 });

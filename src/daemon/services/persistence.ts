@@ -51,7 +51,7 @@ export class PersistenceService implements Service {
     } catch (e) {
       throw new StartupError([`persistence: cannot create the ${config.persistence?.store ?? 'embedded'} store: ${errorMessage(e)}`]);
     }
-    const slow = new SlowPath({ store, logger: ctx.logger });
+    const slow = new SlowPath({ store, logger: ctx.logger, ...(config.persistence !== undefined && { storeTimeoutMs: config.persistence.storeTimeoutMs }) });
     slow.setVips(persistentVips(config));
     const engines = this.tables().map((t) => t.table);
     if (engines.length === 0) ctx.logger.warn('persistence: no engine has a persistence table (this build of the addon has none): persistent VIPs are scheduled without entries');
