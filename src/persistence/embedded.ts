@@ -3,7 +3,7 @@
 // again. The file is fdatasync'ed at most once per `syncIntervalMs` (a crash of the host may
 // lose that much; a crash or restart of the daemon loses nothing written) and rewritten
 // (compacted) when it holds far more lines than live entries.
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import type { ClientKey, PersistenceStore, RmcAnswer, RmcRequest, StoreEntry, StoreEvents, TouchRequest } from './store.js';
@@ -28,6 +28,56 @@ export interface EmbeddedStoreOptions {
   now?: () => number;
 }
 
+/** The state file cannot be used: `path` and why. */
+export class StateFileError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+  }
+}
+
+function describe(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err.code !== undefined ? `${err.code}: ${err.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '')}` : String(e);
+}
+
+/**
+ * mkdir -p of the state file's directory, one level at a time from the deepest existing one
+ * (at most one mkdir per path component). Not mkdirSync(..., { recursive: true }): Node 20's
+ * loops forever on a parent that exists but refuses children with ENOENT (/proc/nonexistent),
+ * which hung the daemon's start.
+ */
+function makeDirectories(path: string): void {
+  const missing: string[] = [];
+  let dir = dirname(path);
+  for (;;) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') throw new StateFileError(path, `cannot use the directory ${dir} (${describe(e)})`);
+      missing.push(dir);
+      const parent = dirname(dir);
+      if (parent === dir) break;
+      dir = parent;
+      continue;
+    }
+    if (!isDir) throw new StateFileError(path, `${dir} is not a directory`);
+    break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d, { throwIfNoEntry: false })?.isDirectory() === true) continue;
+      throw new StateFileError(path, `cannot create the directory ${d} (${describe(e)})`);
+    }
+  }
+}
+
 export class EmbeddedStore implements PersistenceStore {
   readonly kind = 'embedded';
   private readonly entries = new Map<ClientKey, Entry>();
@@ -42,13 +92,18 @@ export class EmbeddedStore implements PersistenceStore {
     this.now = options.now ?? Date.now;
   }
 
+  /**
+   * Loads the state file (creating its directory and the file). Throws StateFileError, naming
+   * the file and why, when it cannot be read or written there.
+   */
   async open(_events: StoreEvents): Promise<StoreEntry[]> {
-    mkdirSync(dirname(this.options.path), { recursive: true });
+    const path = this.options.path;
+    makeDirectories(path);
     let text = '';
     try {
-      text = readFileSync(this.options.path, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateFileError(path, `cannot read it (${describe(e)})`);
     }
     const now = this.now();
     for (const raw of text.split('\n')) {
@@ -64,7 +119,11 @@ export class EmbeddedStore implements PersistenceStore {
       else if (typeof line.b === 'string' && typeof line.t === 'number') this.entries.set(line.k, { backend: line.b, expiresAt: line.t });
     }
     for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
-    this.rewrite();
+    try {
+      this.rewrite();
+    } catch (e) {
+      throw new StateFileError(path, `cannot write it (${describe(e)})`);
+    }
     return [...this.entries].map(([key, e]) => ({ key, backend: e.backend, ttlMs: e.expiresAt - now }));
   }
 

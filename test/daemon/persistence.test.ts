@@ -2,6 +2,7 @@
 // embedded store in the test's directory): the engines get their tables, the slow path answers
 // their punts, `l4mux status` and `l4mux persistence` show the entries and counters, a reload
 // changes the persistent VIPs and the backends, and a restarted daemon finds its entries again.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { sendControl } from '../../src/api/client.js';
 import type { StatusResponse } from '../../src/api/protocol.js';
 import type { CommandIo } from '../../src/cli/io.js';
 import { runPersistence } from '../../src/cli/commands/persistence.js';
-import { Daemon } from '../../src/daemon/index.js';
+import { Daemon, runDaemon } from '../../src/daemon/index.js';
 import type { FakeEngine } from './fake-engine.js';
 import { daemonConfig, harness, type Harness, type Json } from './harness.js';
 
@@ -148,7 +149,30 @@ describe('persistence in the daemon', () => {
     // Its directory would be a regular file (the config): the store cannot be opened.
     doc.persistence.stateFile = join(h.configPath, 'state.log');
     h.writeConfig(doc);
-    await expect(Daemon.start(h.options, h.deps)).rejects.toThrow(/^persistence: cannot open the embedded store: /);
+    await expect(Daemon.start(h.options, h.deps)).rejects.toThrow(`persistence.stateFile: ${doc.persistence.stateFile}: ${h.configPath} is not a directory`);
     expect(h.engines.get('eth0')?.running).toBe(false);
   });
+
+  // The start used to hang here: mkdirSync(..., { recursive: true }) loops forever under /proc.
+  it('refuses to start, exit 1, when the state file cannot be created: persistence.stateFile: reason', async () => {
+    const cases: Array<[string, string]> = [
+      ['/proc/nonexistent/state.json', 'persistence.stateFile: /proc/nonexistent/state.json: cannot create the directory /proc/nonexistent (ENOENT: no such file or directory)'],
+      ['/proc/nonexistent/a/b/state.json', 'persistence.stateFile: /proc/nonexistent/a/b/state.json: cannot create the directory /proc/nonexistent (ENOENT: no such file or directory)'],
+      // An existing directory that takes no new files (as root, only such a file system refuses).
+      ['/proc/self/state.json', 'persistence.stateFile: /proc/self/state.json: cannot write it (ENOENT: no such file or directory)'],
+    ];
+    for (const [stateFile, message] of cases) {
+      const h = harness();
+      const doc = persistentConfig(h.dir);
+      doc.persistence.stateFile = stateFile;
+      h.writeConfig(doc);
+      expect(await runDaemon(h.options, h.deps)).toBe(1);
+      expect(h.printed).toEqual([message]);
+      // Startup undone: the engines stopped, pid file and control socket gone.
+      expect(h.engines.get('eth0')?.running).toBe(false);
+      expect(existsSync(h.options.pidfile!)).toBe(false);
+      expect(existsSync(h.options.controlSocket!)).toBe(false);
+    }
+  });
 });
+

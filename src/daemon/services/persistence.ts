@@ -8,7 +8,7 @@ import type { PersistenceEntryRequest, PersistenceEntryResponse } from '../../ap
 import type { L4muxConfig } from '../../config/types.js';
 import type { PersistenceApi } from '../../dataplane/engine.js';
 import { clientOf } from '../../persistence/client.js';
-import { EmbeddedStore } from '../../persistence/embedded.js';
+import { EmbeddedStore, StateFileError } from '../../persistence/embedded.js';
 import { SlowPath, type PersistentVip } from '../../persistence/slowpath.js';
 import { clientKey, type PersistenceStore } from '../../persistence/store.js';
 import type { ServedInterfaces } from '../served.js';
@@ -59,6 +59,8 @@ export class PersistenceService implements Service {
       await slow.start(engines);
     } catch (e) {
       await store.close().catch(() => undefined);
+      // The state file is the config's persistence.stateFile: named as a config error is.
+      if (e instanceof StateFileError) throw new StartupError([`persistence.stateFile: ${e.message}`]);
       throw new StartupError([`persistence: cannot open the ${store.kind} store: ${errorMessage(e)}`]);
     }
     this.slow = slow;
