@@ -2,6 +2,8 @@
 // each backend's check (defaults, pool, backend; port and tunnel target from the VIPs), and
 // the healthCheck definitions of l4mux.schema.json: in step with the defaults, and checked as
 // part of the whole config by the config's own validation.
+import { readFileSync } from 'node:fs';
+
 import { describe, expect, it } from 'vitest';
 
 import { validateConfig } from '../../src/config/index.js';
@@ -123,6 +125,14 @@ describe('health check validation: one "path: reason" per problem', () => {
       'pools.web.healthCheck.udp: give one of expect, expectRegex and expectHex, not expect and expectHex'],
     ['exec without a command', (c) => { hc(c).kind = 'exec'; hc(c).exec = { args: ['x'] }; },
       'pools.web.healthCheck.exec.command: required for an exec check'],
+    ['exec as root', (c) => { hc(c).kind = 'exec'; hc(c).exec = { command: '/bin/true', user: 'root' }; },
+      'pools.web.healthCheck.exec.user: "root" is root (uid 0): exec checks run as an unprivileged user; name one (default "nobody")'],
+    ['exec as uid 0', (c) => { hc(c).kind = 'exec'; hc(c).exec = { command: '/bin/true', user: '0' }; },
+      'pools.web.healthCheck.exec.user: "0" is root (uid 0): exec checks run as an unprivileged user; name one (default "nobody")'],
+    ['exec as a user the host does not have', (c) => { hc(c).kind = 'exec'; hc(c).exec = { command: '/bin/true', user: 'no-such-user-l4mux' }; },
+      'pools.web.healthCheck.exec.user: no user "no-such-user-l4mux" in /etc/passwd'],
+    ['exec user not a string', (c) => { hc(c).kind = 'exec'; hc(c).exec = { command: '/bin/true', user: 65534 }; },
+      'pools.web.healthCheck.exec.user: expected a string, got 65534'],
     ['weight from stdout of an http check', (c) => { hc(c).kind = 'http'; hc(c).weightFrom = 'stdout'; },
       'pools.web.healthCheck.weightFrom: "stdout" is only for exec checks (this check is "http")'],
     ['weight from a header of a udp check', (c) => { hc(c).kind = 'udp'; hc(c).udp = { send: 'a' }; hc(c).weightFrom = 'header'; },
@@ -279,6 +289,12 @@ describe('health check resolution', () => {
     expect(text?.udp).toEqual({ payloadHex: 'ff', expect: { kind: 'any' } });
     const [exec] = checks((c) => { hc(c).kind = 'exec'; hc(c).exec = { command: '/usr/lib/l4mux/check-db', args: ['-q'], env: { A: '1' } }; hc(c).weightFrom = 'stdout'; });
     expect(exec).toMatchObject({ kind: 'exec', weightFrom: 'stdout', exec: { command: '/usr/lib/l4mux/check-db', args: ['-q'], env: { A: '1' } }, target: { address: '10.1.0.1', port: 80 } });
+    // As "nobody" unless told otherwise; by name or uid, from /etc/passwd.
+    const nobody = /^nobody:[^:]*:(\d+):(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8'));
+    expect(nobody).not.toBeNull();
+    expect(exec?.exec?.user).toEqual({ name: 'nobody', uid: Number(nobody![1]), gid: Number(nobody![2]) });
+    const [byUid] = checks((c) => { hc(c).kind = 'exec'; hc(c).exec = { command: '/a', user: nobody![1] }; });
+    expect(byUid?.exec?.user).toEqual({ name: 'nobody', uid: Number(nobody![1]), gid: Number(nobody![2]) });
   });
 
   it('keys IPv6 backends by their canonical address', () => {

@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -11,6 +14,7 @@ afterAll(() => cleanups.forEach((c) => c()));
 function check(body: string, overrides: Partial<ExecProbeOptions> = {}): ReturnType<typeof createExecProbe> {
   const s = script(body);
   cleanups.push(s.cleanup);
+  if (overrides.user !== undefined) chmodSync(dirname(s.path), 0o755); // the user may reach it
   return createExecProbe({ command: s.path, args: [], env: {}, weightFrom: 'none', pool: 'web', backend: '10.1.0.7', ...overrides });
 }
 
@@ -88,4 +92,36 @@ describe('exec probe', () => {
     // Two waves of 200 ms.
     expect(Date.now() - started).toBeGreaterThanOrEqual(390);
   });
+
+  it('runs as exec.user: its uid and primary group, no supplementary groups, in /', async () => {
+    if (process.getuid?.() !== 0) return; // switching users needs root (CAP_SETUID, CAP_SETGID)
+    const nobody = /^nobody:[^:]*:(\d+):(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8'));
+    expect(nobody).not.toBeNull();
+    const user = { name: 'nobody', uid: Number(nobody![1]), gid: Number(nobody![2]) };
+    // The check writes who it is into a file the user may write (a directory open to all).
+    const dir = mkdtempSync(join(tmpdir(), 'l4mux-exec-user-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    chmodSync(dir, 0o1777);
+    const out = join(dir, 'who');
+    const probe = check('{ id -u; id -g; id -G; pwd; } > "$OUT"', { env: { OUT: out }, user });
+    expect(await probe(target, { timeoutMs: 5000 })).toMatchObject({ ok: true });
+    expect(readFileSync(out, 'utf8')).toBe(`${user.uid}\n${user.gid}\n${user.gid}\n/\n`);
+    expect(statSync(out).uid).toBe(user.uid);
+    // The same check without a user runs as the daemon (root here).
+    const asDaemon = check('{ id -u; } > "$OUT"', { env: { OUT: out } });
+    rmSync(out);
+    expect(await asDaemon(target, { timeoutMs: 5000 })).toMatchObject({ ok: true });
+    expect(readFileSync(out, 'utf8')).toBe('0\n');
+  });
+
+  it('kills a command that runs as exec.user and overstays the timeout', async () => {
+    if (process.getuid?.() !== 0) return;
+    const nobody = /^nobody:[^:]*:(\d+):(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8'));
+    const user = { name: 'nobody', uid: Number(nobody![1]), gid: Number(nobody![2]) };
+    const result = await check('sleep 8.125 & wait', { user })(target, { timeoutMs: 200 });
+    expect(result.detail).toMatch(/did not finish within 200 ms \(killed\)$/);
+    await sleep(100);
+    expect(processesMatching('sleep 8.125')).toEqual([]);
+  });
 });
+

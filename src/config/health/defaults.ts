@@ -34,6 +34,9 @@ export const DEFAULT_HTTP = {
 /** Port of http/https checks when neither the check nor the pool's VIPs give one. */
 export const DEFAULT_PORTS: Partial<Record<CheckKind, number>> = { http: 80, https: 443 };
 
+/** The unprivileged user exec checks run as (exec.user). */
+export const DEFAULT_EXEC_USER = 'nobody';
+
 /** Echo payload bytes, as ping(8) sends. */
 export const DEFAULT_ICMP_PAYLOAD = 56;
 

@@ -62,6 +62,18 @@ export interface ExecCheckOptions {
   args: string[];
   /** Added to the daemon's environment, before the BACKEND_* variables. */
   env: Record<string, string>;
+  /**
+   * Who the command runs as (exec.user, resolved from /etc/passwd; never uid 0). Absent: as the
+   * daemon (only specs built without the config do that).
+   */
+  user?: ExecUser;
+}
+
+export interface ExecUser {
+  name: string;
+  uid: number;
+  /** The user's primary group; the command gets no supplementary groups. */
+  gid: number;
 }
 
 /** The check of one backend, resolved from the config: what the scheduler runs. */
@@ -121,6 +133,7 @@ export interface ExecCheckInput {
   command?: string;
   args?: string[];
   env?: Record<string, string>;
+  user?: string;
 }
 
 /**

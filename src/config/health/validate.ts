@@ -10,7 +10,8 @@ import { DEFAULT_WEIGHT } from '../defaults.js';
 import { formatIssues, issue, makeIssueLookup, type Issue } from '../issues.js';
 import { formatPath, isRecord, type PathSegment } from '../path.js';
 import { defaultVipName } from '../semantic.js';
-import { DEFAULT_HEALTH, DEFAULT_HTTP, DEFAULT_ICMP_PAYLOAD, DEFAULT_PORTS } from './defaults.js';
+import { DEFAULT_EXEC_USER, DEFAULT_HEALTH, DEFAULT_HTTP, DEFAULT_ICMP_PAYLOAD, DEFAULT_PORTS } from './defaults.js';
+import { lookupUser } from './users.js';
 import { mergeHealthCheck } from './merge.js';
 import { checkHealthSchema, healthCheckLocations } from './schema.js';
 import { normalizeHex, parseStatusRanges, regexProblem } from './syntax.js';
@@ -253,8 +254,11 @@ function resolveCheck(check: HealthCheckInput, own: HealthCheckInput, context: C
       break;
     case 'exec': {
       const exec = check.exec;
+      const name = exec?.user ?? DEFAULT_EXEC_USER;
+      const user = lookupUser(name);
+      if (!user.ok) error(['exec', 'user'], user.reason);
       if (exec?.command === undefined) error(['exec', 'command'], 'required for an exec check');
-      else resolved.exec = { command: exec.command, args: [...(exec.args ?? [])], env: { ...exec.env } };
+      else if (user.ok) resolved.exec = { command: exec.command, args: [...(exec.args ?? [])], env: { ...exec.env }, user: user.user };
       break;
     }
     case 'tcp':

@@ -6,10 +6,13 @@
 // output being "N" or "N%" (keepalived's misc_dynamic, HAProxy's agent-check). A command that
 // overstays is killed with its whole process group. At most `limit` commands run at once per
 // checker; the timeout starts when a command starts, not while it waits for a slot.
+// It runs as exec.user (default "nobody"): that uid, its primary group, no supplementary
+// groups (libuv drops them), working directory /. Switching needs CAP_SETUID and CAP_SETGID,
+// and killing it on a timeout CAP_KILL (scripts/systemd/l4mux.service grants them).
 import { spawn } from 'node:child_process';
 
 import { MAX_BODY_BYTES } from '../defaults.js';
-import type { ExecCheckOptions, ProbeContext, ProbeResult, ProbeTarget, WeightSource } from '../types.js';
+import type { ExecCheckOptions, ExecUser, ProbeContext, ProbeResult, ProbeTarget, WeightSource } from '../types.js';
 import { parseWeightText } from '../weight.js';
 import { describeError, firstLine, runProbe } from './common.js';
 
@@ -71,6 +74,12 @@ export function createExecProbe(options: ExecProbeOptions, limiter?: Limiter): (
   };
 }
 
+/** spawn() options that run the command as `user` (nothing when the daemon already is that user). */
+function runAs(user: ExecUser | undefined): { uid?: number; gid?: number; cwd?: string } {
+  if (user === undefined || process.getuid?.() === user.uid) return {};
+  return { uid: user.uid, gid: user.gid, cwd: '/' };
+}
+
 function runCommand(options: ExecProbeOptions, target: ProbeTarget, ctx: ProbeContext): Promise<ProbeResult> {
   const name = options.command;
   return runProbe(ctx, `${name} did not finish within ${ctx.timeoutMs} ms (killed)`, (finish) => {
@@ -83,7 +92,7 @@ function runCommand(options: ExecProbeOptions, target: ProbeTarget, ctx: ProbeCo
       CHECK_TIMEOUT_MS: String(ctx.timeoutMs),
     };
     if (target.port !== undefined) env['BACKEND_PORT'] = String(target.port);
-    const child = spawn(options.command, options.args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(options.command, options.args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...runAs(options.user) });
     let exited = false;
     let stdout = '';
     let stderr = '';
