@@ -57,6 +57,7 @@ inline constexpr uint32_t kAfPacketBlockTimeoutMs = 2;    // a partly filled blo
 inline constexpr uint32_t kAfXdpFrameCount = 16384;  // UMEM frames, a power of two
 inline constexpr uint32_t kAfXdpFrameSize = 4096;    // 2048 or 4096
 inline constexpr uint32_t kAfXdpRingSize = 8192;     // rx, tx and completion rings, a power of two
+inline constexpr uint32_t kAfXdpTransmitFrames = 256;  // reserve for re-injected (copied) packets
 
 // Live capture (defaults.ts CAPTURE_*).
 inline constexpr uint64_t kCaptureCount = 1000;     // packets

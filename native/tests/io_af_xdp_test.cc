@@ -349,6 +349,8 @@ std::vector<VipKey> vip_keys(const ConfigSpec& spec) {
   return keys;
 }
 
+constexpr uint32_t kTransmitFrames = 32;  // of the Mux's 256 UMEM frames
+
 class Mux {
  public:
   Mux() : snapshot_(Snapshot::build(lab_config(), backends_, vips_)) {}
@@ -360,6 +362,7 @@ class Mux {
     o.xsks_map_fd = prog.xsks_map_fd();
     o.frame_count = 256;  // 1 MiB UMEM: plenty for a few dozen frames
     o.ring_size = 128;
+    o.transmit_frames = kTransmitFrames;
     io_ = open_af_xdp(o, error);
     return io_ != nullptr;
   }
@@ -419,7 +422,7 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
               xdp_mode_name(prog.mode()), prog.program_id(), prog.max_queues());
   if (!mux.io().zero_copy()) std::printf("[   INFO   ] zero copy: %s\n", mux.io().zero_copy_refused().c_str());
   const IoRingLevels at_open = mux.io().ring_levels();
-  EXPECT_EQ(at_open.fill_used, 256u) << "every UMEM frame starts on the fill ring";
+  EXPECT_EQ(at_open.fill_used, 256u - kTransmitFrames) << "every UMEM frame but the transmit reserve starts on the fill ring";
   EXPECT_EQ(at_open.fill_size, 256u);
   EXPECT_EQ(at_open.rx_size, 128u);
   EXPECT_EQ(at_open.tx_size, 128u);
@@ -441,7 +444,7 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
     std::this_thread::sleep_for(5ms);
   }
   EXPECT_EQ(waiting.rx_used, sent.size());
-  EXPECT_EQ(waiting.fill_used, 256u - sent.size());
+  EXPECT_EQ(waiting.fill_used, 256u - kTransmitFrames - sent.size());
   uint32_t min_headroom = UINT32_MAX;
   EXPECT_EQ(mux.pump(3s, sent.size(), [&](const Packet& p) { min_headroom = std::min(min_headroom, p.headroom); }),
             sent.size());
@@ -547,6 +550,41 @@ void steers_vip_traffic_only(Lab& lab, XdpProgram& prog) {
   EXPECT_TRUE(kernel_ping(lab)) << "the mux's address still answers its kernel's ping";
   mux.pump(200ms);
   EXPECT_EQ(mux.io().stats().rx_packets, rx_redirect) << "other ports of the mux's address are not steered";
+
+  // 6. transmit() sends frames the caller owns (held packets released by persistence) through
+  //    the reserve: byte for byte, more of them over time than the reserve has frames (they come
+  //    back from the completion ring), and a burst beyond the reserve is refused, not queued.
+  peer.clear();
+  std::vector<Bytes> own;
+  const uint32_t half = kTransmitFrames / 2;
+  for (uint16_t i = 0; i < 4 * half + kTransmitFrames + 8; ++i) own.push_back(syn("198.51.100.9", kVip4, static_cast<uint16_t>(46000 + i)));
+  std::vector<Packet> held(own.size());
+  for (size_t i = 0; i < own.size(); ++i) {
+    held[i].data = own[i].data();
+    held[i].len = static_cast<uint32_t>(own[i].size());
+  }
+  const IoStats before_tx = mux.io().stats();
+  uint32_t accepted = 0;
+  for (uint32_t round = 0; round < 4; ++round) {  // 4 x 16 = 64 frames through a reserve of 32
+    accepted += mux.io().transmit(std::span<Packet>(held.data() + round * half, half));
+    mux.pump(50ms);
+  }
+  EXPECT_EQ(accepted, 4 * half) << "reserve frames come back from the completion ring";
+  EXPECT_TRUE(peer.wait_until([&](const auto& fs) { return fs.size() >= 4 * half; }));
+  std::vector<Bytes> expected(own.begin(), own.begin() + 4 * half);
+  for (const Bytes& f : peer.frames()) {
+    const auto it = std::find(expected.begin(), expected.end(), f);
+    if (it != expected.end()) expected.erase(it);
+  }
+  EXPECT_TRUE(expected.empty()) << expected.size() << " transmitted frames not seen byte for byte";
+  mux.pump(100ms);
+  const uint32_t burst = mux.io().transmit(std::span<Packet>(held.data() + 4 * half, kTransmitFrames + 8));
+  EXPECT_EQ(burst, kTransmitFrames) << "no more at once than the reserve holds";
+  const IoStats after_tx = mux.io().stats();
+  EXPECT_EQ(after_tx.tx_packets - before_tx.tx_packets, 4 * half + kTransmitFrames);
+  EXPECT_EQ(after_tx.tx_ring_full - before_tx.tx_ring_full, 8u);
+  mux.pump(100ms);
+  EXPECT_EQ(mux.io().ring_levels().fill_used, 256u - kTransmitFrames) << "the reserve never reaches the fill ring";
 
   const AfXdpStats xio = mux.io().xdp_stats();
   EXPECT_EQ(xio.rx_dropped, 0u);

@@ -107,6 +107,8 @@ struct AfXdpIo::State {
   std::vector<uint64_t> rx_frame;  // per batch slot: the frame (base address) it came in
   std::vector<uint8_t> tx_ok;      // per batch slot: kTx and the frame lies inside its buffer
   std::vector<uint64_t> recycled;  // frames going back to the fill ring at the next flush
+  std::vector<uint64_t> spare;     // free frames of the transmit() reserve
+  uint64_t reserve_start = 0;      // address of the reserve's first frame
   uint32_t received = 0;           // frames handed out by the last receive(), not yet completed
   uint32_t tx_outstanding = 0;     // submitted to the TX ring, not yet seen on the completion ring
   bool tx_needs_kick = false;      // the last kick left descriptors on the TX ring
@@ -148,8 +150,9 @@ std::unique_ptr<PacketIo> open_af_xdp(const AfXdpOptions& options, std::string* 
     return nullptr;
   }
   if (options.frame_headroom + XDP_PACKET_HEADROOM + 256 > options.frame_size || options.max_batch == 0 ||
-      options.max_batch > options.ring_size) {
-    *why_not = "AF_XDP options: frame_headroom leaves no room for packets, or max_batch exceeds ring_size";
+      options.max_batch > options.ring_size || options.transmit_frames > options.frame_count / 2) {
+    *why_not = "AF_XDP options: frame_headroom leaves no room for packets, max_batch exceeds ring_size, or "
+               "transmit_frames exceeds half the frames";
     return nullptr;
   }
 
@@ -239,16 +242,20 @@ std::unique_ptr<PacketIo> open_af_xdp(const AfXdpOptions& options, std::string* 
     return nullptr;
   }
 
-  // Every frame starts on the fill ring.
+  // Every frame but the transmit reserve starts on the fill ring.
+  const uint32_t receive_frames = options.frame_count - options.transmit_frames;
   uint32_t idx = 0;
-  if (xsk_ring_prod__reserve(&s->fill, options.frame_count, &idx) != options.frame_count) {
+  if (xsk_ring_prod__reserve(&s->fill, receive_frames, &idx) != receive_frames) {
     *why_not = "AF_XDP fill ring refused the initial frames";
     return nullptr;
   }
-  for (uint32_t i = 0; i < options.frame_count; ++i) {
+  for (uint32_t i = 0; i < receive_frames; ++i) {
     *xsk_ring_prod__fill_addr(&s->fill, idx + i) = uint64_t{i} * options.frame_size;
   }
-  xsk_ring_prod__submit(&s->fill, options.frame_count);
+  xsk_ring_prod__submit(&s->fill, receive_frames);
+  s->reserve_start = uint64_t{receive_frames} * options.frame_size;
+  s->spare.reserve(options.transmit_frames);
+  for (uint32_t i = options.frame_count; i > receive_frames; --i) s->spare.push_back(uint64_t{i - 1} * options.frame_size);
 
   s->rx_frame.assign(options.max_batch, 0);
   s->tx_ok.assign(options.max_batch, 0);
@@ -276,7 +283,14 @@ void AfXdpIo::reap_completions() {
   uint32_t idx = 0;
   const uint32_t done = xsk_ring_cons__peek(&s.comp, s.opt.ring_size, &idx);
   if (done == 0) return;
-  for (uint32_t i = 0; i < done; ++i) recycle(*xsk_ring_cons__comp_addr(&s.comp, idx + i));
+  for (uint32_t i = 0; i < done; ++i) {
+    const uint64_t frame = *xsk_ring_cons__comp_addr(&s.comp, idx + i) & s.frame_mask;
+    if (frame >= s.reserve_start) {
+      s.spare.push_back(frame);  // capacity transmit_frames: never allocates
+    } else {
+      recycle(frame);
+    }
+  }
   xsk_ring_cons__release(&s.comp, done);
   s.tx_outstanding -= std::min(done, s.tx_outstanding);
 }
@@ -404,6 +418,45 @@ void AfXdpIo::complete(std::span<Packet> batch, uint32_t n) {
   s.tx_packets.add(used);
   flush_recycled();
   if (used > 0 || s.tx_needs_kick) kick_tx();
+}
+
+uint32_t AfXdpIo::transmit(std::span<Packet> frames) {
+  State& s = *s_;
+  reap_completions();
+  // Copied behind the kernel's headroom, as a received packet would lie.
+  const uint32_t offset = XDP_PACKET_HEADROOM + s.opt.frame_headroom;
+  uint32_t want = 0;
+  for (const Packet& p : frames) want += p.len > 0 && p.len <= s.opt.frame_size - offset ? 1 : 0;
+  const uint32_t have = std::min<uint32_t>(want, static_cast<uint32_t>(s.spare.size()));
+  uint32_t idx = 0;
+  uint32_t slots = have > 0 ? std::min(have, xsk_prod_nb_free(&s.tx, have)) : 0;
+  if (slots > 0 && xsk_ring_prod__reserve(&s.tx, slots, &idx) != slots) slots = 0;
+  uint32_t used = 0;
+  for (const Packet& p : frames) {
+    if (p.len == 0 || p.len > s.opt.frame_size - offset) {
+      s.tx_errors.add();
+      continue;
+    }
+    if (used == slots) {
+      s.tx_ring_full.add();  // no reserve frame or TX slot left: the caller counts it unsent
+      continue;
+    }
+    const uint64_t frame = s.spare.back();
+    s.spare.pop_back();
+    std::memcpy(s.area + frame + offset, p.data, p.len);
+    xdp_desc* d = xsk_ring_prod__tx_desc(&s.tx, idx + used);
+    d->addr = frame + offset;
+    d->len = p.len;
+    d->options = 0;
+    ++used;
+  }
+  if (used > 0) {
+    xsk_ring_prod__submit(&s.tx, used);
+    s.tx_outstanding += used;
+    s.tx_packets.add(used);
+    kick_tx();
+  }
+  return used;
 }
 
 IoStats AfXdpIo::stats() const {

@@ -12,6 +12,10 @@
 //               kDrop, kPass -> fill ring
 // The fill ring has one slot per frame, so a returned frame always has a slot.
 //
+// transmit() sends packets that are not in a received frame (held packets of persistence,
+// released once the slow path answers): each is copied into a frame of a small reserve that
+// never goes on the fill ring, and that frame returns to the reserve from the completion ring.
+//
 // kPass cannot be honoured: a frame taken by AF_XDP has no way back into the kernel's stack.
 // The XDP program only redirects traffic for VIP addresses, so such verdicts are rare; they
 // are counted (passed_dropped) and the frame is recycled.
@@ -54,6 +58,8 @@ struct AfXdpOptions {
   uint32_t frame_headroom = 0;   // extra headroom on top of the kernel's XDP_PACKET_HEADROOM (256)
   uint32_t ring_size = defaults::kAfXdpRingSize;  // rx, tx and completion rings, power of two
   uint32_t max_batch = kMaxBatch;  // the largest batch receive() fills
+  // Frames kept off the fill ring for transmit() (the last ones of the UMEM); at most half.
+  uint32_t transmit_frames = defaults::kAfXdpTransmitFrames;
   // Mark TCP/UDP packets whose checksum field holds only the pseudo-header sum (Linux's
   // CHECKSUM_PARTIAL state, which veth passes through XDP unchanged) kPacketChecksumPartial,
   // so that the pipeline finalizes their checksum. Costs a look at the fixed headers.
@@ -82,6 +88,7 @@ class AfXdpIo final : public PacketIo {
 
   uint32_t receive(std::span<Packet> batch, int timeout_ms) override;
   void complete(std::span<Packet> batch, uint32_t n) override;
+  uint32_t transmit(std::span<Packet> frames) override;
   IoStats stats() const override;
   IoRingLevels ring_levels() const override;
   std::string describe() const override;
