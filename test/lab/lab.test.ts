@@ -54,7 +54,7 @@ describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
     const flows = ([1, 2] as const).map((m) => lab.status(m).interfaces[0]?.counters.vips.reduce((n, v) => n + v.newFlows, 0) ?? 0);
     expect(flows[0]).toBeGreaterThan(0);
     expect(flows[1]).toBeGreaterThan(0);
-  });
+  }, 20_000);  // 24 curls one after another: 4 s at load 14, more than the 5 s default on a busier host
 
   it('a flow reaches the same backend through either mux (same config, same seed)', () => {
     const router = (args: string[]): string => lab.exec('router', ['ip', ...args]);
