@@ -82,6 +82,8 @@ export interface ChannelCounters {
   resyncsReceived: number;
   queueDropped: number;
   sendErrors: number;
+  persistSent: number;
+  persistReceived: number;
   refused: Record<Refusal, number>;
 }
 
@@ -107,6 +109,8 @@ export interface ChannelEvents {
   /** The peer could not get what we sent it: every entry it should hold must be sent again. */
   resyncNeeded: [peer: string];
   refused: [reason: Refusal, from: string];
+  /** A persist message (the cluster persistence store's; not part of the reliable stream). */
+  persist: [peer: string, payload: Buffer];
 }
 
 interface Chunk {
@@ -203,6 +207,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     resyncsReceived: 0,
     queueDropped: 0,
     sendErrors: 0,
+    persistSent: 0,
+    persistReceived: 0,
     refused: Object.fromEntries(REFUSALS.map((r) => [r, 0])) as Record<Refusal, number>,
   };
 
@@ -263,6 +269,19 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (p === undefined) return;
     const hb: Heartbeat = { fingerprint, ready, lastRseq: p.nextRseq - 1n, ackBoot: p.bootId, ackRseq: p.reliable.contiguous };
     this.sendRaw(p, MessageType.heartbeat, encodeHeartbeat(hb));
+  }
+
+  /**
+   * Sends one persist message to `peer` at once (sealed like every datagram, outside the
+   * reliable stream and the rate cap: the persistence store retries until answered). false
+   * for an unknown peer or a payload too large for one datagram.
+   */
+  sendPersist(peer: string, payload: Buffer): boolean {
+    const p = this.peers.get(peer);
+    if (p === undefined || payload.length > MAX_PAYLOAD) return false;
+    this.counters.persistSent++;
+    this.sendRaw(p, MessageType.persist, payload);
+    return true;
   }
 
   /**
@@ -529,6 +548,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
         if (ack.ackBoot === this.bootId) this.repair(p, ack.missing);
         return;
       }
+      case MessageType.persist:
+        this.counters.persistReceived++;
+        this.emit('persist', p.member.id, payload);
+        return;
       case MessageType.resync: {
         if (payload.length !== 8) return refuse('bad_payload');
         this.counters.resyncsReceived++;

@@ -9,6 +9,7 @@ const P2 = 0x8ebc6af09c88c6e3n;
 const P3 = 0x589965cc75374cc3n;
 const FLOW_PURPOSE = 0x4852572d666c6f77n; // "HRW-flow"
 const MEMBER_PURPOSE = 0x4852572d6d656d62n; // "HRW-memb"
+const KEY_PURPOSE = 0x4852572d706b6579n; // "HRW-pkey": persistence client keys
 export const NO_MEMBER = 255;
 
 function mum(a: bigint, b: bigint): bigint {
@@ -103,6 +104,7 @@ export interface Owners {
 /** A fixed member list (sorted by id, as DataplaneCluster gives it) and seed. */
 export class Ownership {
   private readonly flowSeed: bigint;
+  private readonly keySeed: bigint;
   private readonly idHashes: bigint[];
   private readonly equalWeights: boolean;
 
@@ -111,6 +113,7 @@ export class Ownership {
     readonly members: readonly OwnershipMember[],
   ) {
     this.flowSeed = deriveSeed(seed, FLOW_PURPOSE);
+    this.keySeed = deriveSeed(seed, KEY_PURPOSE);
     const memberSeed = deriveSeed(seed, MEMBER_PURPOSE);
     this.idHashes = members.map((m) => hashBytes(Buffer.from(m.id, 'utf8'), memberSeed));
     const weights = new Set(members.filter((m) => m.live).map((m) => m.weight));
@@ -118,7 +121,19 @@ export class Ownership {
   }
 
   owners(rec: Buffer, at = 0): Owners {
-    const h = flowHash(rec, at, this.flowSeed);
+    return this.ownersOfHash(flowHash(rec, at, this.flowSeed));
+  }
+
+  /**
+   * Owner and backup of a persistence client key ("<vip>/<client>"): the same weighted
+   * rendezvous hashing over the same live members, of the key's bytes (not of a flow), so that
+   * every mux sends a client's read-miss-create to the same owner.
+   */
+  keyOwners(key: string): Owners {
+    return this.ownersOfHash(hashBytes(Buffer.from(key, 'utf8'), this.keySeed));
+  }
+
+  private ownersOfHash(h: bigint): Owners {
     let owner = NO_MEMBER;
     let backup = NO_MEMBER;
     let best: Score = { negLog: 0n, weight: 0n, draw: 0n };

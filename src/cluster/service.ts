@@ -91,6 +91,8 @@ export interface ClusterStatus {
 export interface ClusterServiceEvents {
   ready: [];
   membership: [live: string[]];
+  /** A peer joined or came back with a new boot (the persistence store sends it its entries). */
+  peerUp: [peer: string];
 }
 
 const POLL_BATCH = 16384;
@@ -117,6 +119,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   private readonly table: EntryTable;
   private readonly fingerprint: bigint;
   private ownership: Ownership;
+  private keyOwnership: { signature: string; ownership: Ownership } | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readyTimer: NodeJS.Timeout | undefined;
@@ -191,6 +194,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
         this.leaving.delete(peer);
       }
       this.membershipChanged(new Map([[peer, this.channel.peerBoot(peer)]]));
+      this.emit('peerUp', peer);
     });
     this.membership.on('leave', (peer, silentMs) => {
       this.transferredFrom.delete(peer);
@@ -202,6 +206,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
       this.transferredFrom.delete(peer);
       this.log.info({ peer }, `cluster: ${peer} restarted: sending it its entries again`);
       this.transferTo(new Map([[peer, this.channel.peerBoot(peer)]]));
+      this.emit('peerUp', peer);
     });
     this.membership.on('mismatch', (peer) =>
       this.log.error({ peer }, `cluster: ${peer} runs another cluster config (members, weights, seed or ports differ): ownership disagrees until they match`),
@@ -251,6 +256,25 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
       members: this.members.map((m, i) => ({ id: m.id, address: m.address, weight: m.weight, live: i === this.selfIndex || this.membership.isLive(m.id) || this.leaving.has(m.id) })),
       redirectPort: this.options.config.redirectPort,
     };
+  }
+
+  get selfId(): string {
+    return this.options.config.self.id;
+  }
+
+  /**
+   * Owner and backup (member ids) of a persistence client key among the members membership
+   * calls live now (a member that is leaving is not asked): the weighted rendezvous hashing of
+   * the flows, over the key. undefined: none (no backup without a second live member).
+   */
+  keyOwners(key: string): { owner: string | undefined; backup: string | undefined } {
+    const live = this.members.map((m, i) => i === this.selfIndex || this.membership.isLive(m.id));
+    const signature = live.map((l) => (l ? '1' : '0')).join('');
+    if (this.keyOwnership?.signature !== signature) {
+      this.keyOwnership = { signature, ownership: new Ownership(BigInt(this.options.seed), this.members.map((m, i) => ({ id: m.id, weight: m.weight, live: live[i] === true }))) };
+    }
+    const { owner, backup } = this.keyOwnership.ownership.keyOwners(key);
+    return { owner: this.members[owner]?.id, backup: this.members[backup]?.id };
   }
 
   private liveIds(): string[] {

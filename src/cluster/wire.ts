@@ -1,9 +1,11 @@
-// Wire format of the cluster channel (version 1): UDP datagrams between muxes, each sealed
-// with ChaCha20-Poly1305. Layout (network byte order):
+// Wire format of the cluster channel (version 2): UDP datagrams between muxes, each sealed
+// with ChaCha20-Poly1305. Version 2 added type 5 (persist); a version-1 mux refuses version-2
+// datagrams (bad_version) and the other way round: upgrade every mux of a cluster together.
+// Layout (network byte order):
 //
 //   datagram  off size
-//              0   1   version (1)
-//              1   1   type: 1 heartbeat, 2 entries, 3 ack, 4 resync
+//              0   1   version (2)
+//              1   1   type: 1 heartbeat, 2 entries, 3 ack, 4 resync, 5 persist
 //              2   2   reserved, 0
 //              4   4   sender tag (first 4 bytes of SHA-256 of "l4mux member\0" + sender id)
 //              8   8   sender boot id (milliseconds since the epoch << 16 | 16 random bits)
@@ -21,6 +23,9 @@
 //               ranges 2 | ranges x (from 8, to 8) missing, to be sent again
 //   resync      fromRseq 8: what is below it cannot be repaired; the stream restarts there and
 //               the sender re-sends the receiver's entries from its table
+//   persist     the cluster persistence store's requests and replies (persist-wire.ts):
+//               op 1 | flags 1 | count 2 | request id 4 | first item 2 | zero 2 | count items;
+//               not part of the reliable stream (the store retries until answered)
 //
 //   entry (24 bytes for IPv4, 60 for IPv6; IPv4 with an IPv6 backend 36)
 //              0   1   kind (as the flow record: 1 new, 2 end, 3 refresh, 4 teach)
@@ -34,7 +39,7 @@
 //             12 4|16  client address, then VIP address, then backend address (0|4|16)
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const HEADER_BYTES = 24;
 export const TAG_BYTES = 16;
 export const OVERHEAD_BYTES = HEADER_BYTES + TAG_BYTES;
@@ -44,7 +49,7 @@ export const MAX_PAYLOAD = MAX_DATAGRAM - OVERHEAD_BYTES;
 export const ENTRIES_HEADER_BYTES = 20;
 export const MAX_ENTRY_BYTES = 60;
 
-export const MessageType = { heartbeat: 1, entries: 2, ack: 3, resync: 4 } as const;
+export const MessageType = { heartbeat: 1, entries: 2, ack: 3, resync: 4, persist: 5 } as const;
 export type MessageTypeNumber = (typeof MessageType)[keyof typeof MessageType];
 
 /** Priority classes of entries, most urgent first. */
@@ -95,7 +100,7 @@ export function readHeader(datagram: Buffer): HeaderParse {
   if (datagram.length > MAX_DATAGRAM) return { ok: false, reason: 'oversized' };
   if (datagram[0] !== WIRE_VERSION) return { ok: false, reason: 'bad_version' };
   const type = datagram[1] ?? 0;
-  if (type < MessageType.heartbeat || type > MessageType.resync || datagram.readUInt16BE(2) !== 0) return { ok: false, reason: 'bad_type' };
+  if (type < MessageType.heartbeat || type > MessageType.persist || datagram.readUInt16BE(2) !== 0) return { ok: false, reason: 'bad_type' };
   return {
     ok: true,
     header: { version: WIRE_VERSION, type, senderTag: datagram.readUInt32BE(4), bootId: datagram.readBigUInt64BE(8), seq: datagram.readBigUInt64BE(16) },

@@ -223,7 +223,7 @@ export class Daemon {
     services.push(new HealthCheckService());
     // After the engines (their tables) and the cluster (its channel), before the control socket.
     if (config.persistence !== undefined) {
-      this.persistence = new PersistenceService(this.deps.createPersistenceStore);
+      this.persistence = new PersistenceService(this.deps.createPersistenceStore, () => this.cluster?.clusterService);
       services.push(this.persistence);
     }
     if (this.options.controlSocket !== undefined) {

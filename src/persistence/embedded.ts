@@ -8,17 +8,21 @@ import { dirname } from 'node:path';
 
 import type { ClientKey, PersistenceStore, RmcAnswer, RmcRequest, StoreEntry, StoreEvents, TouchRequest } from './store.js';
 
-interface Entry {
+export interface EmbeddedEntry {
   backend: string;
   /** Wall-clock milliseconds. */
   expiresAt: number;
+  /** The cluster store's version of the entry (its owner's hybrid clock); 0 on a single mux. */
+  version: number;
 }
+type Entry = EmbeddedEntry;
 
-/** One line of the state file: an entry (b, t) or its removal (d). */
+/** One line of the state file: an entry (b, t, v when not 0) or its removal (d). */
 interface LogLine {
   k: string;
   b?: string;
   t?: number;
+  v?: number;
   d?: 1;
 }
 
@@ -116,7 +120,7 @@ export class EmbeddedStore implements PersistenceStore {
       }
       if (typeof line.k !== 'string') continue;
       if (line.d === 1) this.entries.delete(line.k);
-      else if (typeof line.b === 'string' && typeof line.t === 'number') this.entries.set(line.k, { backend: line.b, expiresAt: line.t });
+      else if (typeof line.b === 'string' && typeof line.t === 'number') this.entries.set(line.k, { backend: line.b, expiresAt: line.t, version: typeof line.v === 'number' ? line.v : 0 });
     }
     for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
     try {
@@ -138,7 +142,7 @@ export class EmbeddedStore implements PersistenceStore {
         continue;
       }
       const expiresAt = now + r.timeoutSeconds * 1000;
-      this.entries.set(r.key, { backend: r.proposed, expiresAt });
+      this.entries.set(r.key, { backend: r.proposed, expiresAt, version: 0 });
       log.push({ k: r.key, b: r.proposed, t: expiresAt });
       out.push({ key: r.key, backend: r.proposed, created: true });
     }
@@ -151,7 +155,7 @@ export class EmbeddedStore implements PersistenceStore {
     const now = this.now();
     if (e !== undefined && e.expiresAt > now && e.backend !== expected) return e.backend;
     const expiresAt = now + timeoutSeconds * 1000;
-    this.entries.set(key, { backend: next, expiresAt });
+    this.entries.set(key, { backend: next, expiresAt, version: 0 });
     this.append([{ k: key, b: next, t: expiresAt }]);
     return next;
   }
@@ -167,7 +171,7 @@ export class EmbeddedStore implements PersistenceStore {
       // per-second log of every active client.
       if (expiresAt - e.expiresAt < (timeoutSeconds * 1000) / 4) continue;
       e.expiresAt = expiresAt;
-      log.push({ k: key, b: e.backend, t: expiresAt });
+      log.push(lineOf(key, e));
     }
     this.append(log);
   }
@@ -197,9 +201,27 @@ export class EmbeddedStore implements PersistenceStore {
   }
 
   /** Entries as the store holds them (tests, `l4mux persistence`). */
-  get(key: ClientKey): { backend: string; expiresAt: number } | undefined {
+  get(key: ClientKey): EmbeddedEntry | undefined {
     const e = this.entries.get(key);
     return e !== undefined ? { ...e } : undefined;
+  }
+
+  /** The entry when it has not expired (the cluster store's reads). */
+  peek(key: ClientKey): EmbeddedEntry | undefined {
+    const e = this.entries.get(key);
+    return e !== undefined && e.expiresAt > this.now() ? { ...e } : undefined;
+  }
+
+  /** Records an entry as it is (the cluster store's writes: its owner decided it). */
+  write(key: ClientKey, entry: EmbeddedEntry): void {
+    this.entries.set(key, { ...entry });
+    this.append([lineOf(key, entry)]);
+  }
+
+  /** The entries that have not expired. */
+  live(): Array<[ClientKey, EmbeddedEntry]> {
+    const now = this.now();
+    return [...this.entries].filter(([, e]) => e.expiresAt > now).map(([k, e]) => [k, { ...e }]);
   }
 
   private append(lines: LogLine[]): void {
@@ -220,7 +242,7 @@ export class EmbeddedStore implements PersistenceStore {
     if (this.fd !== undefined) closeSync(this.fd);
     const tmp = `${this.options.path}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
-    const body = [...this.entries].map(([k, e]) => JSON.stringify({ k, b: e.backend, t: e.expiresAt })).join('\n');
+    const body = [...this.entries].map(([k, e]) => JSON.stringify(lineOf(k, e))).join('\n');
     if (body !== '') writeSync(fd, body + '\n');
     fdatasyncSync(fd);
     closeSync(fd);
@@ -229,4 +251,8 @@ export class EmbeddedStore implements PersistenceStore {
     this.lines = this.entries.size;
     this.compactions += 1;
   }
+}
+
+function lineOf(k: ClientKey, e: EmbeddedEntry): LogLine {
+  return e.version !== 0 ? { k, b: e.backend, t: e.expiresAt, v: e.version } : { k, b: e.backend, t: e.expiresAt };
 }

@@ -7,7 +7,7 @@
 // current with what the others record.
 import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 
-import type { ClientKey, PersistenceStore, RmcAnswer, RmcRequest, StoreEntry, StoreEvents, TouchRequest } from './store.js';
+import { StoreTimeout, type ClientKey, type PersistenceStore, type RmcAnswer, type RmcRequest, type StoreEntry, type StoreEvents, type TouchRequest } from './store.js';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -16,7 +16,7 @@ export interface EtcdStoreOptions {
   timeoutMs: number;
 }
 
-export class StoreTimeout extends Error {}
+export { StoreTimeout };
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

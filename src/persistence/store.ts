@@ -4,6 +4,9 @@
 // batched touches that push the timeout back, and (for shared stores) a feed of the entries
 // other muxes record.
 
+/** The store did not answer within its time limit (the slow path then decides locally). */
+export class StoreTimeout extends Error {}
+
 /** A client of a persistent VIP: "<vip name>/<client address or prefix>". */
 export type ClientKey = string;
 

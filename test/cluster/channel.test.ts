@@ -6,7 +6,7 @@ import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { Channel, type ChannelOptions } from '../../src/cluster/channel.js';
-import { EntryClass, decodeWireEntry, encodeWireEntry, wireEntrySize } from '../../src/cluster/wire.js';
+import { EntryClass, decodeWireEntry, encodeWireEntry, WIRE_VERSION, wireEntrySize } from '../../src/cluster/wire.js';
 import { manyFlows, record, records } from './records.js';
 
 const SECRET = Buffer.alloc(32, 7);
@@ -139,10 +139,34 @@ describe('channel', () => {
     const [, b] = pair();
     await b.start();
     const s = createSocket('udp4');
-    await new Promise<void>((r) => s.send(Buffer.alloc(100, 1), (b as unknown as { options: ChannelOptions }).options.self.port, '127.0.0.1', () => r()));
+    const junk = Buffer.alloc(100, 1);
+    junk[0] = WIRE_VERSION;
+    await new Promise<void>((r) => s.send(junk, (b as unknown as { options: ChannelOptions }).options.self.port, '127.0.0.1', () => r()));
+    // A version-1 datagram (a mux not yet upgraded) is refused by its version.
+    const v1 = Buffer.alloc(100, 0);
+    v1[0] = 1;
+    v1[1] = 1;
+    await new Promise<void>((r) => s.send(v1, (b as unknown as { options: ChannelOptions }).options.self.port, '127.0.0.1', () => r()));
+    await until(() => Object.values(b.counters.refused).reduce((x, y) => x + y, 0) >= 2);
     s.close();
-    await until(() => Object.values(b.counters.refused).some((n) => n > 0));
     expect(b.counters.refused.bad_type).toBe(1);
+    expect(b.counters.refused.bad_version).toBe(1);
+  });
+
+  it('carries persist messages, sealed, outside the reliable stream; refuses ones too large for a datagram', async () => {
+    const [a, b] = pair();
+    await Promise.all([a.start(), b.start()]);
+    const got: Array<[string, Buffer]> = [];
+    b.on('persist', (peer, payload) => got.push([peer, Buffer.from(payload)]));
+    expect(a.sendPersist('b', Buffer.from('hello persistence'))).toBe(true);
+    expect(a.sendPersist('b', Buffer.alloc(2000))).toBe(false);
+    expect(a.sendPersist('nobody', Buffer.alloc(10))).toBe(false);
+    await until(() => got.length === 1);
+    expect(got[0]?.[0]).toBe('a');
+    expect(got[0]?.[1].toString()).toBe('hello persistence');
+    expect(a.counters.persistSent).toBe(1);
+    expect(b.counters.persistReceived).toBe(1);
+    expect(b.status()[0]?.receivedRseq).toBe('0');
   });
 
   it('repairs lost batches (acks name the holes, the sender sends them again)', async () => {

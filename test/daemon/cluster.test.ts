@@ -30,7 +30,7 @@ interface SyncFake {
   ownersAsked: unknown[];
 }
 
-function clusterHarness(self: 'a' | 'b', key: Buffer): { h: Harness; sync: SyncFake } {
+function clusterHarness(self: 'a' | 'b', key: Buffer, edit?: (doc: Json, dir: string) => void): { h: Harness; sync: SyncFake } {
   const doc = daemonConfig();
   const addresses = { a: '127.0.0.2', b: '127.0.0.3' };
   const other = self === 'a' ? 'b' : 'a';
@@ -38,6 +38,7 @@ function clusterHarness(self: 'a' | 'b', key: Buffer): { h: Harness; sync: SyncF
   const keyFile = join(h.dir, 'cluster.key');
   writeFileSync(keyFile, key, { mode: 0o600 });
   doc['cluster'] = { id: self, address: addresses[self], peers: [{ id: other, address: addresses[other] }], keyFile, heartbeatInterval: 50, deadAfter: 4, syncPort: port, commitTimeout: 2000 };
+  edit?.(doc, h.dir);
   h.writeConfig(doc);
   const sync: SyncFake = { exported: [], installed: [], events: [], ownersAsked: [] };
   h.setupEngine((e: FakeEngine) => {
@@ -153,6 +154,38 @@ describe('daemon with a cluster', () => {
     ok.h.writeConfig(doc);
     const r = await d.reload('test');
     expect(r.ok && r.restartRequired).toEqual(['cluster: changed (requires restart)']);
+  });
+
+  it('with persistence, the embedded store spans the daemons: clients punted on both at once get one backend, recorded in both state files', async () => {
+    const key = Buffer.alloc(32, 0x45);
+    const persistent = (doc: Json, dir: string): void => {
+      doc['vips'][0].persistence = { timeout: 600 };
+      doc['persistence'] = { stateFile: join(dir, 'persistence.log'), tableEntries: 4096, puntSlots: 64, storeTimeout: 2000 };
+    };
+    const a = clusterHarness('a', key, persistent);
+    const b = clusterHarness('b', key, persistent);
+    const da = await start(a.h);
+    const db = await start(b.h);
+    const persistence = (d: Daemon): Json => (d.status() as unknown as Json)['services']['persistence']['slowPath'] as Json;
+    await until(() => [da, db].every((d) => persistence(d)['store']['synced'] === true && clusterStatus(d)['members'].every((m: Json) => m['live'] === true)));
+    expect(persistence(da)['store']).toMatchObject({ kind: 'embedded', cluster: true });
+    const tableOf = (h: Harness): NonNullable<FakeEngine['persistence']> => (h.engines.get('eth0') as FakeEngine).persistence as NonNullable<FakeEngine['persistence']>;
+    const clients = Array.from({ length: 50 }, (_, i) => `198.51.100.${i}`);
+    // Every client's first packet on both at once, a proposing one backend and b the other.
+    const ta = clients.map((c, i) => tableOf(a.h).punt('web', c, i % 2 === 0 ? '10.1.0.1' : '10.1.0.2'));
+    const tb = clients.map((c, i) => tableOf(b.h).punt('web', c, i % 2 === 0 ? '10.1.0.2' : '10.1.0.1'));
+    await until(() => ta.every((t) => tableOf(a.h).answerFor(t) !== undefined) && tb.every((t) => tableOf(b.h).answerFor(t) !== undefined));
+    const answersA = ta.map((t) => tableOf(a.h).answerFor(t));
+    expect(tb.map((t) => tableOf(b.h).answerFor(t))).toEqual(answersA);
+    expect(persistence(da)['counters']).toMatchObject({ localDecisions: 0 });
+    expect(persistence(db)['counters']).toMatchObject({ localDecisions: 0 });
+    // Both state files hold every client, with the answered backend.
+    await until(() => [a.h, b.h].every((h) => readFileSync(join(h.dir, 'persistence.log'), 'utf8').trim().split('\n').length >= clients.length));
+    for (const h of [a.h, b.h]) {
+      const lines = readFileSync(join(h.dir, 'persistence.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { k: string; b: string });
+      const last = new Map(lines.map((l) => [l.k, l.b]));
+      expect(clients.map((c) => last.get(`web/${c}`))).toEqual(answersA);
+    }
   });
 
   it('a config without a cluster section runs no cluster service and gives no cluster view', async () => {

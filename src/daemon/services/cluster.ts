@@ -40,6 +40,11 @@ export class ClusterDaemonService extends EventEmitter<{ ready: [] }> implements
     return new ClusterDaemonService(service);
   }
 
+  /** The cluster itself (the persistence store's transport). */
+  get clusterService(): ClusterService {
+    return this.cluster;
+  }
+
   get ready(): boolean {
     return this.cluster.ready;
   }

@@ -1,5 +1,6 @@
 // Client persistence as a daemon service: present when the config has persistent VIPs (or the
-// persistence section). It opens the store (embedded, or etcd), and runs the slow path against
+// persistence section). It opens the store (embedded; embedded across the muxes when the config
+// has a cluster, src/persistence/cluster-store.ts; or etcd), and runs the slow path against
 // every served interface's engine (their persistence tables and punt queues). A reload hands
 // it the new VIPs (added, removed, changed timeouts and bounds); stop closes the store after
 // the slow path stopped taking punts. `l4mux status` shows the tables and the slow path under
@@ -8,16 +9,21 @@ import type { PersistenceEntryRequest, PersistenceEntryResponse } from '../../ap
 import type { L4muxConfig } from '../../config/types.js';
 import type { PersistenceApi } from '../../dataplane/engine.js';
 import { clientOf } from '../../persistence/client.js';
+import type { ClusterService } from '../../cluster/service.js';
+import { ClusterStore, clusterTransport } from '../../persistence/cluster-store.js';
 import { EmbeddedStore, StateFileError } from '../../persistence/embedded.js';
 import { SlowPath, type PersistentVip } from '../../persistence/slowpath.js';
 import { clientKey, type PersistenceStore } from '../../persistence/store.js';
 import type { ServedInterfaces } from '../served.js';
 import { errorMessage, StartupError, type Service, type ServiceContext } from '../service.js';
 
-/** Makes the store the config asks for (the daemon's default: embedded file or etcd). */
-export type PersistenceStoreFactory = (config: L4muxConfig) => Promise<PersistenceStore>;
+/**
+ * Makes the store the config asks for (the daemon's default: embedded file or etcd; embedded
+ * with a cluster: the cluster store over `cluster`'s channel).
+ */
+export type PersistenceStoreFactory = (config: L4muxConfig, cluster?: ClusterService) => Promise<PersistenceStore>;
 
-export const defaultPersistenceStore: PersistenceStoreFactory = async (config) => {
+export const defaultPersistenceStore: PersistenceStoreFactory = async (config, cluster) => {
   const p = config.persistence;
   if (p === undefined) throw new Error('no persistence section');
   if (p.store === 'etcd') {
@@ -25,6 +31,16 @@ export const defaultPersistenceStore: PersistenceStoreFactory = async (config) =
     // Loaded only when used: the etcd client (grpc) costs start-up time.
     const { EtcdStore } = await import('../../persistence/etcd.js');
     return new EtcdStore(p.etcd);
+  }
+  if (config.cluster !== undefined && cluster !== undefined) {
+    const { heartbeatIntervalMs, deadAfter } = config.cluster;
+    return new ClusterStore({
+      path: p.stateFile,
+      transport: clusterTransport(cluster),
+      timeoutMs: p.storeTimeoutMs,
+      graceMs: heartbeatIntervalMs * (deadAfter + 1),
+      syncTimeoutMs: Math.max(5000, heartbeatIntervalMs * deadAfter * 10),
+    });
   }
   return new EmbeddedStore({ path: p.stateFile });
 };
@@ -39,7 +55,11 @@ export class PersistenceService implements Service {
   private interfaces: ServedInterfaces | undefined;
   private config: L4muxConfig | undefined;
 
-  constructor(private readonly createStore: PersistenceStoreFactory = defaultPersistenceStore) {}
+  constructor(
+    private readonly createStore: PersistenceStoreFactory = defaultPersistenceStore,
+    /** The cluster, when the config has one (the embedded store then spans the muxes). */
+    private readonly cluster?: () => ClusterService | undefined,
+  ) {}
 
   async start(ctx: ServiceContext): Promise<void> {
     const config = ctx.config();
@@ -47,7 +67,7 @@ export class PersistenceService implements Service {
     this.interfaces = ctx.interfaces;
     let store: PersistenceStore;
     try {
-      store = await this.createStore(config);
+      store = await this.createStore(config, this.cluster?.());
     } catch (e) {
       throw new StartupError([`persistence: cannot create the ${config.persistence?.store ?? 'embedded'} store: ${errorMessage(e)}`]);
     }
