@@ -3,7 +3,8 @@
 // store (each mux a ClusterService on its own 127.0.0.x address, the store's requests over the
 // authenticated channel) and the etcd store (a real etcd, test/support/etcd.ts). A client's first
 // packet reaches two muxes at the same wall-clock moment, each proposing another backend: every
-// client ends with one backend on both. The owner of a client key is SIGKILLed: its backups
+// client ends with one backend on both; with the addon's pipeline, the same with real SYN frames
+// (held, released to the answer, decoded). The owner of a client key is SIGKILLed: its backups
 // answer with the entries it recorded; restarted, it finds them again (state file, transfers).
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -71,8 +72,8 @@ class Mux {
 const running: Mux[] = [];
 const dirs: string[] = [];
 
-async function spawnMux(options: Json & { id: string }): Promise<Mux> {
-  const child = fork(fixture, [JSON.stringify({ dist, port, members, storeTimeoutMs: 5000, ...options })], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+async function spawnMux(options: Json & { id: string }, env: Record<string, string> = {}): Promise<Mux> {
+  const child = fork(fixture, [JSON.stringify({ dist, port, members, storeTimeoutMs: 5000, ...options })], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, ...env } });
   const mux = new Mux(options.id, child);
   running.push(mux);
   await new Promise<void>((resolve, reject) => {
@@ -176,6 +177,38 @@ describe('the cluster store (embedded store across muxes), in separate processes
     expect(['10.1.0.8', '10.1.0.9']).toContain(ca);
     const again = await Promise.all([a, b].map((m) => m.call<string[]>('rmc', { requests: [{ key: k0, proposed: '10.1.0.1', timeoutSeconds: 600 }] })));
     expect(again).toEqual([[ca], [ca]]);
+  });
+
+  it('real SYN frames through two muxes\' pipelines (the addon, each mux its own Maglev seed): 1000 new clients at both at once leave on one backend each; clients first seen on one mux are fast-path hits on the other', async () => {
+    const { dir, keyFile } = workDir();
+    const two = { a: members.a, b: members.b };
+    const env = { L4MUX_ADDON: join(repoRoot, 'build', 'addon', 'Release', 'l4mux_addon.node') };
+    const a = await spawnMux({ id: 'a', members: two, keyFile, stateFile: join(dir, 'a.log'), dataplane: true, seed: '0x1111', backends: BACKENDS }, env);
+    const b = await spawnMux({ id: 'b', members: two, keyFile, stateFile: join(dir, 'b.log'), dataplane: true, seed: '0x2222', backends: BACKENDS }, env);
+    await clusterUp([a, b]);
+    type Syn = { backends: Array<string | null>; verdicts: Record<string, number>; proposals: Array<string | null>; local: number };
+    const syn = (m: Mux, list: string[], port: number, at = 0): Promise<Syn> => m.call<Syn>('syn', { at, clients: list, port });
+
+    const list = clients(1000);
+    const at = Date.now() + 300;
+    const [sa, sb] = await Promise.all([syn(a, list, 40000, at), syn(b, list, 40000, at)]);
+    for (const s of [sa, sb]) {
+      expect(s.verdicts).toEqual({ held: 1000 });
+      expect(s.local).toBe(0);
+    }
+    // The two schedulers disagree on many clients: the store decides.
+    const differing = list.filter((_, i) => sa.proposals[i] !== sb.proposals[i]).length;
+    expect(differing).toBeGreaterThan(300);
+    expect(agreeing(sa.backends as string[], sb.backends as string[])).toBe(1000);
+
+    // 500 more clients only through b; their entries reach a's table, so their SYNs at a leave at once.
+    const more = clients(500, 1000);
+    const sb2 = await syn(b, more, 41000);
+    expect(sb2.verdicts).toEqual({ held: 500 });
+    await until(async () => (await a.call<Array<string | null>>('lookup', { clients: more })).every((x, i) => x === sb2.backends[i]), 'b\'s entries in a\'s table');
+    const sa2 = await syn(a, more, 42000);
+    expect(sa2.verdicts).toEqual({ tx: 500 });
+    expect(sa2.backends).toEqual(sb2.backends);
   });
 
   it('the owner SIGKILLed: its backups answer with the entries it recorded; new clients still agree; restarted, it has them all', async () => {
