@@ -93,6 +93,8 @@ export interface ClusterServiceEvents {
   membership: [live: string[]];
   /** A peer joined or came back with a new boot (the persistence store sends it its entries). */
   peerUp: [peer: string];
+  /** A peer was declared dead (the persistence store re-replicates what it owned). */
+  peerDown: [peer: string];
 }
 
 const POLL_BATCH = 16384;
@@ -119,7 +121,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   private readonly table: EntryTable;
   private readonly fingerprint: bigint;
   private ownership: Ownership;
-  private keyOwnership: { signature: string; ownership: Ownership } | undefined;
+  private readonly keyOwnership = new Map<string, Ownership>();
   private pollTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readyTimer: NodeJS.Timeout | undefined;
@@ -201,6 +203,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
       this.channel.forget(peer);
       this.log.warn({ peer, silentMs, live: this.membership.live() }, `cluster: ${peer} left (not heard for ${silentMs} ms; live: ${this.liveIds().join(', ')})`);
       this.left(peer);
+      this.emit('peerDown', peer);
     });
     this.membership.on('restart', (peer) => {
       this.transferredFrom.delete(peer);
@@ -266,14 +269,19 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
    * Owner and backup (member ids) of a persistence client key among the members membership
    * calls live now (a member that is leaving is not asked): the weighted rendezvous hashing of
    * the flows, over the key. undefined: none (no backup without a second live member).
+   * `peers`: over these peers (and this mux) instead.
    */
-  keyOwners(key: string): { owner: string | undefined; backup: string | undefined } {
-    const live = this.members.map((m, i) => i === this.selfIndex || this.membership.isLive(m.id));
+  keyOwners(key: string, peers?: readonly string[]): { owner: string | undefined; backup: string | undefined } {
+    const live = this.members.map((m, i) => i === this.selfIndex || (peers === undefined ? this.membership.isLive(m.id) : peers.includes(m.id)));
     const signature = live.map((l) => (l ? '1' : '0')).join('');
-    if (this.keyOwnership?.signature !== signature) {
-      this.keyOwnership = { signature, ownership: new Ownership(BigInt(this.options.seed), this.members.map((m, i) => ({ id: m.id, weight: m.weight, live: live[i] === true }))) };
+    let ownership = this.keyOwnership.get(signature);
+    if (ownership === undefined) {
+      // A few live sets at a time (now, and before a change).
+      if (this.keyOwnership.size >= 8) this.keyOwnership.clear();
+      ownership = new Ownership(BigInt(this.options.seed), this.members.map((m, i) => ({ id: m.id, weight: m.weight, live: live[i] === true })));
+      this.keyOwnership.set(signature, ownership);
     }
-    const { owner, backup } = this.keyOwnership.ownership.keyOwners(key);
+    const { owner, backup } = ownership.keyOwners(key);
     return { owner: this.members[owner]?.id, backup: this.members[backup]?.id };
   }
 

@@ -24,12 +24,15 @@ import { StoreTimeout, type ClientKey, type PersistenceStore, type RmcAnswer, ty
 /** What the store needs of the cluster (ClusterService; fakes in tests). */
 export interface PersistTransport {
   readonly selfId: string;
-  /** Owner and backup of a key among the live members; undefined: none. */
-  keyOwners(key: string): { owner: string | undefined; backup: string | undefined };
+  /** Owner and backup of a key among the live members (or among `live` peers and this mux); undefined: none. */
+  keyOwners(key: string, live?: readonly string[]): { owner: string | undefined; backup: string | undefined };
   livePeers(): string[];
   send(peer: string, payload: Buffer): boolean;
-  /** Persist messages from peers, and peers that joined or restarted; returns the unsubscribe. */
-  subscribe(onMessage: (peer: string, payload: Buffer) => void, onPeerUp: (peer: string) => void): () => void;
+  /**
+   * Persist messages from peers, peers that joined or restarted, peers declared dead; returns
+   * the unsubscribe.
+   */
+  subscribe(onMessage: (peer: string, payload: Buffer) => void, onPeerUp: (peer: string) => void, onPeerDown: (peer: string) => void): () => void;
 }
 
 export interface ClusterStoreOptions {
@@ -104,6 +107,8 @@ export class ClusterStore implements PersistenceStore {
     backupWrites: 0, backupRefusedStale: 0,
     putsSent: 0, putsApplied: 0, touchesSent: 0, touchesReceived: 0,
     syncSent: 0, syncReceived: 0, syncEnds: 0,
+    /** Entries sent to a key's new backup after a peer died. */
+    rereplicated: 0,
     /** Attempts that got no answer in time (retried until storeTimeout). */
     attemptTimeouts: 0,
     /** Calls that failed: no owner or backup answered within storeTimeout. */
@@ -133,6 +138,7 @@ export class ClusterStore implements PersistenceStore {
     this.unsubscribe = this.options.transport.subscribe(
       (peer, payload) => this.receive(peer, payload),
       (peer) => void this.sendSync(peer),
+      (peer) => void this.rereplicate(peer),
     );
     for (const peer of this.options.transport.livePeers()) void this.sendSync(peer);
     this.syncTimer = setInterval(() => this.checkSynced(), 50);
@@ -210,6 +216,8 @@ export class ClusterStore implements PersistenceStore {
       } else {
         this.counts.forwarded += 1;
         a = await this.call(owner, op, item);
+        // The owner's answer is an entry like its puts: this mux's file holds it too.
+        if (a !== undefined && a.flag !== UNAVAILABLE && a.version > 0) await this.applyPut(persistItem({ key, backend: a.backend, version: a.version, ms: a.ms }), false);
       }
       if (a !== undefined && a.flag !== UNAVAILABLE) return a;
       if (this.closed || this.now() >= deadline) return undefined;
@@ -314,14 +322,18 @@ export class ClusterStore implements PersistenceStore {
     });
   }
 
-  /** An entry from its owner (or a peer's transfer): kept when newer than this mux's. */
-  private applyPut(item: PersistItem): Promise<void> {
+  /**
+   * An entry from its owner (or a peer's transfer, or the owner's answer): kept when newer than
+   * this mux's; `tell`: this mux's tables learn it (not for an answer: the slow path installs it).
+   */
+  private applyPut(item: PersistItem, tell = true): Promise<void> {
     return this.withLock(item.key, async () => {
       const e = this.local.peek(item.key);
       const incoming: EmbeddedEntry = { backend: item.backend, version: item.version, expiresAt: this.now() + item.ms };
       this.observe(item.version);
       if (item.ms <= 0 || (e !== undefined && !newer(incoming, e))) return;
       this.local.write(item.key, incoming);
+      if (!tell) return;
       this.counts.putsApplied += 1;
       this.events?.put({ key: item.key, backend: incoming.backend, ttlMs: item.ms });
     });
@@ -340,10 +352,47 @@ export class ClusterStore implements PersistenceStore {
 
   // ---- Joining: transfers ----
 
+  private transferDeadline(): number {
+    return this.now() + Math.max(this.options.syncTimeoutMs ?? 5000, 4 * this.options.timeoutMs);
+  }
+
   /** Every entry this mux holds, to a peer that joined or restarted, then the transfer's end. */
   private async sendSync(peer: string): Promise<void> {
-    const entries = this.local.live();
-    const deadline = this.now() + Math.max(this.options.syncTimeoutMs ?? 5000, 4 * this.options.timeoutMs);
+    const deadline = this.transferDeadline();
+    await this.transfer(peer, this.local.live(), deadline);
+    for (;;) {
+      if (this.closed || this.now() >= deadline) return;
+      const r = await this.ask(peer, PersistOp.syncEnd, [persistItem({ other: '' })]);
+      if (r !== undefined) return;
+    }
+  }
+
+  /**
+   * A peer died: for the keys this mux owns now whose backup is new (it was neither their owner
+   * nor their backup before), the entry goes to that backup, which may have missed the dead
+   * owner's put.
+   */
+  private async rereplicate(dead: string): Promise<void> {
+    const before = [...this.options.transport.livePeers(), dead];
+    const to = new Map<string, Array<[ClientKey, EmbeddedEntry]>>();
+    for (const [key, e] of this.local.live()) {
+      const now = this.options.transport.keyOwners(key);
+      if (now.owner !== this.self || now.backup === undefined) continue;
+      const old = this.options.transport.keyOwners(key, before);
+      if (now.backup === old.owner || now.backup === old.backup) continue;
+      const list = to.get(now.backup) ?? [];
+      list.push([key, e]);
+      to.set(now.backup, list);
+    }
+    const deadline = this.transferDeadline();
+    await Promise.all([...to].map(([peer, entries]) => {
+      this.counts.rereplicated += entries.length;
+      return this.transfer(peer, entries, deadline);
+    }));
+  }
+
+  /** Entries to a peer as puts (it keeps the newer), a window of batches in flight, each retried until acked or `deadline`. */
+  private async transfer(peer: string, entries: ReadonlyArray<[ClientKey, EmbeddedEntry]>, deadline: number): Promise<void> {
     let next = 0;
     const lane = async (): Promise<void> => {
       while (next < entries.length && !this.closed) {
@@ -358,11 +407,6 @@ export class ClusterStore implements PersistenceStore {
       }
     };
     await Promise.all(Array.from({ length: SYNC_WINDOW }, lane));
-    for (;;) {
-      if (this.closed || this.now() >= deadline) return;
-      const r = await this.ask(peer, PersistOp.syncEnd, [persistItem({ other: '' })]);
-      if (r !== undefined) return;
-    }
   }
 
   private checkSynced(): void {
@@ -505,15 +549,17 @@ export class ClusterStore implements PersistenceStore {
 export function clusterTransport(cluster: ClusterService): PersistTransport {
   return {
     selfId: cluster.selfId,
-    keyOwners: (key) => cluster.keyOwners(key),
+    keyOwners: (key, live) => cluster.keyOwners(key, live),
     livePeers: () => cluster.membership.live(),
     send: (peer, payload) => cluster.channel.sendPersist(peer, payload),
-    subscribe(onMessage, onPeerUp) {
+    subscribe(onMessage, onPeerUp, onPeerDown) {
       cluster.channel.on('persist', onMessage);
       cluster.on('peerUp', onPeerUp);
+      cluster.on('peerDown', onPeerDown);
       return () => {
         cluster.channel.off('persist', onMessage);
         cluster.off('peerUp', onPeerUp);
+        cluster.off('peerDown', onPeerDown);
       };
     },
   };

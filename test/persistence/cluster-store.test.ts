@@ -257,6 +257,35 @@ describe('the cluster store (embedded store across muxes), in separate processes
     expect(ba).toEqual([...(ra as string[]), ...(fa as string[])]);
     expect(bb).toEqual(ba);
   });
+
+  it('a dead owner\'s keys: their new owner sends the entries to their new backup (here the dead owner\'s puts never reached it); that backup answers once the new owner dies too', async () => {
+    const { dir, keyFile } = workDir();
+    const opts = (id: 'a' | 'b' | 'c', extra: Json = {}): Json & { id: string } => ({ id, members, keyFile, stateFile: join(dir, `${id}.log`), ...extra });
+    const a = await spawnMux(opts('a'));
+    const b = await spawnMux(opts('b', { dropPuts: true }));
+    const c = await spawnMux(opts('c'));
+    await clusterUp([a, b, c]);
+    const list = clients(300);
+    const keys = list.map((x) => `web/${x}`);
+    const [ra] = await puntAtOnce([a], list);
+    const owners = await a.call<Array<{ owner: string; backup: string }>>('owners', { keys });
+    // Owned by b, backed up by a: c heard of them from nobody.
+    const picked = keys.map((k, i) => ({ k, i })).filter(({ i }) => owners[i]?.owner === 'b' && owners[i]?.backup === 'a');
+    expect(picked.length).toBeGreaterThan(20);
+    const pickedKeys = picked.map(({ k }) => k);
+    const recorded = picked.map(({ i }) => ra?.[i]);
+    expect(await c.call<Array<string | null>>('stored', { keys: pickedKeys })).toEqual(picked.map(() => null));
+
+    await b.kill();
+    // a owns them now, with c as their backup: a sends them to c.
+    await until(async () => JSON.stringify(await c.call('stored', { keys: pickedKeys })) === JSON.stringify(recorded), 'the entries at their new backup');
+    expect((await a.status()).store['rereplicated']).toBeGreaterThanOrEqual(picked.length);
+
+    await a.kill();
+    await until(async () => (await c.status()).live.length === 0, 'a and b declared dead');
+    const answers = await c.call<string[]>('rmc', { requests: pickedKeys.map((key) => ({ key, proposed: '10.1.0.7', timeoutSeconds: 600 })) });
+    expect(answers).toEqual(recorded);
+  });
 });
 
 describe.skipIf(!hasEtcd)('the etcd store, in separate processes', { timeout: 120_000 }, () => {
