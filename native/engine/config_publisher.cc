@@ -37,12 +37,12 @@ std::unique_ptr<const Snapshot> ConfigPublisher::build(const ConfigSpec& spec) {
 }
 
 void ConfigPublisher::publish(std::unique_ptr<const Snapshot> snapshot) {
-  const Snapshot& snap = *snapshot;
-  holder_.publish(std::move(snapshot));
+  // The names and the swap under one lock: with publishes from several threads, the names are
+  // those of the snapshot in place, and none reads a snapshot that another publish (which
+  // frees what no reader holds) has already freed.
   std::lock_guard lock(mutex_);
-  // `snap` stays alive: only this (control) thread frees snapshots, and not before the next
-  // publish or reclaim.
-  for (const Vip& vip : snap.vips()) vip_names_[vip.slot] = vip.name;
+  for (const Vip& vip : snapshot->vips()) vip_names_[vip.slot] = vip.name;
+  holder_.publish(std::move(snapshot));
 }
 
 SlotNames ConfigPublisher::slot_names() const {

@@ -43,7 +43,8 @@ class ConfigPublisher {
   // merged back under the lock; the published snapshots are not read). Throws
   // std::invalid_argument, nothing changed, when the spec cannot be honoured.
   std::unique_ptr<const Snapshot> build(const ConfigSpec& spec);
-  // Swaps `snapshot` in for the readers and remembers its VIP names. Control thread.
+  // Swaps `snapshot` in for the readers and remembers its VIP names. Thread-safe: of publishes
+  // from several threads, the last one's snapshot and names are in place.
   void publish(std::unique_ptr<const Snapshot> snapshot);
   // build + publish; throws before publishing.
   void apply(const ConfigSpec& spec) { publish(build(spec)); }
