@@ -1,7 +1,7 @@
 // Node-API binding: a thin layer over the native code, one file per class: `Dataplane`
 // (dataplane_binding.cc: one pipeline on the calling thread, for replay, tests and tools),
 // `Engine` (engine_binding.cc: the live workers), `Agent` (agent_binding.cc: the backend's
-// decapsulator). This file registers them and the name lists.
+// decapsulator). This file registers them, the name lists and dropCapabilities (privileges.cc).
 #include <napi.h>
 
 #include <string>
@@ -10,6 +10,7 @@
 #include "counters_js.h"
 #include "dataplane_binding.h"
 #include "engine_binding.h"
+#include "privileges.h"
 #include "types.h"
 
 namespace l4mux::addon {
@@ -31,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("counterNames", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                 return counter_names_to_js(info.Env());
               }));
+  exports.Set("dropCapabilities", Napi::Function::New<DropCapabilities>(env));
   register_engine(env, exports);
   register_agent(env, exports);
   return exports;

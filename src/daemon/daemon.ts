@@ -13,7 +13,7 @@ import type { BirdFactory } from '../bgp/index.js';
 import type { SyncEngine } from '../cluster/service.js';
 import { loadConfigFileWithDigest, type L4muxConfig } from '../config/index.js';
 import type { EngineFactory } from '../dataplane/engine.js';
-import type { ProcessPrivileges } from '../net/capabilities.js';
+import { CAPABILITIES, type ProcessPrivileges } from '../net/capabilities.js';
 import type { NetHost } from '../net/host.js';
 import type { LinkInfo } from '../net/links.js';
 import type { MetricsService } from '../metrics/service.js';
@@ -22,6 +22,7 @@ import { defaultHealthChecker, PoolSupervisor, type HealthCheckerFactory } from 
 import { diffConfigs, effectiveConfig } from './diff.js';
 import { lookupFlow, runCapture } from './introspection.js';
 import { preflight } from './preflight.js';
+import { capabilitiesToKeep, type CapabilityDropper } from './privileges.js';
 import { ServedInterfaces, type NextHop } from './served.js';
 import { errorMessage, ServiceList, StartupError, type Service, type ServiceContext } from './service.js';
 import { BgpService } from './services/bgp.js';
@@ -87,6 +88,11 @@ export interface DaemonDeps {
   createBird?: BirdFactory;
   /** The persistence store; default: the config's (embedded state file, or etcd). */
   createPersistenceStore?: PersistenceStoreFactory;
+  /**
+   * Lowers the process's capabilities once everything is open (privileges.ts says what stays);
+   * absent: they are left as they are (tests with fake engines).
+   */
+  dropCapabilities?: CapabilityDropper;
 }
 
 export class Daemon {
@@ -202,11 +208,34 @@ export class Daemon {
       cluster.on('ready', () => void this.setBgpGate('cluster', true, 'cluster: transfers complete'));
     }
     await this.services.start(this.context());
+    this.lowerPrivileges(config);
 
     logger.info(
       { interfaces: this.interfaces.names(), vips: config.vips.length, pools: Object.keys(config.pools).length, control: this.options.controlSocket },
       `l4mux running on ${this.interfaces.names().join(', ')}: ${config.vips.length} ${config.vips.length === 1 ? 'VIP' : 'VIPs'}`,
     );
+  }
+
+  /** Packet sockets, XDP program, control socket and BIRD are in place: keep only what later work needs. */
+  private lowerPrivileges(config: L4muxConfig): void {
+    const drop = this.deps.dropCapabilities;
+    if (drop === undefined) return;
+    const keep = capabilitiesToKeep(config, this.interfaces.all().map((s) => s.io.mode));
+    let report;
+    try {
+      report = drop(keep.map((name) => CAPABILITIES[name]));
+    } catch (e) {
+      this.log.error({ err: errorMessage(e) }, `capabilities not lowered: ${errorMessage(e)}`);
+      return;
+    }
+    this.log.info(
+      { kept: keep, threads: report.threads, effective: report.effective, boundingSet: report.boundingSet, boundingDropped: report.boundingDropped },
+      `capabilities lowered to ${keep.join(' ')} in ${report.threads} threads${report.boundingDropped ? ' and the bounding set' : ' (bounding set left as it is: no CAP_SETPCAP)'}`,
+    );
+    if (report.unreachable.length > 0) {
+      this.log.warn({ unreachable: report.unreachable }, `capabilities: ${report.unreachable.length} threads block the signal that lowers them and keep theirs (${report.unreachable.map((t) => `${t.tid} ${t.name}`).join(', ')})`);
+    }
+    for (const error of report.errors) this.log.warn({ error }, `capabilities: ${error}`);
   }
 
   /**

@@ -225,6 +225,22 @@ export interface NativeModule {
   dropReasons(): string[];
   /** The names of every native counter list (counter-names.ts mirrors them). */
   counterNames(): CounterNames;
+  /** Lowers every thread's capabilities to `keep` (native/addon/privileges.cc); absent from older builds. */
+  dropCapabilities?(keep: number[]): CapabilityDropReport;
+}
+
+/** What dropCapabilities did (sets as hex bit masks of the calling thread, afterwards). */
+export interface CapabilityDropReport {
+  /** Threads lowered, the caller included. */
+  threads: number;
+  /** Threads that block the signal it uses (or never answered): their sets are unchanged. */
+  unreachable: Array<{ tid: number; name: string }>;
+  /** The bounding set was lowered too (the process had CAP_SETPCAP). */
+  boundingDropped: boolean;
+  effective: string;
+  permitted: string;
+  boundingSet: string;
+  errors: string[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -7,6 +7,10 @@ import type { IoChoice } from '../config/types.js';
 
 /** Capability numbers from linux/capability.h. */
 export const CAPABILITIES = {
+  CAP_KILL: 5,
+  CAP_SETGID: 6,
+  CAP_SETUID: 7,
+  CAP_NET_BIND_SERVICE: 10,
   CAP_NET_ADMIN: 12,
   CAP_NET_RAW: 13,
   CAP_SYS_ADMIN: 21,

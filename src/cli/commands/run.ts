@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 
 import { DEFAULT_CONTROL_SOCKET } from '../../api/client.js';
 import { createEngine } from '../../dataplane/engine.js';
+import { native } from '../../dataplane/index.js';
 import {
   DEFAULT_CONFIG_PATH,
   DEFAULT_COUNTERS_INTERVAL_S,
@@ -66,6 +67,11 @@ export async function runRun(options: RunCommandOptions, io: CommandIo = process
     host: localHost,
     createEngine,
     readPrivileges: readProcessPrivileges,
+    dropCapabilities: (keep) => {
+      const addon = native();
+      if (addon.dropCapabilities === undefined) throw new Error('this build of the addon has no dropCapabilities; rebuild it with `npm run build:native`');
+      return addon.dropCapabilities(keep);
+    },
     onlineCpus,
     signals: process,
     printError: (line) => io.err(line),
