@@ -56,6 +56,8 @@ const MODE_CREATE = 1;
 const MODE_PUT = 2;
 /** Sync batches in flight to one peer. */
 const SYNC_WINDOW = 8;
+/** The first resend of an unanswered request (then twice as long each time). */
+const RESEND_MS = 50;
 /** Items per sync message (they fit a datagram; acks are per message). */
 const SYNC_BATCH = 24;
 
@@ -109,6 +111,8 @@ export class ClusterStore implements PersistenceStore {
     syncSent: 0, syncReceived: 0, syncEnds: 0,
     /** Entries sent to a key's new backup after a peer died. */
     rereplicated: 0,
+    /** Request messages sent again within an attempt. */
+    resent: 0,
     /** Attempts that got no answer in time (retried until storeTimeout). */
     attemptTimeouts: 0,
     /** Calls that failed: no owner or backup answered within storeTimeout. */
@@ -464,26 +468,51 @@ export class ClusterStore implements PersistenceStore {
     }
   }
 
-  /** Sends a request; its replies (one per item; an ack fills them all), or undefined after attemptMs. */
+  /**
+   * Sends a request; its replies (one per item; an ack fills them all), or undefined after
+   * attemptMs. Messages not answered yet are sent again after 50 ms, then 100, 200, ... within
+   * the attempt (a lost datagram costs a few round trips, not the attempt): the owner and the
+   * backup answer a repeated request as the first (read-miss-create, compare-and-set and puts
+   * are idempotent).
+   */
   private ask(peer: string, op: PersistOpNumber, items: PersistItem[]): Promise<Array<PersistItem | undefined> | undefined> {
     if (this.closed) return Promise.resolve(undefined);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    const messages = encodePersist(op, id, items, MAX_PAYLOAD);
     return new Promise((resolve) => {
+      let resendTimer: NodeJS.Timeout | undefined;
       const timer = setTimeout(() => {
+        if (resendTimer !== undefined) clearTimeout(resendTimer);
         this.pending.delete(id);
         resolve(undefined);
       }, this.attemptMs);
-      this.pending.set(id, {
+      const pending: Pending = {
         replies: new Array<PersistItem | undefined>(items.length).fill(undefined),
         left: items.length,
         done: (r) => {
           clearTimeout(timer);
+          if (resendTimer !== undefined) clearTimeout(resendTimer);
           this.pending.delete(id);
           resolve(r);
         },
-      });
-      for (const m of encodePersist(op, id, items, MAX_PAYLOAD)) this.options.transport.send(peer, m);
+      };
+      this.pending.set(id, pending);
+      for (const m of messages) this.options.transport.send(peer, m);
+      let wait = RESEND_MS;
+      const resend = (): void => {
+        if (!this.pending.has(id) || this.closed) return;
+        for (const m of messages) {
+          const first = m.readUInt16BE(8);
+          const count = m.readUInt16BE(2);
+          if (count > 0 && pending.replies.slice(first, first + count).every((r) => r !== undefined)) continue;
+          this.counts.resent += 1;
+          this.options.transport.send(peer, m);
+        }
+        wait *= 2;
+        resendTimer = setTimeout(resend, wait);
+      };
+      resendTimer = setTimeout(resend, wait);
     });
   }
 

@@ -211,6 +211,21 @@ describe('the cluster store (embedded store across muxes), in separate processes
     expect(sa2.backends).toEqual(sb2.backends);
   });
 
+  it('a quarter of the persist datagrams lost both ways: requests are sent again, 500 clients at both muxes at once still agree, none decided locally', async () => {
+    const { dir, keyFile } = workDir();
+    const two = { a: members.a, b: members.b };
+    const a = await spawnMux({ id: 'a', members: two, keyFile, stateFile: join(dir, 'a.log'), lossEvery: 4 });
+    const b = await spawnMux({ id: 'b', members: two, keyFile, stateFile: join(dir, 'b.log'), lossEvery: 4 });
+    await clusterUp([a, b]);
+    const list = clients(500);
+    const [ra, rb] = await puntAtOnce([a, b], list);
+    expect(agreeing(ra as string[], rb as string[])).toBe(500);
+    const [sa, sb] = await Promise.all([a.status(), b.status()]);
+    expect((sa.store['resent'] as number) + (sb.store['resent'] as number)).toBeGreaterThan(0);
+    expect(sa.store['timeouts']).toBe(0);
+    expect(sb.store['timeouts']).toBe(0);
+  });
+
   it('the owner SIGKILLed: its backups answer with the entries it recorded; new clients still agree; restarted, it has them all', async () => {
     const { dir, keyFile } = workDir();
     const opts = (id: 'a' | 'b' | 'c'): Json & { id: string } => ({ id, members, keyFile, stateFile: join(dir, `${id}.log`) });
