@@ -116,6 +116,8 @@ export class Daemon {
   private lastReload: LastReload | null = null;
   private restartRequired: string[] = [];
   private metrics: MetricsService | undefined;
+  /** What lowerPrivileges did, for `l4mux status` (services.privileges). */
+  private privileges: Record<string, unknown> | undefined;
   /** For the metrics: reload outcomes and the file the running config came from. */
   private readonly reloads = { succeeded: 0, failed: 0, lastOk: true, lastSuccessAt: Date.now(), configHash: '' };
   private resolveDone!: (code: number) => void;
@@ -226,8 +228,18 @@ export class Daemon {
       report = drop(keep.map((name) => CAPABILITIES[name]));
     } catch (e) {
       this.log.error({ err: errorMessage(e) }, `capabilities not lowered: ${errorMessage(e)}`);
+      this.privileges = { lowered: false, error: errorMessage(e) };
       return;
     }
+    this.privileges = {
+      lowered: true,
+      kept: keep,
+      effective: report.effective,
+      boundingSet: report.boundingSet,
+      boundingDropped: report.boundingDropped,
+      threads: report.threads,
+      unreachableThreads: report.unreachable,
+    };
     this.log.info(
       { kept: keep, threads: report.threads, effective: report.effective, boundingSet: report.boundingSet, boundingDropped: report.boundingDropped },
       `capabilities lowered to ${keep.join(' ')} in ${report.threads} threads${report.boundingDropped ? ' and the bounding set' : ' (bounding set left as it is: no CAP_SETPCAP)'}`,
@@ -481,7 +493,7 @@ export class Daemon {
       interfaces: this.interfaces.all(),
       lastReload: this.lastReload,
       restartRequired: this.restartRequired,
-      services: this.services?.status() ?? {},
+      services: { ...(this.services?.status() ?? {}), ...(this.privileges !== undefined && { privileges: this.privileges }) },
     });
   }
 

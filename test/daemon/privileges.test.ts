@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/index.js';
 import { capabilitiesToKeep, capabilityMask } from '../../src/daemon/privileges.js';
 import { CAPABILITIES } from '../../src/net/capabilities.js';
-import { daemonConfig } from './harness.js';
+import { Daemon } from '../../src/daemon/index.js';
+import type { CapabilityDropReport } from '../../src/daemon/privileges.js';
+import { daemonConfig, harness } from './harness.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -81,4 +83,39 @@ describe('capabilities', () => {
     const withBgp = { ...r.config, bgp: {} as NonNullable<typeof r.config.bgp> };
     expect(capabilitiesToKeep(withBgp, ['af_packet'], 40)).toEqual([...base, 'CAP_NET_BIND_SERVICE']);
   });
+
+  it('the daemon lowers them once everything is started, says so in l4mux status, and runs on when it cannot', async () => {
+    const h = harness();
+    const calls: number[][] = [];
+    let startedWhenCalled = false;
+    h.deps.dropCapabilities = (keep): CapabilityDropReport => {
+      calls.push(keep);
+      startedWhenCalled = [...h.engines.values()].every((e) => e.running) && h.engines.size > 0;
+      return { threads: 9, unreachable: [{ tid: 42, name: 'node' }], boundingDropped: true, effective: '34e0', permitted: '34e0', boundingSet: '34e0', errors: [] };
+    };
+    const daemon = await Daemon.start(h.options, h.deps);
+    try {
+      expect(calls).toEqual([[12, 13, 7, 6, 5, 39]]); // the fake engines report AF_XDP: CAP_BPF stays
+      expect(startedWhenCalled).toBe(true);
+      expect(daemon.status().services?.['privileges']).toEqual({
+        lowered: true, kept: ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SETUID', 'CAP_SETGID', 'CAP_KILL', 'CAP_BPF'], effective: '34e0', boundingSet: '34e0', boundingDropped: true, threads: 9, unreachableThreads: [{ tid: 42, name: 'node' }],
+      });
+      expect(h.messages()).toContain('capabilities lowered to CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_KILL CAP_BPF in 9 threads and the bounding set');
+    } finally {
+      await daemon.stop();
+    }
+
+    const refused = harness();
+    refused.deps.dropCapabilities = () => {
+      throw new Error('capset: Operation not permitted (errno 1)');
+    };
+    const running = await Daemon.start(refused.options, refused.deps);
+    try {
+      expect(running.status().services?.['privileges']).toEqual({ lowered: false, error: 'capset: Operation not permitted (errno 1)' });
+      expect(refused.messages()).toContain('capabilities not lowered: capset: Operation not permitted (errno 1)');
+    } finally {
+      await running.stop();
+    }
+  });
 });
+

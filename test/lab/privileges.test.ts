@@ -41,9 +41,10 @@ describe.skipIf(!isRoot)('least privilege on a lab mux', () => {
     chmodSync(script, 0o755);
     await lab.restartMuxes([1], (c) => {
       c['pools']['web4'].healthCheck = { kind: 'exec', interval: 500, timeout: 2000, rise: 2, fall: 3, exec: { command: script } };
-      c['pools']['web6'].healthCheck = { kind: 'tcp', tunnelled: true, vip: 'http6', interval: 500, timeout: 1500, rise: 2, fall: 3 };
+      c['pools']['web6'].healthCheck = { kind: 'tcp', tunnelled: true, vip: 'http6', interval: 1000, timeout: 2500, rise: 2, fall: 3 };
     });
-    expect(await waitUntil(allUp, 20_000, 200), JSON.stringify(lab.status(1).pools)).toBe(true);
+    // Generous: at a load of 20 on two cores a tunnelled SYN took 1.5 s to be answered.
+    expect(await waitUntil(allUp, 45_000, 200), JSON.stringify(lab.status(1).pools)).toBe(true);
 
     // The sets: what privileges.ts keeps for this config (bgp section) and I/O mode.
     const io = lab.status(1).interfaces[0]?.io.mode;
@@ -71,6 +72,8 @@ describe.skipIf(!isRoot)('least privilege on a lab mux', () => {
     }
     expect(threads).toBeGreaterThan(3);
     expect(blocking.every((tid) => reported.includes(tid))).toBe(true);
+    const shown = (lab.status(1) as unknown as { services: { privileges: { lowered: boolean; kept: string[]; effective: string } } }).services.privileges;
+    expect(shown).toMatchObject({ lowered: true, kept, effective: mask.toString(16) });
     console.log(`mux1 (${io}): CapEff=CapPrm=CapBnd=${mask.toString(16)} (${kept.join(' ')}) in ${threads} threads; ${blocking.length} blocking the signal, reported`);
 
     // Exec checks ran as nobody after the drop.
@@ -83,9 +86,9 @@ describe.skipIf(!isRoot)('least privilege on a lab mux', () => {
 
     // Health checks still see a backend die and come back: exec (spawn as nobody) and tunnelled (new raw sockets).
     lab.stopServers(2);
-    expect(await waitUntil(() => health('web4', B4[1]!) === 'down' && health('web6', B6[1]!) === 'down', 15_000, 200)).toBe(true);
+    expect(await waitUntil(() => health('web4', B4[1]!) === 'down' && health('web6', B6[1]!) === 'down', 30_000, 200)).toBe(true);
     lab.startServers(2);
-    expect(await waitUntil(allUp, 20_000, 200)).toBe(true);
+    expect(await waitUntil(allUp, 45_000, 200)).toBe(true);
 
     // A reload and a runtime change go through; BGP still carries the VIP.
     const reload = lab.reload(1);
@@ -100,5 +103,5 @@ describe.skipIf(!isRoot)('least privilege on a lab mux', () => {
     const stoppedLog = readFileSync(`${lab.run}/mux1.log`, 'utf8');
     expect(stoppedLog).toContain('l4mux stopped');
     expect(lab.exec('mux1', ['ip', 'link', 'show', 'dev', 'eth0'])).not.toMatch(/\bxdp/);
-  }, 150_000);
+  }, 240_000);
 });
