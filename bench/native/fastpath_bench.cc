@@ -67,6 +67,9 @@ struct Scenario {
   bool warm = true;               // run once untimed first (fills the connection table)
   Outcome expected;
   bool plain_lane = true;         // off: every packet takes the general parse and decide
+  // Set: the pipeline has a persistence hub (as a mux with a persistent VIP), prepared by this
+  // before the runs (e.g. entries for the scenario's clients).
+  std::function<void(PersistenceHub&, const Snapshot&, const BackendRegistry&)> persistence = nullptr;
 };
 
 ConfigSpec make_config() {
@@ -93,6 +96,10 @@ ConfigSpec make_config() {
   spec.vips.push_back(vip("tcp4-gre", "192.0.2.11", kProtoTcp, 80, Encap::kGre, false));
   spec.vips.push_back(vip("tcp6-ipip", "2001:db8::10", kProtoTcp, 443, Encap::kIpip, true));
   spec.vips.push_back(vip("udp6-gue", "2001:db8::53", kProtoUdp, 53, Encap::kGue, true));
+  // Client persistence per address, as `"persistence": {"timeout": 3600, "granularity": "/32"}`.
+  VipSpec persistent = vip("tcp4-ipip-persist", "192.0.2.12", kProtoTcp, 80, Encap::kIpip, false);
+  persistent.persistence = VipSpec::Persistence{3600, 32, 1u << 20};
+  spec.vips.push_back(persistent);
   return spec;
 }
 
@@ -125,6 +132,31 @@ void renumber_clients(std::vector<Bytes>& frames, int run) {
   for (Bytes& f : frames) f[14 + 12] = static_cast<uint8_t>(100 + run);
 }
 
+// Entries in the persistence table for every client of `frames` (their source address, and
+// the addresses renumber_clients gives them in `runs` runs), each on the backend the VIP's
+// Maglev table would pick: the clients are known, so their new flows never punt.
+void know_clients(const std::vector<Bytes>& frames, int runs, PersistenceHub& hub, const Snapshot& snapshot,
+                  const BackendRegistry& backends) {
+  const Vip* vip = snapshot.find_vip(ip("192.0.2.12"), kProtoTcp, 80);
+  if (vip == nullptr || vip->persist_prefix == 0) throw std::runtime_error("no persistent VIP 192.0.2.12:80");
+  const uint32_t backend = *backends.find(ip("10.1.0.3"));
+  ClientKey evicted;
+  bool did_evict = false;
+  for (int run = -1; run < runs; ++run) {
+    for (size_t i = 0; i < frames.size(); i += 256) {  // 256 flows per client address
+      std::array<uint8_t, 16> src{};
+      std::memcpy(src.data(), frames[i].data() + 14 + 12, 4);
+      if (run >= 0) src[0] = static_cast<uint8_t>(100 + run);
+      const ClientKey key = make_client_key(vip->slot, src, Family::kIpv4, vip->persist_prefix);
+      if (hub.table().install(key, backend, UINT64_MAX / 2, 0, UINT32_MAX, &evicted, &did_evict) !=
+              InstallOutcome::kInstalled ||
+          did_evict) {
+        throw std::runtime_error("persistence table refused a client");
+      }
+    }
+  }
+}
+
 // The core's effective clock: a chain of dependent adds runs one per cycle. On a shared
 // virtual machine the host's load shows here, which explains a slow run.
 double effective_ghz() {
@@ -148,7 +180,13 @@ Result run_scenario(Scenario& s, uint64_t packets_per_run, int runs, const Connt
   VipRegistry vips(4096);
   auto snapshot = Snapshot::build(make_config(), backends, vips);
   WorkerCounters counters(4096, 65536);
-  Pipeline pipeline(ct, counters, PipelineOptions{.plain_lane = s.plain_lane});
+  PersistenceHub hub(1u << 17, 4096, 1, PuntSettings{});
+  PipelineOptions options{.plain_lane = s.plain_lane};
+  if (s.persistence) {
+    options.persistence = &hub;
+    s.persistence(hub, *snapshot, backends);
+  }
+  Pipeline pipeline(ct, counters, options);
 
   std::vector<Packet> batch(kMaxBatch);
   uint64_t clock_ns = 1'000'000'000;
@@ -271,6 +309,20 @@ int main(int argc, char** argv) {
                        "every packet a SYN of a new flow (1M distinct per run): Maglev + insert, evicting once the table is full",
                        tcp_flows(1000000, "192.0.2.10", 80, 0x02, false), renumber_clients, false,
                        Outcome{1, 0, 0, 1}});
+  // Client persistence: what a persistent VIP costs flows that never take the slow path.
+  scenarios.push_back({"established_tcp4_ipip_persistent",
+                       "established_tcp4_ipip on a persistent VIP (the connection table answers; the persistence table is not read)",
+                       tcp_flows(flows, "192.0.2.12", 80, 0x10, false), nullptr, true, all_hits, true,
+                       [](PersistenceHub&, const Snapshot&, const BackendRegistry&) {}});
+  {
+    auto known = tcp_flows(1000000, "192.0.2.12", 80, 0x02, false);
+    scenarios.push_back({"new_flows_tcp4_syn_known_clients",
+                         "new_flows_tcp4_syn on a persistent VIP whose clients all have an entry: a persistence-table hit, then insert",
+                         known, renumber_clients, false, Outcome{1, 0, 0, 1}, true,
+                         [known, runs](PersistenceHub& hub, const Snapshot& snap, const BackendRegistry& b) {
+                           know_clients(known, runs, hub, snap, b);
+                         }});
+  }
   scenarios.push_back({"established_tcp4_gre", "100k established TCP flows, GRE with key",
                        tcp_flows(flows, "192.0.2.11", 80, 0x10, false), nullptr, true, all_hits});
   scenarios.push_back({"established_tcp6_ipip", "100k established TCP flows, IPv6-in-IPv6",
@@ -314,7 +366,7 @@ int main(int argc, char** argv) {
     Scenario& s = scenarios[i];
     // New flows: one pass over the 1M flows, so that every timed packet is new.
     const uint64_t packets = packets_override > 0            ? packets_override
-                             : s.name == "new_flows_tcp4_syn" ? 1'000'000
+                             : s.name.starts_with("new_flows_tcp4_syn") ? 1'000'000
                              : quick                          ? 2'000'000
                                                               : 10'000'000;
     const Result r = run_scenario(s, packets, runs, ct);
