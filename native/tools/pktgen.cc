@@ -5,7 +5,10 @@
 // --duration seconds, whichever comes first. Prints a JSON summary.
 //
 //   l4mux_pktgen --interface IF --dst-mac MAC --src 10.9.0.1 --dst 192.0.2.10 [--dport 80]
-//                [--proto tcp|udp] [--flows 4096] [--size 64] [--rate PPS] --count N | --duration S
+//                [--proto tcp|udp] [--flows 4096] [--sources N] [--size 64] [--rate PPS]
+//                --count N | --duration S
+// --sources N: flow f comes from the address --src + (f mod N) instead (N distinct clients, as a
+// SYN flood from many sources or new clients of a persistent VIP); up to 2^20 flows then.
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -38,6 +41,7 @@ struct Options {
   uint16_t dport = 80;
   uint8_t proto = kProtoTcp;
   uint32_t flows = 4096;
+  uint32_t sources = 0;  // 0: the source address varies with the flow's high bits (16 at most)
   uint32_t size = 64;  // Ethernet frame size without FCS (>= 60)
   uint64_t rate = 0;   // packets per second; 0 = as fast as possible
   uint64_t count = 0;
@@ -70,13 +74,17 @@ Options parse(int argc, char** argv) {
   if (a.count("--dport")) o.dport = static_cast<uint16_t>(std::stoul(a["--dport"]));
   if (a.count("--proto")) o.proto = a["--proto"] == "udp" ? kProtoUdp : kProtoTcp;
   if (a.count("--flows")) o.flows = static_cast<uint32_t>(std::stoul(a["--flows"]));
+  if (a.count("--sources")) o.sources = static_cast<uint32_t>(std::stoul(a["--sources"]));
   if (a.count("--size")) o.size = static_cast<uint32_t>(std::stoul(a["--size"]));
   if (a.count("--rate")) o.rate = std::stoull(a["--rate"]);
   if (a.count("--count")) o.count = std::stoull(a["--count"]);
   if (a.count("--duration")) o.duration = std::stod(a["--duration"]);
   // Every run must end by itself.
   if (o.count == 0 && o.duration <= 0) throw std::invalid_argument("give --count N or --duration S");
-  if (o.flows == 0 || o.flows > 65536) throw std::invalid_argument("--flows 1..65536");
+  if (o.flows == 0 || o.flows > (o.sources != 0 ? (1u << 20) : 65536u)) {
+    throw std::invalid_argument(o.sources != 0 ? "--flows 1..1048576 with --sources" : "--flows 1..65536");
+  }
+  if (a.count("--sources") && (o.sources == 0 || o.sources > (1u << 24))) throw std::invalid_argument("--sources 1..16777216");
   if (o.size < 60 || o.size > 1514) throw std::invalid_argument("--size 60..1514");
   return o;
 }
@@ -88,8 +96,16 @@ std::vector<Bytes> build_frames(const Options& o) {
   const IpAddr dst = ip(o.dst);
   for (uint32_t f = 0; f < o.flows; ++f) {
     IpAddr src = base;
-    if (src.is_v4()) src.bytes[3] = static_cast<uint8_t>(base.bytes[3] + (f >> 12));
-    else src.bytes[15] = static_cast<uint8_t>(base.bytes[15] + (f >> 12));
+    if (o.sources != 0) {
+      // The low 32 bits of the address, plus f mod N.
+      uint8_t* low = src.is_v4() ? &src.bytes[0] : &src.bytes[12];
+      const uint32_t v = load_be32(low) + f % o.sources;
+      store_be32(low, v);
+    } else if (src.is_v4()) {
+      src.bytes[3] = static_cast<uint8_t>(base.bytes[3] + (f >> 12));
+    } else {
+      src.bytes[15] = static_cast<uint8_t>(base.bytes[15] + (f >> 12));
+    }
     L4Spec l4;
     l4.proto = o.proto;
     l4.src_port = static_cast<uint16_t>(1024 + (f & 0xfff) * 15);

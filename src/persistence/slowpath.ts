@@ -265,11 +265,13 @@ export class SlowPath {
       try {
         const results = await this.bounded(this.store.rmc(rmc), 'read-miss-create');
         this.storeAnswered();
+        const asks = new Map(rmc.map((q) => [q.key, q]));
+        const names = new Set(this.vips.keys());
         for (const r of results) {
-          const asked = rmc.find((q) => q.key === r.key);
+          const asked = asks.get(r.key);
           if (r.created) this.counters.storeCreated += 1;
           else this.counters.storeExisting += 1;
-          const parts = splitClientKey(r.key, new Set(this.vips.keys()));
+          const parts = splitClientKey(r.key, names);
           if (!r.created && asked !== undefined && parts !== undefined && !engine.accepts(parts.vip, r.backend)) {
             repick.push({ key: r.key, expected: r.backend, proposed: asked.proposed, timeoutSeconds: asked.timeoutSeconds });
             continue;
