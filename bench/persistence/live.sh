@@ -123,7 +123,9 @@ for store in $stores; do
     { "name": "flood", "address": "$vip", "protocol": "tcp", "port": 81, "pool": "sink",
       "persistence": { "timeout": 3600, "granularity": "address", "maxEntries": 1000000 } } ] }
 EOF
-  l4mux dut run --config "$run/$store.json" --control "$run/mux.sock" --counters-interval 0 > "$run/mux-$store.log" 2>&1 &
+  # (not through in_ns: $! is then the daemon itself, which SIGTERM stops cleanly)
+  # shellcheck disable=SC2086 # PERSIST_DAEMON_NODE_ARGS: e.g. "--cpu-prof --cpu-prof-dir=DIR"
+  ip netns exec "$P-dut" node ${PERSIST_DAEMON_NODE_ARGS:-} "$root/dist/cli/main.js" run --config "$run/$store.json" --control "$run/mux.sock" --counters-interval 0 > "$run/mux-$store.log" 2>&1 &
   daemon=$!
   for _ in $(seq 100); do l4mux dut status --control "$run/mux.sock" >/dev/null 2>&1 && break; sleep 0.2; done
   if ! kill -0 "$daemon" 2>/dev/null; then echo "l4mux ($store) did not start:" >&2; cat "$run/mux-$store.log" >&2; exit 1; fi
