@@ -118,12 +118,23 @@ bench_mode() {
 }
 
 capture_on() {  # IO -> starts `l4mux capture` in the dut, its pid in $capture
-  in_ns dut node dist/cli/main.js capture --count 100000000 --seconds 3600 --sample "$capture_sample" -w "$run/$1.pcap" \
-    --control "$run/$1.sock" 2> "$run/$1.capture.log" &
-  capture=$!
-  for _ in $(seq 100); do grep -q capturing "$run/$1.capture.log" && break; sleep 0.1; done
+  # The daemon ends the previous capture shortly after its client went: retry while it says so.
+  for _ in $(seq 20); do
+    in_ns dut node dist/cli/main.js capture --count 1000000 --seconds 3600 --sample "$capture_sample" -w "$run/$1.pcap" \
+      --control "$run/$1.sock" 2> "$run/$1.capture.log" &
+    capture=$!
+    for _ in $(seq 100); do
+      grep -q capturing "$run/$1.capture.log" && return 0
+      kill -0 "$capture" 2>/dev/null || break
+      sleep 0.1
+    done
+    wait "$capture" || true
+    grep -q 'already running' "$run/$1.capture.log" || break
+    sleep 0.5
+  done
+  echo "l4mux capture did not start:" >&2; cat "$run/$1.capture.log" >&2; exit 1
 }
-capture_off() { kill -TERM "$capture"; wait "$capture" || true; }
+capture_off() { kill -TERM "$capture" 2>/dev/null || true; wait "$capture" || true; }
 
 # bench_capture IO NAME -> two JSON objects (capture off, capture on), one per line. The max-rate
 # runs alternate off, on, off, on, ... so that a shared host's drift hits both alike; the ratio
@@ -175,7 +186,8 @@ EOF
   if ! kill -0 "$daemon" 2>/dev/null; then echo "l4mux ($io) did not start:" >&2; cat "$run/$io.log" >&2; exit 1; fi
   mode=$(in_ns dut node dist/cli/main.js status --control "$run/$io.sock" | node -e 'const i=JSON.parse(require("fs").readFileSync(0)).interfaces[0].io;console.log(i.mode+(i.xdpMode?"/"+i.xdpMode:""))')
   echo "l4mux with $io, alternating runs without and with \`l4mux capture\` (1 packet in $capture_sample)..." >&2
-  while IFS= read -r line; do results+=("$line"); done < <(bench_capture "$io" "l4mux_$io ($mode)")
+  bench_capture "$io" "l4mux_$io ($mode)" > "$run/$io.results"
+  while IFS= read -r line; do results+=("$line"); done < "$run/$io.results"
   kill -TERM "$daemon"; wait "$daemon" || true
 done
 
