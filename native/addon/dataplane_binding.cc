@@ -300,7 +300,8 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     const Napi::Env env = info.Env();
     const size_t max = max_records_arg(info, 0);
     std::vector<uint8_t> out(max * cluster::kFlowRecordSize);
-    const size_t n = sync(env).poll(current(env), resolver(), out.data(), max, now_arg(info, 1));
+    const cluster::BackendAddress address = [this](uint32_t slot) { return publisher_.backend_address(slot); };
+    const size_t n = sync(env).poll(current(env), address, out.data(), max, now_arg(info, 1));
     return Napi::Buffer<uint8_t>::Copy(env, out.data(), n * cluster::kFlowRecordSize);
   }
 

@@ -127,12 +127,11 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
   }
   struct Expiry {
     cluster::WorkerSync* sync;
-    const Snapshot* snapshot;
     uint64_t now_ns;
-  } expiry{sync_, &snapshot, now_ns};
+  } expiry{sync_, now_ns};
   conntrack_.sweep(now_ns, kSweepBucketsPerBatch, [](void* ctx, const FlowEntry& e) {
     const auto* x = static_cast<const Expiry*>(ctx);
-    x->sync->ended(e, *x->snapshot, x->now_ns);
+    x->sync->ended(e, x->now_ns);
   }, &expiry);
 }
 
@@ -159,7 +158,7 @@ bool Pipeline::forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& sna
   }
   const FlowState before = entry->state;
   conntrack_.touch(*entry, f.tcp_flags, now_ns);
-  if (sync_ != nullptr) sync_->touched(*entry, before, snapshot, now_ns);
+  if (sync_ != nullptr) sync_->touched(*entry, before, now_ns);
   const InnerPacket inner{pkt.data + kPlainL3Offset, f.l3_length, w.key.family, f.traffic_class,
                           f.dont_fragment};
   emit(pkt, inner, tunnel, w.flow_hash, vip->slot, entry->backend);
@@ -274,15 +273,15 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
         const FlowState before = entry->state;
         conntrack_.touch(*entry, flags, now_ns);
         if (sync_ != nullptr) {
-          sync_->touched(*entry, before, snapshot, now_ns);
-          if (w.redirected) sync_->teach(*entry, snapshot, w.asker, now_ns);
+          sync_->touched(*entry, before, now_ns);
+          if (w.redirected) sync_->teach(*entry, w.asker, now_ns);
         }
         encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot, now_ns);
         return;
       }
       case FlowFate::kCut:
         if (!is_new_connection_syn(flags)) {
-          cut_flow(pkt, p, *entry, snapshot, now_ns);
+          cut_flow(pkt, p, *entry, now_ns);
           return;
         }
         break;
@@ -326,8 +325,8 @@ void Pipeline::start_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry
     if (sync_ != nullptr) {
       // Persistent VIPs' flows follow an entry no other mux's scheduler would repeat.
       const bool must = is_per_mux(vip.scheduler) || vip.persist_prefix != 0;
-      sync_->started(*created, snapshot, now_ns, must ? cluster::kRecordMustSync : 0);
-      if (w.redirected) sync_->teach(*created, snapshot, w.asker, now_ns);
+      sync_->started(*created, now_ns, must ? cluster::kRecordMustSync : 0);
+      if (w.redirected) sync_->teach(*created, w.asker, now_ns);
     }
   }
   encapsulate_to(pkt, w.parsed, vip, backend, w.flow_hash, snapshot, now_ns);
@@ -455,8 +454,8 @@ bool Pipeline::cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot
   if (sync_->peer_lookup(w.key, now_ns, &hit) && vip.fate_of(hit.backend) == FlowFate::kKeep) {
     FlowEntry* e = conntrack_.insert(w.key, w.flow_hash, hit.backend, flags, now_ns, vip.slot);
     sync_->counters().peer_hits.add();
-    sync_->started(*e, snapshot, now_ns, static_cast<uint8_t>(hit.flags | cluster::kRecordFromPeer));
-    if (w.redirected) sync_->teach(*e, snapshot, w.asker, now_ns);
+    sync_->started(*e, now_ns, static_cast<uint8_t>(hit.flags | cluster::kRecordFromPeer));
+    if (w.redirected) sync_->teach(*e, w.asker, now_ns);
     encapsulate_to(pkt, p, vip, hit.backend, w.flow_hash, snapshot, now_ns);
     return true;
   }
@@ -590,12 +589,11 @@ void Pipeline::forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot
   encapsulate_to(pkt, w.parsed, *vip, backend, hash, snapshot, now_ns);
 }
 
-void Pipeline::cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry, const Snapshot& snapshot,
-                        uint64_t now_ns) {
+void Pipeline::cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry, uint64_t now_ns) {
   // IPVS's expire_nodest_conn: the packet goes nowhere and the entry is forgotten, so that
   // whatever the client sends later is a new flow. A TCP client is told at once.
   if (BackendCounters* c = counters_.backend(entry.backend)) c->flows_cut.add();
-  if (sync_ != nullptr) sync_->ended(entry, snapshot, now_ns);
+  if (sync_ != nullptr) sync_->ended(entry, now_ns);
   conntrack_.erase(entry);
   if (p.proto == kProtoTcp) {
     if (const uint32_t len = make_tcp_reset(pkt.data, p); len != 0) {

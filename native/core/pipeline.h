@@ -137,7 +137,7 @@ class Pipeline {
                     uint64_t now_ns);
   void forward_fragment(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   void forward_icmp_error(Packet& pkt, Work& w, const Snapshot& snapshot, uint64_t now_ns);
-  void cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry, const Snapshot& snapshot, uint64_t now_ns);
+  void cut_flow(Packet& pkt, const ParsedPacket& p, FlowEntry& entry, uint64_t now_ns);
   // Cluster: a table miss answered from the peer table or by a redirect to the flow's owner
   // (true: the packet is taken care of), and a redirected packet received from a peer.
   bool cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);

@@ -55,6 +55,12 @@ std::optional<uint32_t> ConfigPublisher::backend_slot(const IpAddr& addr) const 
   return backends_.find(addr);
 }
 
+std::optional<IpAddr> ConfigPublisher::backend_address(uint32_t slot) const {
+  std::lock_guard lock(mutex_);
+  if (slot >= backends_.keys().size()) return std::nullopt;
+  return backends_.keys()[slot];
+}
+
 uint32_t ConfigPublisher::vip_slot_count() const {
   std::lock_guard lock(mutex_);
   return static_cast<uint32_t>(vips_.keys().size());

@@ -57,6 +57,8 @@ class ConfigPublisher {
 
   SlotNames slot_names() const;
   std::optional<uint32_t> backend_slot(const IpAddr& addr) const;
+  // The address of a backend slot (nullopt: not handed out yet).
+  std::optional<IpAddr> backend_address(uint32_t slot) const;
   uint32_t vip_slot_count() const;
   uint32_t backend_slot_count() const;
   uint32_t max_vips() const { return vips_.capacity(); }

@@ -191,8 +191,8 @@ EngineCounters Engine::counters() const {
 size_t Engine::poll_flow_events(uint8_t* out, size_t max_records) {
   std::lock_guard lock(mutex_);
   if (!sync_) return 0;
-  const cluster::BackendResolver resolve = [this](const IpAddr& a) { return publisher_.backend_slot(a); };
-  return sync_->poll(*publisher_.current(), resolve, out, max_records, monotonic_ns());
+  const cluster::BackendAddress address = [this](uint32_t slot) { return publisher_.backend_address(slot); };
+  return sync_->poll(*publisher_.current(), address, out, max_records, monotonic_ns());
 }
 
 cluster::InstallResult Engine::install_flows(const uint8_t* records, size_t len) {

@@ -100,7 +100,11 @@ void fuzz_records(World& w, const uint8_t* data, size_t size) {
     }
   }
   std::vector<uint8_t> out(64 * cluster::kFlowRecordSize);
-  w.hub.poll(*w.snapshot, resolve, out.data(), 64, now);
+  const cluster::BackendAddress address = [&](uint32_t slot) -> std::optional<IpAddr> {
+    if (slot >= w.backends.keys().size()) return std::nullopt;
+    return w.backends.keys()[slot];
+  };
+  w.hub.poll(*w.snapshot, address, out.data(), 64, now);
 }
 
 void fuzz_redirect(World& w, const uint8_t* data, size_t size) {

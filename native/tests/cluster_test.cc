@@ -374,8 +374,11 @@ class ClusterPipelineTest : public ::testing::Test {
 
   std::vector<FlowRecord> poll() {
     std::vector<uint8_t> out(64 * kFlowRecordSize);
-    const BackendResolver resolve = [this](const IpAddr& a) { return backends_.find(a); };
-    const size_t n = hub_.poll(*snapshot_, resolve, out.data(), 64, now_ns_);
+    const BackendAddress address = [this](uint32_t slot) -> std::optional<IpAddr> {
+      if (slot >= backends_.keys().size()) return std::nullopt;
+      return backends_.keys()[slot];
+    };
+    const size_t n = hub_.poll(*snapshot_, address, out.data(), 64, now_ns_);
     std::vector<FlowRecord> records(n);
     for (size_t i = 0; i < n; ++i) {
       EXPECT_EQ(decode_flow_record(out.data() + i * kFlowRecordSize, kFlowRecordSize, &records[i]), RecordError::kOk);
@@ -579,6 +582,39 @@ TEST_F(ClusterPipelineTest, ExportsRefreshesAndEndsOfLongFlows) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].kind, RecordKind::kEnd);
   EXPECT_EQ(records[0].key.src_port, 33333);
+}
+
+// The worker exports the entry as it is (the backend by slot); poll names the backend by
+// address, from the snapshot, or from the registry for a slot handed out after it.
+TEST_F(ClusterPipelineTest, PollNamesTheBackendByAddressAndTheLifetimeInSeconds) {
+  configure(spec(0));
+  const uint32_t known = *backends_.find(ip("10.1.0.2"));
+  const uint32_t newer = *backends_.slot_for(ip("10.9.9.9"));
+  ASSERT_GE(newer, snapshot_->backends().size());
+  FlowEntry a;
+  a.key = flow(7);
+  a.backend = known;
+  a.expires_ns = now_ns_ + 30'500'000'000ull;
+  FlowEntry b = a;
+  b.key = flow(8);
+  b.backend = newer;
+  hub_.worker(0).started(a, now_ns_, kRecordMustSync);
+  hub_.worker(0).started(b, now_ns_, 0);
+  hub_.worker(0).ended(a, now_ns_);
+  const auto records = poll();
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].kind, RecordKind::kNew);
+  EXPECT_EQ(records[0].key, a.key);
+  EXPECT_EQ(records[0].backend, ip("10.1.0.2"));
+  EXPECT_EQ(records[0].lifetime_s, 31u) << "whole seconds, rounded up";
+  EXPECT_EQ(records[0].flags, kRecordMustSync);
+  EXPECT_EQ(records[0].owner, snapshot_->cluster()->owners(a.key).owner);
+  EXPECT_EQ(records[0].backup, snapshot_->cluster()->owners(a.key).backup);
+  EXPECT_EQ(records[1].key, b.key);
+  EXPECT_EQ(records[1].backend, ip("10.9.9.9")) << "a slot newer than the snapshot, from the registry";
+  EXPECT_EQ(records[2].kind, RecordKind::kEnd);
+  EXPECT_EQ(records[2].backend.family, Family::kNone);
+  EXPECT_EQ(records[2].lifetime_s, 0u);
 }
 
 }  // namespace

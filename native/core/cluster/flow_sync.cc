@@ -1,6 +1,7 @@
 #include "flow_sync.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "ownership.h"
 
@@ -21,67 +22,25 @@ uint32_t lifetime_seconds(uint64_t expires_ns, uint64_t now_ns) {
 }  // namespace
 
 WorkerSync::WorkerSync(ExportRing& ring, const PeerTable& peers, const ConntrackTimeouts& t)
-    : ring_(ring),
-      peers_(peers),
-      refresh_syn_(quarter_ticks(t.tcp_syn_ns)),
-      refresh_established_(quarter_ticks(t.tcp_established_ns)),
-      refresh_closing_(quarter_ticks(t.tcp_closing_ns)),
-      refresh_udp_(quarter_ticks(t.udp_ns)),
-      refresh_other_(quarter_ticks(t.other_ns)) {}
-
-uint32_t WorkerSync::refresh_ticks(FlowState s) const {
-  switch (s) {
-    case FlowState::kTcpSynSeen:
-      return refresh_syn_;
-    case FlowState::kTcpEstablished:
-      return refresh_established_;
-    case FlowState::kTcpClosing:
-      return refresh_closing_;
-    case FlowState::kUdp:
-      return refresh_udp_;
-    case FlowState::kOther:
-    case FlowState::kFree:
-      break;
-  }
-  return refresh_other_;
+    : ring_(ring), peers_(peers) {
+  const uint32_t other = quarter_ticks(t.other_ns);
+  for (uint32_t& r : refresh_) r = other;
+  refresh_[static_cast<size_t>(FlowState::kTcpSynSeen)] = quarter_ticks(t.tcp_syn_ns);
+  refresh_[static_cast<size_t>(FlowState::kTcpEstablished)] = quarter_ticks(t.tcp_established_ns);
+  refresh_[static_cast<size_t>(FlowState::kTcpClosing)] = quarter_ticks(t.tcp_closing_ns);
+  refresh_[static_cast<size_t>(FlowState::kUdp)] = quarter_ticks(t.udp_ns);
 }
 
-void WorkerSync::emit(RecordKind kind, const FlowEntry& e, const Snapshot& snap, uint64_t now_ns, uint8_t peer) {
-  uint8_t* slot = ring_.claim();
-  if (slot == nullptr) return;  // counted by the ring
-  FlowRecord r;
-  r.kind = kind;
-  r.flags = e.sync_flags;
-  r.peer = peer;
-  r.key = e.key;
-  if (kind != RecordKind::kEnd && e.backend < snap.backends().size()) r.backend = snap.backends()[e.backend].addr;
-  r.lifetime_s = kind == RecordKind::kEnd ? 0 : std::max<uint32_t>(1, lifetime_seconds(e.expires_ns, now_ns));
-  encode_flow_record(r, slot);
-  ring_.publish();
-  counters_.exported.add();
-}
-
-void WorkerSync::started(FlowEntry& e, const Snapshot& snap, uint64_t now_ns, uint8_t flags) {
-  e.sync_flags = flags;
-  e.taught_tick = static_cast<uint8_t>(ticks_of(now_ns) - 1);  // the first redirect teaches at once
+void WorkerSync::refresh(FlowEntry& e, uint64_t now_ns) {
   e.synced_ticks = ticks_of(now_ns);
-  emit(RecordKind::kNew, e, snap, now_ns, kNoMember);
+  emit(RecordKind::kRefresh, e, now_ns, kNoMember);
 }
 
-void WorkerSync::refresh(FlowEntry& e, const Snapshot& snap, uint64_t now_ns) {
-  e.synced_ticks = ticks_of(now_ns);
-  emit(RecordKind::kRefresh, e, snap, now_ns, kNoMember);
-}
-
-void WorkerSync::ended(const FlowEntry& e, const Snapshot& snap, uint64_t now_ns) {
-  emit(RecordKind::kEnd, e, snap, now_ns, kNoMember);
-}
-
-void WorkerSync::teach(FlowEntry& e, const Snapshot& snap, uint8_t asker, uint64_t now_ns) {
+void WorkerSync::teach(FlowEntry& e, uint8_t asker, uint64_t now_ns) {
   const auto tick = static_cast<uint8_t>(ticks_of(now_ns));
   if (e.taught_tick == tick) return;  // once a tick: the asker's copy is on its way
   e.taught_tick = tick;
-  emit(RecordKind::kTeach, e, snap, now_ns, asker);
+  emit(RecordKind::kTeach, e, now_ns, asker);
   counters_.teach_sent.add();
 }
 
@@ -93,7 +52,7 @@ SyncHub::SyncHub(const SyncSettings& settings, uint32_t workers, const Conntrack
   }
 }
 
-size_t SyncHub::poll(const Snapshot& snap, const BackendResolver& backend_slot, uint8_t* out, size_t max,
+size_t SyncHub::poll(const Snapshot& snap, const BackendAddress& backend_address, uint8_t* out, size_t max,
                      uint64_t now_ns) {
   // Round robin over the rings, a share each, so that one busy worker does not starve the
   // others' records when `max` is small.
@@ -109,25 +68,46 @@ size_t SyncHub::poll(const Snapshot& snap, const BackendResolver& backend_slot, 
   next_ring_ = static_cast<uint32_t>((next_ring_ + 1) % rings);
   polled_ += n;
 
+  // Each exported entry becomes its FlowRecord in place (record i is written where entry i
+  // was read, so `kept` never passes `i`).
   const ClusterView* cluster = snap.cluster();
-  if (cluster == nullptr) return n;
+  const std::vector<BackendState>& addresses = snap.backends();
+  size_t kept = 0;
   for (size_t i = 0; i < n; ++i) {
-    uint8_t* rec = out + i * kFlowRecordSize;
+    ExportedEntry x;
+    std::memcpy(&x, out + i * kFlowRecordSize, sizeof(x));
     FlowRecord r;
-    if (decode_flow_record(rec, kFlowRecordSize, &r) != RecordError::kOk) continue;  // cannot happen
-    const Owners o = cluster->owners(r.key);
-    rec[5] = o.owner;
-    rec[6] = o.backup;
-    if (r.kind == RecordKind::kTeach) continue;  // for the asker, not for us
-    if (o.owner != cluster->self() && o.backup != cluster->self()) continue;
+    r.kind = x.kind;
+    r.flags = x.flags;
+    r.peer = x.peer;
+    r.key = x.key;
+    if (x.kind != RecordKind::kEnd) {
+      if (x.backend < addresses.size()) {
+        r.backend = addresses[x.backend].addr;
+      } else if (std::optional<IpAddr> a = backend_address ? backend_address(x.backend) : std::nullopt) {
+        r.backend = *a;
+      } else {
+        continue;  // no slot of this process: cannot happen (slots are never taken back)
+      }
+      r.lifetime_s = std::max<uint32_t>(1, lifetime_seconds(x.expires_ns, x.at_ns));
+    }
+    if (cluster != nullptr) {
+      const Owners o = cluster->owners(r.key);
+      r.owner = o.owner;
+      r.backup = o.backup;
+    }
+    encode_flow_record(r, out + kept * kFlowRecordSize);
+    ++kept;
+    if (cluster == nullptr || r.kind == RecordKind::kTeach) continue;  // a teach is for the asker, not for us
+    if (r.owner != cluster->self() && r.backup != cluster->self()) continue;
     if (r.kind == RecordKind::kEnd) {
       peers_.remove(r.key);
-    } else if (const std::optional<uint32_t> slot = backend_slot(r.backend)) {
-      peers_.install(r.key, *slot, r.flags, now_ns + uint64_t{r.lifetime_s} * 1'000'000'000ull, now_ns);
+    } else {
+      peers_.install(r.key, x.backend, r.flags, now_ns + uint64_t{r.lifetime_s} * 1'000'000'000ull, now_ns);
     }
     ++self_installed_;
   }
-  return n;
+  return kept;
 }
 
 bool SyncHub::admit(const uint8_t* rec, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,

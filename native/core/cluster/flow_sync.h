@@ -11,11 +11,17 @@
 //   - kind 2 (end) on FIN/RST, when a flow is cut, and when the sweep frees an expired entry;
 //   - kind 4 (teach) when a packet redirected by `peer` was forwarded here (at most about
 //     once a second per flow), so that the asking mux learns the entry.
-// Records leave the worker with owner and backup unset; SyncHub::poll fills them in from
-// the current cluster view (no rendezvous hashing on the fast path for exports).
+// A worker exports the entry as this process names it (ExportedEntry: the backend by slot,
+// the deadline in the worker's clock), a plain 64-byte copy with no translation and no read
+// of the snapshot; SyncHub::poll makes the FlowRecord on the control thread: the backend's
+// address, the lifetime in seconds, owner and backup from the current cluster view (no
+// rendezvous hashing and no address encoding on the fast path).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -48,6 +54,23 @@ struct SyncCounters {
 #undef L4MUX_X
 };
 
+// What a worker writes into its export ring (one slot): the entry copied out as it is.
+// Never leaves the process: SyncHub::poll turns it into a FlowRecord, which names the backend
+// by address. Backend slots are never reused (SlotRegistry), so any later snapshot, or the
+// registry, names the same address for the slot.
+struct ExportedEntry {
+  FlowKey key;
+  uint64_t expires_ns;  // the entry's deadline
+  uint64_t at_ns;       // when it was exported (the lifetime is expires_ns - at_ns)
+  uint32_t backend;     // slot
+  RecordKind kind;
+  uint8_t flags;
+  uint8_t peer;
+  uint8_t pad;
+};
+static_assert(sizeof(ExportedEntry) == kFlowRecordSize, "one export ring slot");
+static_assert(std::is_trivially_copyable_v<ExportedEntry> && sizeof(RecordKind) == 1, "written field by field, read by memcpy");
+
 struct SyncSettings {
   uint32_t peer_flows = defaults::kPeerFlows;    // peer-entry table entries (64 bytes each)
   uint32_t export_ring = defaults::kExportRing;  // records per worker ring (64 bytes each)
@@ -59,19 +82,25 @@ class WorkerSync {
   WorkerSync(ExportRing& ring, const PeerTable& peers, const ConntrackTimeouts& timeouts);
 
   // A new entry (decided here, or adopted from the peer table with `flags` from-peer).
-  void started(FlowEntry& e, const Snapshot& snap, uint64_t now_ns, uint8_t flags);
+  void started(FlowEntry& e, uint64_t now_ns, uint8_t flags) {
+    e.sync_flags = flags;
+    e.taught_tick = static_cast<uint8_t>((now_ns >> 30) - 1);  // the first redirect teaches at once
+    e.synced_ticks = static_cast<uint32_t>(now_ns >> 30);
+    emit(RecordKind::kNew, e, now_ns, kNoMember);
+  }
   // After conntrack touch(): exports the end on FIN/RST, else a refresh when one is due.
-  void touched(FlowEntry& e, FlowState before, const Snapshot& snap, uint64_t now_ns) {
+  void touched(FlowEntry& e, FlowState before, uint64_t now_ns) {
     if (e.state == FlowState::kTcpClosing && before != FlowState::kTcpClosing) {
-      ended(e, snap, now_ns);
+      ended(e, now_ns);
       return;
     }
     e.sync_flags |= kRecordProven;
-    if (static_cast<uint32_t>(now_ns >> 30) - e.synced_ticks >= refresh_ticks(e.state)) refresh(e, snap, now_ns);
+    if (static_cast<uint32_t>(now_ns >> 30) - e.synced_ticks >= refresh_ticks(e.state)) refresh(e, now_ns);
   }
-  void ended(const FlowEntry& e, const Snapshot& snap, uint64_t now_ns);
+  // The entry's end (FIN/RST, a cut, expiry).
+  void ended(const FlowEntry& e, uint64_t now_ns) { emit(RecordKind::kEnd, e, now_ns, kNoMember); }
   // The packet forwarded by `e` had been redirected here by member `asker`.
-  void teach(FlowEntry& e, const Snapshot& snap, uint8_t asker, uint64_t now_ns);
+  void teach(FlowEntry& e, uint8_t asker, uint64_t now_ns);
 
   bool peer_lookup(const FlowKey& key, uint64_t now_ns, PeerHit* hit) const {
     return !peers_.empty() && peers_.lookup(key, now_ns, hit);
@@ -83,18 +112,35 @@ class WorkerSync {
   ExportRing& ring() { return ring_; }
 
  private:
-  uint32_t refresh_ticks(FlowState s) const;
-  void refresh(FlowEntry& e, const Snapshot& snap, uint64_t now_ns);
-  void emit(RecordKind kind, const FlowEntry& e, const Snapshot& snap, uint64_t now_ns, uint8_t peer);
+  uint32_t refresh_ticks(FlowState s) const {
+    const auto i = static_cast<size_t>(s);
+    return i < kStates ? refresh_[i] : refresh_[static_cast<size_t>(FlowState::kOther)];
+  }
+  void refresh(FlowEntry& e, uint64_t now_ns);
+  // One ring slot, filled with plain stores from the entry (a full ring: lost and counted).
+  void emit(RecordKind kind, const FlowEntry& e, uint64_t now_ns, uint8_t peer) {
+    uint8_t* slot = ring_.claim();
+    if (slot == nullptr) return;
+    // Field by field straight into the slot: a copy through a local would be read back wide
+    // right after narrow stores, which the CPU cannot forward (a stall per record).
+    std::memcpy(slot + offsetof(ExportedEntry, key), &e.key, sizeof(e.key));
+    std::memcpy(slot + offsetof(ExportedEntry, expires_ns), &e.expires_ns, sizeof(e.expires_ns));
+    std::memcpy(slot + offsetof(ExportedEntry, at_ns), &now_ns, sizeof(now_ns));
+    std::memcpy(slot + offsetof(ExportedEntry, backend), &e.backend, sizeof(e.backend));
+    slot[offsetof(ExportedEntry, kind)] = static_cast<uint8_t>(kind);
+    slot[offsetof(ExportedEntry, flags)] = e.sync_flags;
+    slot[offsetof(ExportedEntry, peer)] = peer;
+    slot[offsetof(ExportedEntry, pad)] = 0;
+    ring_.publish();
+    counters_.exported.add();
+  }
 
   ExportRing& ring_;
   const PeerTable& peers_;
-  // Refresh intervals in 2^30 ns ticks: a quarter of each state's timeout, at least one.
-  uint32_t refresh_syn_;
-  uint32_t refresh_established_;
-  uint32_t refresh_closing_;
-  uint32_t refresh_udp_;
-  uint32_t refresh_other_;
+  // Refresh intervals in 2^30 ns ticks by FlowState: a quarter of each state's timeout (of
+  // other_ns for kOther and kFree), at least one.
+  static constexpr size_t kStates = static_cast<size_t>(FlowState::kOther) + 1;
+  uint32_t refresh_[kStates];
   SyncCounters counters_;
 };
 
@@ -106,6 +152,9 @@ class WorkerSync {
 
 // This process's slot of a backend address (nullopt: not a backend here).
 using BackendResolver = std::function<std::optional<uint32_t>(const IpAddr&)>;
+// The address of this process's backend slot (nullopt: no such slot), from the slot
+// registry; SyncHub::poll asks it only for slots newer than the snapshot it was given.
+using BackendAddress = std::function<std::optional<IpAddr>(uint32_t slot)>;
 
 struct InstallResult {
   uint32_t accepted = 0;
@@ -130,11 +179,12 @@ class SyncHub {
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   const PeerTable& peers() const { return peers_; }
 
-  // Control thread. Moves up to `max` records (all workers, round robin) into `out`, with
-  // owner and backup filled in from `snap`'s cluster view (left unset without one); records
-  // of flows this mux owns or backs also go into its own peer table, so that any of its
-  // workers finds them. Returns the number of records.
-  size_t poll(const Snapshot& snap, const BackendResolver& backend_slot, uint8_t* out, size_t max, uint64_t now_ns);
+  // Control thread. Moves up to `max` exported entries (all workers, round robin) into `out`
+  // as FlowRecords: the backend's address from `snap` (or `backend_address` for a slot newer
+  // than `snap`), the remaining lifetime, owner and backup from `snap`'s cluster view (left
+  // unset without one); records of flows this mux owns or backs also go into its own peer
+  // table, so that any of its workers finds them. Returns the number of records.
+  size_t poll(const Snapshot& snap, const BackendAddress& backend_address, uint8_t* out, size_t max, uint64_t now_ns);
   // Records from peers (n*64 bytes) into the peer table: kind 2 removes, the others install.
   // `backend_slot` resolves a backend address to this process's slot (nullopt: unknown).
   InstallResult install(const uint8_t* buf, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,
