@@ -169,7 +169,10 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
     const uint32_t i = static_cast<uint32_t>(std::countr_zero(m));
     if (b.entries[i].key == key) {
       slot = i;
-      if (b.entries[i].expires_ns <= now_ns) ++stats_.expired_reused;
+      if (b.entries[i].expires_ns <= now_ns) {
+        ++stats_.expired_reused;
+        if (on_expired_ != nullptr) on_expired_(expired_ctx_, b.entries[i], now_ns);
+      }
       break;
     }
   }
@@ -190,6 +193,7 @@ FlowEntry* Conntrack::insert(const FlowKey& key, uint64_t hash, uint32_t backend
       if (b.entries[soonest].expires_ns <= now_ns) {
         slot = soonest;
         ++stats_.expired_reused;
+        if (on_expired_ != nullptr) on_expired_(expired_ctx_, b.entries[slot], now_ns);
       } else {
         slot = victim;
         ++stats_.evictions;
@@ -263,7 +267,7 @@ void Conntrack::count_open(const FlowEntry& e, int delta) const {
   }
 }
 
-void Conntrack::sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired, void* ctx) {
+void Conntrack::sweep(uint64_t now_ns, uint32_t buckets) {
   const uint32_t now = coarse(now_ns);
   for (uint32_t n = 0; n < buckets && n < bucket_count_; ++n) {
     Bucket& b = buckets_[sweep_cursor_];
@@ -274,7 +278,7 @@ void Conntrack::sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired, v
          occupied &= occupied - 1) {
       const int i = std::countr_zero(occupied);
       if ((b.deadlines[i] & kCoarseMask) < now) {
-        if (on_expired != nullptr) on_expired(ctx, b.entries[i]);
+        if (on_expired_ != nullptr) on_expired_(expired_ctx_, b.entries[i], now_ns);
         erase(b.entries[i]);
       }
     }

@@ -135,9 +135,17 @@ class Conntrack {
   // Frees the expired entries of the next `buckets` buckets (round robin over the table), so
   // that flows which end without FIN or RST stop counting as open. Bounded work: call it once
   // per batch with a small number.
-  // `on_expired` (with `ctx`), when given, sees each expired entry before it is freed.
-  using ExpiredFn = void (*)(void* ctx, const FlowEntry& entry);
-  void sweep(uint64_t now_ns, uint32_t buckets, ExpiredFn on_expired = nullptr, void* ctx = nullptr);
+  void sweep(uint64_t now_ns, uint32_t buckets);
+
+  // Sees every entry that leaves the table by expiry, once, just before its slot is freed or
+  // taken: by the sweep, or by an insert that reuses the place of an expired entry (of the
+  // same key or another) before the sweep came by. Not for erase() (the caller's decision)
+  // nor for evictions (a live flow pushed out: its next packet is a miss, not its end).
+  using ExpiredFn = void (*)(void* ctx, const FlowEntry& entry, uint64_t now_ns);
+  void set_expiry_sink(ExpiredFn fn, void* ctx) {
+    on_expired_ = fn;
+    expired_ctx_ = ctx;
+  }
 
   uint32_t capacity() const { return bucket_count_ * kConntrackWays; }
   // The memory a table made with `config` occupies (tags, deadlines and entries).
@@ -160,6 +168,8 @@ class Conntrack {
   ConntrackStats stats_;
   WorkerCounters* counters_ = nullptr;
   uint32_t sweep_cursor_ = 0;
+  ExpiredFn on_expired_ = nullptr;
+  void* expired_ctx_ = nullptr;
 };
 
 // A flow counts as open (an active connection) until its TCP FIN or RST, or until it expires.

@@ -50,6 +50,13 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
     persist_ = &persist_hub_->table();
     punts_ = &persist_hub_->worker(options.worker);
   }
+  if (sync_ != nullptr) {
+    // Every expiry's end record, whether the sweep frees the entry or a new flow takes its
+    // place first.
+    conntrack_.set_expiry_sink([](void* ctx, const FlowEntry& e, uint64_t now_ns) {
+      static_cast<cluster::WorkerSync*>(ctx)->ended(e, now_ns);
+    }, sync_);
+  }
 }
 
 // Never inlined into its caller: once per batch costs nothing, and profiles can then name it.
@@ -121,18 +128,7 @@ Pipeline::Pipeline(const ConntrackConfig& conntrack, WorkerCounters& counters, P
     held_in_batch_ = 0;
     persist_hub_->punted();
   }
-  if (sync_ == nullptr) {
-    conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
-    return;
-  }
-  struct Expiry {
-    cluster::WorkerSync* sync;
-    uint64_t now_ns;
-  } expiry{sync_, now_ns};
-  conntrack_.sweep(now_ns, kSweepBucketsPerBatch, [](void* ctx, const FlowEntry& e) {
-    const auto* x = static_cast<const Expiry*>(ctx);
-    x->sync->ended(e, x->now_ns);
-  }, &expiry);
+  conntrack_.sweep(now_ns, kSweepBucketsPerBatch);
 }
 
 // The plain lane: a plain packet of a flow the connection table holds, whose backend keeps

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "checksum.h"
+#include "hash.h"
 #include "cluster/export_ring.h"
 #include "cluster/flow_record.h"
 #include "cluster/flow_sync.h"
@@ -582,6 +583,47 @@ TEST_F(ClusterPipelineTest, ExportsRefreshesAndEndsOfLongFlows) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].kind, RecordKind::kEnd);
   EXPECT_EQ(records[0].key.src_port, 33333);
+}
+
+// A flow that expired while its bucket filled up: a new flow takes its slot before the sweep
+// comes by, and the expired flow's end is exported all the same (peers drop their copies
+// instead of keeping them until their own timeout).
+TEST_F(ClusterPipelineTest, ExportsTheEndOfAnExpiredEntryWhoseSlotANewFlowTakes) {
+  configure(spec(0));
+  // Nine flows of one bucket (4096 entries: 512 buckets), far from where the sweep goes next.
+  constexpr uint32_t kBuckets = 4096 / kConntrackWays;
+  const auto bucket_of = [&](uint16_t port) {
+    FlowKey k = flow(0);
+    k.src = ip("198.51.100.9").bytes;
+    k.src_port = port;
+    return static_cast<uint32_t>(hash_flow(k, HashFields::kFiveTuple, snapshot_->seed()) & (kBuckets - 1));
+  };
+  std::vector<uint16_t> ports;
+  uint32_t bucket = 0;
+  for (uint16_t port = 1024; ports.size() < kConntrackWays + 1; ++port) {
+    const uint32_t b = bucket_of(port);
+    if (ports.empty()) {
+      if (b < 100) continue;
+      bucket = b;
+    }
+    if (b == bucket) ports.push_back(port);
+  }
+  l4mux::testing::L4Spec syn;
+  for (uint32_t i = 0; i < kConntrackWays; ++i) {
+    syn.src_port = ports[i];
+    ASSERT_EQ(run(l4mux::testing::flow_frame("198.51.100.9", "192.0.2.10", syn)).verdict, Verdict::kTx);
+  }
+  ASSERT_EQ(poll().size(), kConntrackWays);
+  // Their SYN timeout (30 s) passes; the sweep has visited 16 of 512 buckets.
+  now_ns_ += 31'000'000'000ull;
+  syn.src_port = ports[kConntrackWays];
+  ASSERT_EQ(run(l4mux::testing::flow_frame("198.51.100.9", "192.0.2.10", syn)).verdict, Verdict::kTx);
+  const auto records = poll();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].kind, RecordKind::kEnd);
+  EXPECT_EQ(records[0].key.src_port, ports[0]) << "the first of the expired flows, whose slot was taken";
+  EXPECT_EQ(records[1].kind, RecordKind::kNew);
+  EXPECT_EQ(records[1].key.src_port, ports[kConntrackWays]);
 }
 
 // The worker exports the entry as it is (the backend by slot); poll names the backend by

@@ -379,6 +379,69 @@ TEST(Conntrack, ExpiredEntryOfAnotherFlowIsReusedAndCounted) {
   EXPECT_NE(ct.lookup(keys[5], bucket_hash(bucket, 5), 1000), nullptr);
 }
 
+// What the expiry sink saw: keys and the time it was told.
+struct Expired {
+  std::vector<FlowKey> keys;
+  std::vector<uint64_t> at;
+  static void record(void* ctx, const FlowEntry& e, uint64_t now_ns) {
+    auto* x = static_cast<Expired*>(ctx);
+    x->keys.push_back(e.key);
+    x->at.push_back(now_ns);
+  }
+};
+
+// An expired entry whose place an insert takes before the sweep came by still ends through
+// the sink (the cluster exports its end from there); evictions and erases do not.
+TEST(Conntrack, TheExpirySinkSeesExpiredEntriesWhoseSlotAnInsertReuses) {
+  Conntrack ct(config(64));
+  Expired seen;
+  ct.set_expiry_sink(&Expired::record, &seen);
+  // The same key again after its SYN expired.
+  const FlowKey k = v4_key(1, 1);
+  const uint64_t h = bucket_hash(2, 1);
+  ct.insert(k, h, 1, kTcpSyn, 0);
+  ct.insert(k, h, 2, kTcpSyn, 1000);
+  ASSERT_EQ(seen.keys.size(), 1u);
+  EXPECT_EQ(seen.keys[0], k);
+  EXPECT_EQ(seen.at[0], 1000u);
+
+  // A full bucket whose soonest entry has expired: another flow takes its place. (These
+  // timeouts are far below the table's coarse deadlines, about a second: all eight are equally
+  // soon, and the first slot is the one looked at.)
+  const uint32_t bucket = 5;
+  std::vector<FlowKey> keys;
+  for (uint32_t i = 0; i < kConntrackWays; ++i) {
+    keys.push_back(v4_key(10 + i, 2));
+    FlowEntry* e = ct.insert(keys[i], bucket_hash(bucket, i), i, kTcpSyn, 2000);
+    if (i != 0) ct.touch(*e, kTcpAck, 2000);  // established until 11000; slot 0's SYN expires at 3000
+  }
+  seen = Expired{};
+  const FlowKey fresh = v4_key(99, 2);
+  ct.insert(fresh, bucket_hash(bucket, 99), 9, kTcpSyn, 3000);
+  EXPECT_EQ(ct.stats().expired_reused, 2u);
+  ASSERT_EQ(seen.keys.size(), 1u);
+  EXPECT_EQ(seen.keys[0], keys[0]);
+
+  // The bucket is full of live entries: an eviction is no expiry.
+  ct.insert(v4_key(100, 2), bucket_hash(bucket, 100), 9, kTcpSyn, 3000);
+  EXPECT_EQ(ct.stats().evictions, 1u);
+  // Nor is an erase.
+  ct.erase(*ct.lookup(keys[1], bucket_hash(bucket, 1), 3000));
+  EXPECT_EQ(seen.keys.size(), 1u);
+
+  // The sweep tells each expired entry once; a slot it freed is not told again when reused.
+  seen = Expired{};
+  const uint64_t later = 4ull << 30;  // every coarse deadline surely past
+  ct.sweep(later, 64 / kConntrackWays);
+  EXPECT_EQ(seen.keys.size(), ct.stats().inserts - ct.stats().evictions - ct.stats().expired_reused - 1)
+      << "every entry inserted and not pushed out, erased or reused";
+  EXPECT_EQ(ct.stats().live_entries, 0u);
+  const size_t swept = seen.keys.size();
+  ct.insert(k, h, 3, kTcpSyn, later);
+  ct.sweep(later, 64 / kConntrackWays);
+  EXPECT_EQ(seen.keys.size(), swept);
+}
+
 TEST(Conntrack, FullBucketEvictsEntryClosestToExpiry) {
   // Real timeouts (seconds): the table orders deadlines at about one-second resolution.
   constexpr uint64_t kS = 1'000'000'000;

@@ -8,7 +8,8 @@
 //     table), and again when a flow is rescheduled to another backend;
 //   - kind 3 (refresh) when a packet touches an entry whose last export is older than a
 //     quarter of its state's timeout, so the copies at the owner and backup outlive it;
-//   - kind 2 (end) on FIN/RST, when a flow is cut, and when the sweep frees an expired entry;
+//   - kind 2 (end) on FIN/RST, when a flow is cut, and when an entry expires (the sweep frees
+//     it, or a new flow takes its place first: Conntrack's expiry sink sees both);
 //   - kind 4 (teach) when a packet redirected by `peer` was forwarded here (at most about
 //     once a second per flow), so that the asking mux learns the entry.
 // A worker exports the entry as this process names it (ExportedEntry: the backend by slot,
