@@ -29,11 +29,11 @@ constexpr uint32_t kMaxVips = defaults::kMaxVips;
 constexpr uint32_t kMaxBackends = defaults::kMaxBackends;
 constexpr uint32_t kHeadroom = defaults::kHeadroom;  // room for the outer headers in front of each frame
 
-class Dataplane : public Napi::ObjectWrap<Dataplane> {
+class Dataplane : public Napi::ObjectWrap<Dataplane>, public PersistenceMethods<Dataplane> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Dataplane",
-                       {InstanceMethod<&Dataplane::SetConfig>("setConfig"),
+    std::vector<Napi::ClassPropertyDescriptor<Dataplane>> properties = {
+                        InstanceMethod<&Dataplane::SetConfig>("setConfig"),
                         InstanceMethod<&Dataplane::Process>("process"),
                         InstanceMethod<&Dataplane::Replay>("replay"),
                         InstanceMethod<&Dataplane::Counters>("counters"),
@@ -45,19 +45,9 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                         InstanceMethod<&Dataplane::SyncDrained>("syncDrained"),
                         InstanceMethod<&Dataplane::Owners>("owners"),
                         InstanceMethod<&Dataplane::SyncStats>("syncStats"),
-                        InstanceMethod<&Dataplane::OnPunt>("onPunt"),
-                        InstanceMethod<&Dataplane::PDrain>("persistenceDrain"),
-                        InstanceMethod<&Dataplane::PAnswer>("persistenceAnswer"),
-                        InstanceMethod<&Dataplane::PInstall>("persistenceInstall"),
-                        InstanceMethod<&Dataplane::PRefresh>("persistenceRefresh"),
-                        InstanceMethod<&Dataplane::PRemove>("persistenceRemove"),
-                        InstanceMethod<&Dataplane::PExpire>("persistenceExpire"),
-                        InstanceMethod<&Dataplane::PLookup>("persistenceLookup"),
-                        InstanceMethod<&Dataplane::PEntries>("persistenceEntries"),
-                        InstanceMethod<&Dataplane::PAccepts>("persistenceAccepts"),
-                        InstanceMethod<&Dataplane::PStats>("persistenceStats"),
-                        InstanceMethod<&Dataplane::PArm>("persistenceArm"),
-                        InstanceMethod<&Dataplane::ReleaseHeld>("releaseHeld")});
+                        InstanceMethod<&Dataplane::ReleaseHeld>("releaseHeld")};
+    add_persistence_methods(properties);
+    return DefineClass(env, "Dataplane", properties);
   }
 
   explicit Dataplane(const Napi::CallbackInfo& info)
@@ -180,22 +170,11 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
 
   // ---- Client persistence (PersistenceApi), with the clock of the last process() ----
 
+  friend class PersistenceMethods<Dataplane>;  // its methods forward to persistence()
   PersistenceJs& persistence(const Napi::Env& env) {
     if (!persistence_) throw Napi::Error::New(env, "this Dataplane was made without persistenceEntries");
     return *persistence_;
   }
-  Napi::Value OnPunt(const Napi::CallbackInfo& info) { return persistence(info.Env()).OnPunt(info); }
-  Napi::Value PDrain(const Napi::CallbackInfo& info) { return persistence(info.Env()).Drain(info); }
-  Napi::Value PAnswer(const Napi::CallbackInfo& info) { return persistence(info.Env()).Answer(info); }
-  Napi::Value PInstall(const Napi::CallbackInfo& info) { return persistence(info.Env()).Install(info); }
-  Napi::Value PRefresh(const Napi::CallbackInfo& info) { return persistence(info.Env()).Refresh(info); }
-  Napi::Value PRemove(const Napi::CallbackInfo& info) { return persistence(info.Env()).Remove(info); }
-  Napi::Value PExpire(const Napi::CallbackInfo& info) { return persistence(info.Env()).Expire(info); }
-  Napi::Value PLookup(const Napi::CallbackInfo& info) { return persistence(info.Env()).Lookup(info); }
-  Napi::Value PEntries(const Napi::CallbackInfo& info) { return persistence(info.Env()).Entries(info); }
-  Napi::Value PAccepts(const Napi::CallbackInfo& info) { return persistence(info.Env()).Accepts(info); }
-  Napi::Value PStats(const Napi::CallbackInfo& info) { return persistence(info.Env()).Stats(info); }
-  Napi::Value PArm(const Napi::CallbackInfo& info) { return persistence(info.Env()).Arm(info); }
 
   // releaseHeld(nowNs?) -> results (as process() gives them) of the answered held packets,
   // re-injected as a worker does between batches; packets held too long are dropped.

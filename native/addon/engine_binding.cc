@@ -182,11 +182,11 @@ class PrepareWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+class EngineWrap : public Napi::ObjectWrap<EngineWrap>, public PersistenceMethods<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Engine",
-                       {InstanceMethod<&EngineWrap::SetConfig>("setConfig"),
+    std::vector<Napi::ClassPropertyDescriptor<EngineWrap>> properties = {
+                        InstanceMethod<&EngineWrap::SetConfig>("setConfig"),
                         InstanceMethod<&EngineWrap::SetConfigAsync>("setConfigAsync"),
                         InstanceMethod<&EngineWrap::PrepareConfig>("prepareConfig"),
                         InstanceMethod<&EngineWrap::PublishConfig>("publishConfig"),
@@ -204,19 +204,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::LookupFlow>("lookupFlow"),
                         InstanceMethod<&EngineWrap::StartCapture>("startCapture"),
                         InstanceMethod<&EngineWrap::DrainCapture>("drainCapture"),
-                        InstanceMethod<&EngineWrap::StopCapture>("stopCapture"),
-                        InstanceMethod<&EngineWrap::OnPunt>("onPunt"),
-                        InstanceMethod<&EngineWrap::PDrain>("persistenceDrain"),
-                        InstanceMethod<&EngineWrap::PAnswer>("persistenceAnswer"),
-                        InstanceMethod<&EngineWrap::PInstall>("persistenceInstall"),
-                        InstanceMethod<&EngineWrap::PRefresh>("persistenceRefresh"),
-                        InstanceMethod<&EngineWrap::PRemove>("persistenceRemove"),
-                        InstanceMethod<&EngineWrap::PExpire>("persistenceExpire"),
-                        InstanceMethod<&EngineWrap::PLookup>("persistenceLookup"),
-                        InstanceMethod<&EngineWrap::PEntries>("persistenceEntries"),
-                        InstanceMethod<&EngineWrap::PAccepts>("persistenceAccepts"),
-                        InstanceMethod<&EngineWrap::PStats>("persistenceStats"),
-                        InstanceMethod<&EngineWrap::PArm>("persistenceArm")});
+                        InstanceMethod<&EngineWrap::StopCapture>("stopCapture")};
+    add_persistence_methods(properties);
+    return DefineClass(env, "Engine", properties);
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
@@ -255,22 +245,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // ---- Client persistence (PersistenceApi in src/dataplane/engine.ts) ----
 
+  friend class PersistenceMethods<EngineWrap>;  // its methods forward to persistence()
   PersistenceJs& persistence(const Napi::Env& env) {
     if (!persistence_) throw Napi::Error::New(env, "this engine was made without persistenceEntries");
     return *persistence_;
   }
-  Napi::Value OnPunt(const Napi::CallbackInfo& info) { return persistence(info.Env()).OnPunt(info); }
-  Napi::Value PDrain(const Napi::CallbackInfo& info) { return persistence(info.Env()).Drain(info); }
-  Napi::Value PAnswer(const Napi::CallbackInfo& info) { return persistence(info.Env()).Answer(info); }
-  Napi::Value PInstall(const Napi::CallbackInfo& info) { return persistence(info.Env()).Install(info); }
-  Napi::Value PRefresh(const Napi::CallbackInfo& info) { return persistence(info.Env()).Refresh(info); }
-  Napi::Value PRemove(const Napi::CallbackInfo& info) { return persistence(info.Env()).Remove(info); }
-  Napi::Value PExpire(const Napi::CallbackInfo& info) { return persistence(info.Env()).Expire(info); }
-  Napi::Value PLookup(const Napi::CallbackInfo& info) { return persistence(info.Env()).Lookup(info); }
-  Napi::Value PEntries(const Napi::CallbackInfo& info) { return persistence(info.Env()).Entries(info); }
-  Napi::Value PAccepts(const Napi::CallbackInfo& info) { return persistence(info.Env()).Accepts(info); }
-  Napi::Value PStats(const Napi::CallbackInfo& info) { return persistence(info.Env()).Stats(info); }
-  Napi::Value PArm(const Napi::CallbackInfo& info) { return persistence(info.Env()).Arm(info); }
 
   Napi::Value SetConfig(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsObject()) {

@@ -154,6 +154,13 @@ std::string PersistenceJs::client_text(const ClientKey& k) const {
   return text;
 }
 
+Napi::Object PersistenceJs::client_object(const Napi::Env& env, const ClientKey& k) const {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("vip", vip_name(k.vip));
+  o.Set("client", client_text(k));
+  return o;
+}
+
 std::string PersistenceJs::backend_text(uint32_t slot) const {
   if (const Snapshot* s = publisher_.current(); s != nullptr && slot < s->backends().size()) {
     return format_addr(s->backends()[slot].addr);
@@ -199,12 +206,10 @@ Napi::Value PersistenceJs::Drain(const Napi::CallbackInfo& info) {
     PuntQueue& q = hub_.worker(w);
     PuntRecord r;
     while (np < max && q.next_punt(&r)) {
-      Napi::Object o = Napi::Object::New(env);
+      Napi::Object o = client_object(env, r.client);
       o.Set("worker", w);
       o.Set("slot", r.slot);
       o.Set("ticket", r.ticket);
-      o.Set("vip", vip_name(r.client.vip));
-      o.Set("client", client_text(r.client));
       if (r.proposed != kPersistNoBackend) o.Set("proposed", backend_text(r.proposed));
       if (r.recorded != kPersistNoBackend) o.Set("recorded", backend_text(r.recorded));
       o.Set("ageUs", static_cast<double>((now - std::min(now, r.held_ns)) / 1000));
@@ -212,10 +217,7 @@ Napi::Value PersistenceJs::Drain(const Napi::CallbackInfo& info) {
     }
     TouchRecord t;
     while (nt < kMaxTouches && q.next_touch(&t)) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("vip", vip_name(t.client.vip));
-      o.Set("client", client_text(t.client));
-      touches.Set(nt++, o);
+      touches.Set(nt++, client_object(env, t.client));
     }
   }
   Napi::Object out = Napi::Object::New(env);
@@ -284,12 +286,7 @@ Napi::Value PersistenceJs::Install(const Napi::CallbackInfo& info) {
     const InstallOutcome r =
         hub_.table().install(key, *slot, deadline_after(now, ttl), now, vip->persist_max_entries, &ev, &did_evict);
     if (r != InstallOutcome::kOverLimit) ++installed;
-    if (did_evict) {
-      Napi::Object e = Napi::Object::New(env);
-      e.Set("vip", vip_name(ev.vip));
-      e.Set("client", client_text(ev));
-      evicted.Set(ne++, e);
-    }
+    if (did_evict) evicted.Set(ne++, client_object(env, ev));
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("installed", installed);
@@ -346,10 +343,7 @@ Napi::Value PersistenceJs::Expire(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   uint32_t n = 0;
   hub_.table().expire(now_(), buckets, [&](const PersistEntryView& v) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("vip", vip_name(v.key.vip));
-    o.Set("client", client_text(v.key));
-    out.Set(n++, o);
+    out.Set(n++, client_object(env, v.key));
   });
   return out;
 }
@@ -368,9 +362,7 @@ Napi::Value PersistenceJs::Lookup(const Napi::CallbackInfo& info) {
   const uint64_t now = now_();
   PersistHit hit;
   if (!hub_.table().lookup(key, hash_client_key(key), now, &hit)) return env.Null();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("vip", vip->name);
-  o.Set("client", client_text(key));
+  Napi::Object o = client_object(env, key);
   o.Set("backend", backend_text(hit.backend));
   o.Set("expiresInMs", static_cast<double>((hit.expires_ns - now) / 1000000));
   return o;
@@ -385,9 +377,7 @@ Napi::Value PersistenceJs::Entries(const Napi::CallbackInfo& info) {
   hub_.table().for_each([&](const PersistEntryView& v) {
     if (n >= max) return false;
     if (v.expires_ns <= now) return true;
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("vip", vip_name(v.key.vip));
-    o.Set("client", client_text(v.key));
+    Napi::Object o = client_object(env, v.key);
     o.Set("backend", backend_text(v.backend));
     o.Set("expiresInMs", static_cast<double>((v.expires_ns - now) / 1000000));
     out.Set(n++, o);
