@@ -14,7 +14,8 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 
-import { DEFAULT_MAX_CONCURRENT_EXEC, MAX_STARTS_PER_TURN } from './defaults.js';
+import { DEFAULT_MAX_CONCURRENT_EXEC, LOOP_STALL_FRACTION, LOOP_STALL_MIN_MS, MAX_STARTS_PER_TURN } from './defaults.js';
+import { LoopLag } from './loop-lag.js';
 import { createProbe as defaultCreateProbe, IcmpPinger, Limiter, type ProbeDeps, type ProbeFactory } from './probes/index.js';
 import { describeError } from './probes/common.js';
 import { DueQueue, type Scheduled } from './queue.js';
@@ -33,6 +34,8 @@ export interface HealthCheckerOptions {
   createProbe?: ProbeFactory;
   /** Monotonic milliseconds for scheduling. Default performance.now. */
   now?: () => number;
+  /** Measures the event loop's stalls (tests substitute one). Default: a LoopLag of its own. */
+  loopLag?: LoopLag;
 }
 
 interface Entry extends Scheduled {
@@ -47,6 +50,9 @@ interface Entry extends Scheduled {
   lastResult: (ProbeResult & { at: number }) | undefined;
   inFlight: AbortController | undefined;
   localFault: { errno: string; detail: string; since: number } | undefined;
+  localFaults: number;
+  /** performance.now() at the probe's start (the loop-lag monitor's clock). */
+  startedReal: number;
   /** Results of probes started under an older generation are dropped. */
   generation: number;
   startedAt: number;
@@ -69,12 +75,15 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
   private timerDue = Infinity;
   private immediate: NodeJS.Immediate | undefined;
   private stopped = false;
+  private readonly loopLag: LoopLag;
+  private stalls = 0;
 
   constructor(private readonly options: HealthCheckerOptions = {}) {
     super();
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => performance.now());
     this.makeProbe = options.createProbe ?? defaultCreateProbe;
+    this.loopLag = options.loopLag ?? new LoopLag();
     const limiter = new Limiter(options.maxConcurrentExec ?? DEFAULT_MAX_CONCURRENT_EXEC);
     this.deps = {
       pinger: () => (this.pinger ??= new IcmpPinger()),
@@ -115,6 +124,11 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     return entry === undefined ? undefined : this.describe(entry);
   }
 
+  /** Timed-out probes not counted against their backends because the event loop was stalled. */
+  get loopStalls(): number {
+    return this.stalls;
+  }
+
   /** Number of probes in flight. */
   get inFlight(): number {
     return this.running.size;
@@ -128,6 +142,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.timer = undefined;
     this.immediate = undefined;
+    this.loopLag.stop();
     this.queue.clear();
     const entries = [...this.entries.values()];
     this.entries.clear();
@@ -156,6 +171,8 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
       lastResult: undefined,
       inFlight: undefined,
       localFault: undefined,
+      localFaults: 0,
+      startedReal: 0,
       generation: 0,
       startedAt: 0,
       removed: false,
@@ -256,6 +273,8 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     const generation = entry.generation;
     entry.inFlight = controller;
     entry.startedAt = this.now();
+    this.loopLag.start();
+    entry.startedReal = performance.now();
     const run = this.probeOnce(entry, controller.signal)
       .catch((e: unknown): ProbeResult => ({ ok: false, latencyMs: 0, detail: `probe failed: ${describeError(e)}` }))
       .then((result) => {
@@ -269,7 +288,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
 
   private async probeOnce(entry: Entry, signal: AbortSignal): Promise<ProbeResult> {
     const { spec } = entry;
-    const ctx = { timeoutMs: spec.timeout, signal, baseWeight: spec.weight };
+    const ctx = { timeoutMs: spec.timeout, signal, baseWeight: spec.weight, loopLag: this.loopLag };
     if (spec.tunnel !== undefined && this.options.tunnel !== undefined) {
       const hook = this.options.tunnel;
       entry.route ??= hook.open({
@@ -296,9 +315,11 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     return entry.probe(target, ctx);
   }
 
-  private complete(entry: Entry, result: ProbeResult): void {
+  private complete(entry: Entry, probed: ProbeResult): void {
     const { spec } = entry;
     const at = Date.now();
+    const result = this.judgeStall(entry, probed);
+    if (result.localFault !== undefined) entry.localFaults++;
     entry.checks++;
     entry.lastResult = { ...result, at };
     const from = entry.streaks.state;
@@ -333,6 +354,23 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
     this.arm();
   }
 
+  /**
+   * A probe's deadline already gives back time the event loop lost (up to one more timeout,
+   * runProbe). One that still timed out with the loop running for less than
+   * (1 - LOOP_STALL_FRACTION) of its timeout (a starved host: a flood's softirq load, a long
+   * synchronous task) had no fair chance to read the answer: a local fault (LOOPSTALL), the
+   * backend's state is kept.
+   */
+  private judgeStall(entry: Entry, result: ProbeResult): ProbeResult {
+    if (result.ok || result.timedOut !== true || result.localFault !== undefined) return result;
+    const now = performance.now();
+    const stalled = this.loopLag.stalledWithin(entry.startedReal, now);
+    const ran = now - entry.startedReal - stalled;
+    if (stalled < LOOP_STALL_MIN_MS || ran >= entry.spec.timeout * (1 - LOOP_STALL_FRACTION)) return result;
+    this.stalls++;
+    return { ...result, localFault: 'LOOPSTALL', detail: `${result.detail}; this process's event loop was stalled ${Math.round(stalled)} ms of it and ran ${Math.round(ran)} ms` };
+  }
+
   // ---- events and status ----
 
   private emitWeight(entry: Entry, from: number, to: number, reason: string): void {
@@ -362,6 +400,7 @@ export class HealthChecker extends EventEmitter<HealthEvents> {
       failuresInARow: entry.streaks.failures,
       checks: entry.checks,
       inFlight: entry.inFlight !== undefined,
+      localFaults: entry.localFaults,
     };
     if (entry.reportedWeight !== undefined) health.reportedWeight = entry.reportedWeight;
     if (entry.lastResult !== undefined) health.lastResult = entry.lastResult;

@@ -25,6 +25,8 @@ export interface ProbeResult {
    * no source address...): the errno. Such a failure is no evidence against the backend.
    */
   localFault?: string;
+  /** The probe ran out of its timeout (no answer, as opposed to an answer that was wrong). */
+  timedOut?: boolean;
 }
 
 /** Where a probe goes. */
@@ -44,6 +46,8 @@ export interface ProbeContext {
   signal?: AbortSignal;
   /** The backend's configured weight: the base of weights reported as a percentage ("75%"). */
   baseWeight?: number;
+  /** Stalls of the event loop since a moment (performance.now()): the deadline gives them back. */
+  loopLag?: { stalledWithin(from: number): number };
 }
 
 /** A ready-to-run probe of one backend. */
@@ -115,4 +119,9 @@ export interface BackendHealth extends BackendRef {
   inFlight: boolean;
   /** A local fault keeps this check from judging the backend (state kept as it was). */
   localFault?: { errno: string; detail: string; since: number };
+  /**
+   * Probes not counted against the backend because they failed for a local reason (a local
+   * errno, or a timeout while this process's event loop was stalled: LOOPSTALL).
+   */
+  localFaults: number;
 }

@@ -19,7 +19,7 @@ export type HealthCheckerFactory = (options: HealthCheckerOptions) => HealthChec
 export const defaultHealthChecker: HealthCheckerFactory = (options) => new HealthChecker(options);
 
 export interface PoolStatusWithChecks extends PoolStatus {
-  checks: Array<Pick<BackendHealth, 'address' | 'kind' | 'state' | 'reason' | 'since' | 'checks'> & { lastLatencyMs: number | null }>;
+  checks: Array<Pick<BackendHealth, 'address' | 'kind' | 'state' | 'reason' | 'since' | 'checks' | 'localFaults'> & { lastLatencyMs: number | null }>;
 }
 
 export class PoolSupervisor {
@@ -115,7 +115,7 @@ export class PoolSupervisor {
           ...pool,
           checks: checks
             .filter((c) => c.pool === name)
-            .map((c) => ({ address: c.address, kind: c.kind, state: c.state, reason: c.reason, since: c.since, checks: c.checks, lastLatencyMs: c.lastResult?.latencyMs ?? null })),
+            .map((c) => ({ address: c.address, kind: c.kind, state: c.state, reason: c.reason, since: c.since, checks: c.checks, localFaults: c.localFaults, lastLatencyMs: c.lastResult?.latencyMs ?? null })),
         },
       ]),
     );

@@ -2,6 +2,7 @@
 // whatever the probe opened (sockets, processes) however the run ends.
 import { performance } from 'node:perf_hooks';
 
+import { LOOP_STALL_FRACTION, LOOP_STALL_MIN_MS } from '../defaults.js';
 import type { ProbeContext, ProbeResult } from '../types.js';
 
 /** Ends a run: the first call wins, later ones are ignored. */
@@ -30,7 +31,24 @@ export function runProbe(ctx: ProbeContext, timeoutDetail: string, body: (finish
       }
     };
     const onAbort = (): void => finish(false, 'cancelled');
-    const timer = setTimeout(() => finish(false, timeoutDetail), ctx.timeoutMs);
+    let timedOut = false;
+    // The deadline counts time the event loop ran: at the deadline, time lost to stalls of the
+    // loop (a starved host) is given back, up to one more timeout in all, so an answer that
+    // arrived while the loop did not run is still read.
+    let granted = 0;
+    const onDeadline = (): void => {
+      const lost = ctx.loopLag === undefined ? 0 : Math.min(ctx.loopLag.stalledWithin(started), ctx.timeoutMs);
+      const more = Math.ceil(lost - granted);
+      // Scheduling noise is no stall: only a loss of a good part of the timeout is given back.
+      if (more >= 1 && lost >= Math.max(LOOP_STALL_MIN_MS, ctx.timeoutMs * LOOP_STALL_FRACTION)) {
+        granted += more;
+        timer = setTimeout(onDeadline, more);
+        return;
+      }
+      timedOut = true;
+      finish(false, timeoutDetail);
+    };
+    let timer = setTimeout(onDeadline, ctx.timeoutMs);
     const finish: Finish = (ok, detail, weight) => {
       if (done) return;
       done = true;
@@ -41,6 +59,7 @@ export function runProbe(ctx: ProbeContext, timeoutDetail: string, body: (finish
       if (weight !== undefined) result.weight = weight;
       const local = ok ? undefined : localErrno(detail);
       if (local !== undefined) result.localFault = local;
+      if (timedOut && !ok) result.timedOut = true;
       resolve(result);
     };
     if (ctx.signal?.aborted) {
