@@ -65,7 +65,7 @@ export interface SlowPathOptions {
    * take; past it the call counts as failed and the slow path decides locally (the store's
    * late answer is dropped; reconciliation offers the local decision again). While the store
    * is down (a call failed or timed out), new clients are decided locally at once, without
-   * waiting for it; the once-a-second reconciliation probes it. Absent: only the store's own
+   * waiting for it; one batch a second (and the reconciliation) tries it again. Absent: only the store's own
    * timeouts bound its calls (the daemon always passes persistence.storeTimeout).
    */
   storeTimeoutMs?: number;
@@ -83,6 +83,8 @@ export class SlowPath {
   private again = false;
   private storeDown = false;
   private storeDownSince = 0;
+  /** While the store is down: when a call last tried it (one try a second probes it). */
+  private lastProbe = 0;
   private pendingTouches = new Map<ClientKey, { vip: string; client: string }>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -254,8 +256,10 @@ export class SlowPath {
     }
 
     const installs: Array<{ key: ClientKey; backend: string; local: boolean }> = [];
-    if (rmc.length > 0 && this.storeDown) {
-      // Known down: no batch waits for it (reconciliation probes it once a second).
+    // While the store is down, one batch a second tries it; the others are decided at once.
+    let skipStore = (rmc.length > 0 || repick.length > 0) && this.storeDown && !this.probeDue(now);
+    if (rmc.length > 0 && skipStore) {
+      // Known down: this batch does not wait for it.
       for (const q of rmc) {
         this.counters.localDecisions += 1;
         answers.set(q.key, q.proposed);
@@ -281,6 +285,7 @@ export class SlowPath {
         }
       } catch (e) {
         this.storeFailed(e);
+        skipStore = true;
         for (const q of rmc) {
           this.counters.localDecisions += 1;
           answers.set(q.key, q.proposed);
@@ -289,7 +294,7 @@ export class SlowPath {
       }
     }
     for (const r of repick) {
-      if (this.storeDown) {
+      if (skipStore) {
         this.counters.localDecisions += 1;
         answers.set(r.key, r.proposed);
         installs.push({ key: r.key, backend: r.proposed, local: true });
@@ -306,6 +311,7 @@ export class SlowPath {
         installs.push({ key: r.key, backend: usable, local: usable !== backend });
       } catch (e) {
         this.storeFailed(e);
+        skipStore = true;
         this.counters.localDecisions += 1;
         answers.set(r.key, r.proposed);
         installs.push({ key: r.key, backend: r.proposed, local: true });
@@ -399,8 +405,16 @@ export class SlowPath {
     this.options.logger.info({ store: this.store.kind, downForMs: this.now() - this.storeDownSince }, 'persistence store answers again: reconciling the local decisions');
   }
 
+  /** While the store is down: whether this call should try it (at most once a second). */
+  private probeDue(now: number): boolean {
+    if (now - this.lastProbe < 1000) return false;
+    this.lastProbe = now;
+    return true;
+  }
+
   private storeFailed(e: unknown): void {
     this.counters.storeErrors += 1;
+    this.lastProbe = this.now();
     if (this.storeDown) return;
     this.storeDown = true;
     this.storeDownSince = this.now();
@@ -433,9 +447,10 @@ export class SlowPath {
     this.counters.touches += refresh.length;
     // Every engine learns the touch: a client's packets may arrive on another interface next.
     if (refresh.length > 0) for (const engine of this.engines) engine.refresh(refresh);
-    if (storeTouches.length > 0 && !this.storeDown) {
+    if (storeTouches.length > 0 && (!this.storeDown || this.probeDue(now))) {
       try {
         await this.bounded(this.store.touch(storeTouches), 'touch');
+        this.storeAnswered();
       } catch (e) {
         this.storeFailed(e);
       }
@@ -469,11 +484,7 @@ export class SlowPath {
   /** Offers the local decisions to the store; its answer wins from now on. */
   private async reconcile(): Promise<void> {
     const local = [...this.known].filter(([, k]) => k.local);
-    if (local.length === 0) {
-      // Down after a touch failed, nothing decided locally: the next punt tries the store.
-      if (this.storeDown) this.storeAnswered();
-      return;
-    }
+    if (local.length === 0) return;
     const requests = local.slice(0, 4096).map(([key, k]) => ({ key, proposed: k.backend, timeoutSeconds: this.vips.get(k.vip)?.timeoutSeconds ?? 1 }));
     try {
       const answers = await this.bounded(this.store.rmc(requests), 'reconciliation');

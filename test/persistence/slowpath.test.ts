@@ -144,18 +144,26 @@ describe('slow path with a store that stalls', () => {
     expect(table.answerFor(t2)).toBe('10.1.0.3');
     expect(store.calls).toBe(calls);
     expect(slow.counters.localDecisions).toBe(2);
+    // A second later a batch tries the store again (a probe): still stalled, decided locally.
+    await new Promise((r) => setTimeout(r, 1050));
+    const t3 = table.punt('web', '192.0.2.3', '10.1.0.2');
+    await until(() => table.answerFor(t3) !== undefined, 5000);
+    expect(table.answerFor(t3)).toBe('10.1.0.2');
+    expect(store.calls).toBeGreaterThan(calls);
+    expect(slow.storeAvailable()).toBe(false);
 
     // Reconciliation while stalled times out too; once the store answers, the local
     // decisions are recorded in it and the store is available again.
     await slow.housekeeping();
     expect(slow.counters.storeTimeouts).toBeGreaterThanOrEqual(2);
-    expect(slow.status()['localPending']).toBe(2);
+    expect(slow.status()['localPending']).toBe(3);
     store.unstall();
     await slow.housekeeping();
     expect(slow.storeAvailable()).toBe(true);
     expect(slow.status()['localPending']).toBe(0);
     expect(store.get('web/192.0.2.1')?.backend).toBe('10.1.0.1');
     expect(store.get('web/192.0.2.2')?.backend).toBe('10.1.0.3');
+    expect(store.get('web/192.0.2.3')?.backend).toBe('10.1.0.2');
     await slow.stop();
   });
 });
