@@ -230,7 +230,7 @@ Conntrack::Bucket& Conntrack::bucket_of(const FlowEntry& entry, uint32_t* slot) 
   return b;
 }
 
-void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
+bool Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
   const FlowState next = next_flow_state(entry.state, entry.key.proto, tcp_flags);
   const uint64_t timeout = timeout_for(next);
   const uint64_t expires = deadline(now_ns, timeout);
@@ -241,7 +241,7 @@ void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
   // by 1/64 of the timeout (at most about a second), as Linux's conntrack refreshes by the
   // second. A flow may so expire that much early, never late.
   if (!proving && next == entry.state && expires - entry.expires_ns < std::min(timeout >> 6, kRefreshStepNs)) {
-    return;
+    return false;
   }
   const bool was_active = counts_as_active(entry);
   entry.state = next;
@@ -253,6 +253,7 @@ void Conntrack::touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns) {
   uint32_t slot = 0;
   Bucket& b = bucket_of(entry, &slot);
   b.deadlines[slot] = eviction_key(entry);
+  return true;
 }
 
 // Keeps the backend's active_flows gauge: +1 when `e` starts counting, -1 when it stops.

@@ -126,8 +126,10 @@ class Conntrack {
   FlowEntry* insert(const FlowKey& key, uint64_t hash, uint32_t backend, uint8_t tcp_flags,
                     uint64_t now_ns, uint32_t vip = 0);
 
-  // Advances the entry's state with a packet's TCP flags and refreshes its deadline.
-  void touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns);
+  // Advances the entry's state with a packet's TCP flags and refreshes its deadline. True when
+  // it wrote the entry (a new state, or a deadline that had fallen behind: at most about once a
+  // second per flow, and at its FIN or RST); false for the packets in between.
+  bool touch(FlowEntry& entry, uint8_t tcp_flags, uint64_t now_ns);
 
   // Removes an entry (e.g. its backend is gone and the flow is rescheduled).
   void erase(FlowEntry& entry);

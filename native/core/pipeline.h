@@ -142,6 +142,16 @@ class Pipeline {
   // (true: the packet is taken care of), and a redirected packet received from a peer.
   bool cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns);
   bool redirect(Packet& pkt, const Work& w, uint8_t owner, const Snapshot& snapshot);
+  // A packet of a persistent VIP's flow moved the flow's deadline (conntrack touch returned
+  // true): the client's entry is refreshed too, throttled per client (IPVS: the timeout counts
+  // from the client's last packet, so from its last connection's end).
+  void persist_touch(const Vip& vip, const FlowKey& key, uint64_t now_ns) {
+    if (vip.persist_prefix == 0 || punts_ == nullptr) return;
+    const ClientKey client = make_client_key(vip.slot, key.src, key.family, vip.persist_prefix);
+    if (persist_->claim_touch(client, hash_client_key(client), now_ns, punts_->settings().touch_period_ns)) {
+      punts_->touch(client);
+    }
+  }
   // A new flow of a persistent VIP: the client's entry, or a punt (true: taken care of).
   bool persistent_new_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* entry, const Snapshot& snapshot,
                            uint64_t now_ns);

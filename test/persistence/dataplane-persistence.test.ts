@@ -104,6 +104,27 @@ describe('persistence in the dataplane', () => {
     expect(p.stats().entries).toBe(0);
   });
 
+  it('refreshes the client\'s entry from its established flows and their end, not only from new connections (IPVS: the timeout counts from the last packet)', () => {
+    const { dp, p } = make();
+    dp.process([], 10n * SEC);
+    p.install([{ vip: 'web', client: '198.51.100.0/24', backend: '10.1.0.2', ttlMs: 5000 }]);
+    const packet = (flags: number, at: bigint): string => outerDst(dp.process([{ frame: flowPacket('tcp', '198.51.100.7', '192.0.2.10', 40000, 80, { flags }) }], at)[0]?.frame);
+    expect(packet(TCP.SYN, 10n * SEC)).toBe('10.1.0.2');
+    expect(p.drain().touches).toEqual([{ vip: 'web', client: '198.51.100.0/24' }]);  // the new connection
+    // Packets of the established flow: a touch once the flow's own deadline moves (about a
+    // second apart), none for the packets in between.
+    expect(packet(TCP.ACK, 10n * SEC + SEC / 10n)).toBe('10.1.0.2');
+    expect(p.drain().touches).toEqual([]);
+    expect(packet(TCP.ACK, 12n * SEC)).toBe('10.1.0.2');
+    expect(p.drain().touches).toEqual([{ vip: 'web', client: '198.51.100.0/24' }]);
+    expect(packet(TCP.ACK, 12n * SEC + SEC / 10n)).toBe('10.1.0.2');
+    expect(p.drain().touches).toEqual([]);
+    // Its end (FIN) a while later: touched again, so the timeout runs from the connection's end.
+    expect(packet(TCP.FIN | TCP.ACK, 14n * SEC)).toBe('10.1.0.2');
+    expect(p.drain().touches).toEqual([{ vip: 'web', client: '198.51.100.0/24' }]);
+    expect(p.stats().hits).toBe(1);  // one new connection; the rest were the flow's own packets
+  });
+
   it('punts again when the recorded backend drains, naming it', () => {
     const { dp, p } = make();
     p.install([{ vip: 'web', client: '198.51.100.0/24', backend: '10.1.0.1', ttlMs: 60000 }]);
