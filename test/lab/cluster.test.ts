@@ -28,7 +28,8 @@ async function reloadAll(lab: Lab, muxes: readonly Mux[], change: (config: Json)
   for (const r of results) expect(r.status, r.stderr).toBe(0);
 }
 
-const figures: Array<{ encap: string; sync: boolean; step: string; broken: number; reasons: Record<string, number> }> = [];
+/** What broke per step, of how many connections (300 long-lived ones, or 24 handshakes). */
+const figures: Array<{ encap: string; sync: boolean; step: string; broken: number; of: number; reasons: Record<string, number> }> = [];
 
 function clusterOf(lab: Lab, m: Mux): Json | undefined {
   const r = lab.l4mux(`mux${m}`, ['status', '--control', `${lab.run}/mux${m}.sock`]);
@@ -44,8 +45,8 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
   afterAll(() => {
     lab.down();
     if (figures.length === 0) return;
-    console.log('connections broken per step (of 300):');
-    for (const f of figures) console.log(`  ${f.encap.padEnd(4)} sync ${f.sync ? 'on ' : 'off'}  ${f.step.padEnd(34)} ${String(f.broken).padStart(3)}  ${JSON.stringify(f.reasons)}`);
+    console.log('connections broken per step (broken/of):');
+    for (const f of figures) console.log(`  ${f.encap.padEnd(4)} sync ${f.sync ? 'on ' : 'off'}  ${f.step.padEnd(34)} ${`${f.broken}/${f.of}`.padStart(7)}  ${JSON.stringify(f.reasons)}`);
   });
 
   /** Every mux restarted with its config as the lab built it, `encap` on every VIP, with or without the cluster. */
@@ -80,7 +81,7 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
         await act();
         await sleep(settleMs);
         const { broken: n, reasons } = await c.settled();
-        figures.push({ encap, sync, step: name, broken: n, reasons });
+        figures.push({ encap, sync, step: name, broken: n, of: CONNECTIONS, reasons });
         broken.push(n);
       };
       await step(
@@ -127,12 +128,15 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
     it(`${encap}: 300 long-lived connections, (almost) none broken at any step with sync; the same run without sync breaks a fifth at step 1`, async () => {
       const withSync = await scenario(encap, true);
       const without = await scenario(encap, false);
-      // The target is 0 at every step (reached in runs on a quiet machine: 0, 0, 0). Under a
-      // load average above 20 on two cores a few connections still break, at the SIGKILL most
-      // (see the README): asserted here is what holds there, far below the baseline.
-      expect(withSync[0], JSON.stringify(withSync)).toBeLessThanOrEqual(3);
-      expect(withSync[1], JSON.stringify(withSync)).toBeLessThanOrEqual(3);
-      expect(withSync[2], JSON.stringify(withSync)).toBeLessThanOrEqual(20);
+      // The target is 0 at every step. The weights change broke none in every recorded run (here
+      // and in the README); under a load average of 20 on two cores a few connections still break
+      // at the route move and more at the SIGKILL (2026-12-04 at load 20-25: ipip 0, 0, 17; gre
+      // 0, 0, 0; gue 1, 0, 0; every one an ECONNRESET at the client; the README's account of the
+      // kill step: a mux deciding a flow it newly backs before the survivors' transfer came).
+      const mine = JSON.stringify(figures.filter((f) => f.encap === encap && f.sync));
+      expect(withSync[0], mine).toBeLessThanOrEqual(3);
+      expect(withSync[1], mine).toBe(0);
+      expect(withSync[2], mine).toBeLessThanOrEqual(20);
       // The baseline shows what the test can see: Maglev alone loses about a quarter of the
       // flows that change mux while the table changes.
       expect(without[0]).toBeGreaterThan(30);
@@ -254,8 +258,8 @@ describe.skipIf(!isRoot)('cluster lab: three muxes, four backends', () => {
     await restart('ipip', false);
     setScheduler('random');
     const without = await retransmittedSyns(61200);
-    figures.push({ encap: 'ipip', sync: true, step: 'SYN retransmitted via another mux', broken: split(withSync), reasons: {} });
-    figures.push({ encap: 'ipip', sync: false, step: 'SYN retransmitted via another mux', broken: split(without), reasons: {} });
+    figures.push({ encap: 'ipip', sync: true, step: 'SYN retransmitted via another mux', broken: split(withSync), of: SYN_CONNECTIONS, reasons: {} });
+    figures.push({ encap: 'ipip', sync: false, step: 'SYN retransmitted via another mux', broken: split(without), of: SYN_CONNECTIONS, reasons: {} });
     // Every connection's first SYN went through mux1 and its retransmission through another mux.
     for (const r of [...withSync, ...without]) expect(r.viaFirst && r.viaOther, JSON.stringify(r)).toBe(true);
     // With the cluster: all of a connection's SYNs reached one backend, which answered.
