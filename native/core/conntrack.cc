@@ -1,7 +1,5 @@
 #include "conntrack.h"
 
-#include <sys/mman.h>
-
 #include <new>
 #include <type_traits>
 
@@ -87,37 +85,18 @@ struct alignas(64) Conntrack::Bucket {
   }
 };
 
-namespace {
-
-constexpr size_t kHugePage = 2u << 20;
-
-// The table is read at random: on 4 KiB pages nearly every lookup also misses the TLB (a
-// 1M-flow table spans ~18k pages). So it lives in its own mapping, 2 MiB aligned and
-// advised for transparent huge pages (which hosts often enable only on request).
-void* map_table(size_t bytes, size_t* mapped) {
-  *mapped = bytes + kHugePage;
-  void* raw = mmap(nullptr, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
-  return raw;
-}
-
-}  // namespace
-
 Conntrack::Conntrack(const ConntrackConfig& config, WorkerCounters* counters)
     : timeouts_(config.timeouts),
       bucket_count_(bucket_count_for(config.capacity)),
       bucket_mask_(bucket_count_ - 1),
+      mapping_(table_bytes(config)),
       counters_(counters) {
   static_assert(kConntrackWays == 8, "Bucket::match compares exactly 8 tags");
   static_assert(offsetof(Bucket, entries) == 64, "the tags have the first cache line");
   static_assert(sizeof(Bucket) == 64 * (1 + kConntrackWays), "no padding between buckets");
-  const size_t bytes = table_bytes(config);
-  mapping_ = map_table(bytes, &mapping_size_);
-  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(mapping_) + kHugePage - 1) & ~(kHugePage - 1);
-  madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);  // advice: failure is harmless
   // Value-initialised: every tag 0, every entry kFree. Writing it all here also faults the
   // pages in now rather than on the fast path.
-  buckets_ = new (reinterpret_cast<void*>(aligned)) Bucket[bucket_count_]();
+  buckets_ = new (mapping_.data()) Bucket[bucket_count_]();
 }
 
 size_t Conntrack::table_bytes(const ConntrackConfig& config) {
@@ -125,9 +104,8 @@ size_t Conntrack::table_bytes(const ConntrackConfig& config) {
 }
 
 Conntrack::~Conntrack() {
-  // Buckets are trivially destructible: unmapping is all the cleanup there is.
+  // Buckets are trivially destructible: unmapping (mapping_) is all the cleanup there is.
   static_assert(std::is_trivially_destructible_v<FlowEntry>);
-  munmap(mapping_, mapping_size_);
 }
 
 void Conntrack::prefetch_bucket(uint64_t hash) const {

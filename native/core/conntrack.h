@@ -23,6 +23,7 @@
 
 #include "counters.h"
 #include "defaults.h"
+#include "huge_mapping.h"
 #include "types.h"
 
 namespace l4mux {
@@ -164,9 +165,8 @@ class Conntrack {
   ConntrackTimeouts timeouts_;
   uint32_t bucket_count_ = 0;
   uint32_t bucket_mask_ = 0;
-  Bucket* buckets_ = nullptr;  // inside mapping_, 2 MiB aligned, made in the constructor
-  void* mapping_ = nullptr;
-  size_t mapping_size_ = 0;
+  HugeMapping mapping_;
+  Bucket* buckets_ = nullptr;  // inside mapping_, made in the constructor
   ConntrackStats stats_;
   WorkerCounters* counters_ = nullptr;
   uint32_t sweep_cursor_ = 0;

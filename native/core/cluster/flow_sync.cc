@@ -134,27 +134,56 @@ bool SyncHub::admit(const uint8_t* rec, size_t len, const Snapshot& snap, const 
   return true;
 }
 
-void SyncHub::apply(const FlowRecord& r, uint32_t backend, uint64_t now_ns) {
+void SyncHub::apply(const FlowRecord& r, uint32_t backend, uint64_t hash, uint64_t now_ns) {
   if (r.kind == RecordKind::kEnd) {
-    peers_.remove(r.key);
+    peers_.remove(r.key, hash);
     return;
   }
-  peers_.install(r.key, backend, r.flags | kRecordFromPeer, now_ns + uint64_t{r.lifetime_s} * 1'000'000'000ull,
+  peers_.install(r.key, hash, backend, r.flags | kRecordFromPeer, now_ns + uint64_t{r.lifetime_s} * 1'000'000'000ull,
                  now_ns);
 }
 
 InstallResult SyncHub::install(const uint8_t* buf, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,
                                uint64_t now_ns) {
-  InstallResult result;
-  for (size_t off = 0; off < len; off += kFlowRecordSize) {
+  // In groups: decode and check every record of a group and prefetch its bucket, then the
+  // slot it goes to, then write them all, so that a large table's cache misses overlap
+  // instead of following each other. Consecutive records mostly name the same backend: its
+  // slot is resolved once.
+  constexpr size_t kGroup = 32;
+  struct Admitted {
     FlowRecord r;
-    uint32_t backend = 0;
-    if (!admit(buf + off, len - off, snap, backend_slot, &r, &backend)) {
-      ++result.refused;
-      continue;
+    uint32_t backend;
+    uint64_t hash;
+  };
+  Admitted group[kGroup];
+  IpAddr last_backend;
+  std::optional<uint32_t> last_slot;
+  bool resolved = false;
+  const BackendResolver cached = [&](const IpAddr& a) {
+    if (!resolved || !(a == last_backend)) {
+      last_backend = a;
+      last_slot = backend_slot(a);
+      resolved = true;
     }
-    apply(r, backend, now_ns);
-    ++result.accepted;
+    return last_slot;
+  };
+  InstallResult result;
+  size_t off = 0;
+  while (off < len) {
+    size_t n = 0;
+    for (; n < kGroup && off < len; off += kFlowRecordSize) {
+      Admitted& a = group[n];
+      if (!admit(buf + off, len - off, snap, cached, &a.r, &a.backend)) {
+        ++result.refused;
+        continue;
+      }
+      a.hash = peers_.hash(a.r.key);
+      peers_.prefetch_bucket(a.hash);
+      ++n;
+    }
+    for (size_t i = 0; i < n; ++i) peers_.prefetch_slot(group[i].hash);
+    for (size_t i = 0; i < n; ++i) apply(group[i].r, group[i].backend, group[i].hash, now_ns);
+    result.accepted += static_cast<uint32_t>(n);
   }
   accepted_ += result.accepted;
   return result;

@@ -213,7 +213,7 @@ class SyncHub {
   // Decodes and checks one record; true with the backend slot when it can be applied.
   bool admit(const uint8_t* rec, size_t len, const Snapshot& snap, const BackendResolver& backend_slot,
              FlowRecord* r, uint32_t* backend);
-  void apply(const FlowRecord& r, uint32_t backend, uint64_t now_ns);
+  void apply(const FlowRecord& r, uint32_t backend, uint64_t hash, uint64_t now_ns);
   void refuse(RecordError e) { ++decode_refused_[static_cast<size_t>(e)]; }
   void refuse(Refusal r) { ++install_refused_[static_cast<size_t>(r)]; }
 

@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "../hash.h"
 
@@ -61,9 +62,14 @@ bool same_key(const std::atomic<uint64_t>* key, const uint64_t words[5]) {
 }  // namespace
 
 PeerTable::PeerTable(uint32_t capacity)
-    : bucket_count_(buckets_for(capacity)), seed_(derive_seed(0x7065657274626c65ull, 1)) {
+    : bucket_count_(buckets_for(capacity)),
+      seed_(derive_seed(0x7065657274626c65ull, 1)),
+      mapping_(size_t{bucket_count_} * sizeof(Bucket)) {
   static_assert(sizeof(Bucket) == 64 * (1 + kPeerTableWays), "a tag line and eight entry lines");
-  buckets_ = static_cast<Bucket*>(::operator new[](size_t{bucket_count_} * sizeof(Bucket), std::align_val_t{64}));
+  static_assert(std::is_trivially_destructible_v<Bucket>, "unmapping is all the cleanup there is");
+  // The mapping is zero-filled (tag 0: free); constructing every bucket also faults its pages
+  // in now rather than on the first installs.
+  buckets_ = static_cast<Bucket*>(mapping_.data());
   for (uint32_t b = 0; b < bucket_count_; ++b) {
     Bucket* bucket = new (&buckets_[b]) Bucket;
     for (uint32_t i = 0; i < kPeerTableWays; ++i) {
@@ -78,13 +84,35 @@ PeerTable::PeerTable(uint32_t capacity)
   }
 }
 
-PeerTable::~PeerTable() { ::operator delete[](buckets_, std::align_val_t{64}); }
+PeerTable::~PeerTable() = default;
 
 size_t PeerTable::bytes_for(uint32_t capacity) { return size_t{buckets_for(capacity)} * sizeof(Bucket); }
 
 uint64_t PeerTable::hash(const FlowKey& key) const { return hash_flow(key, HashFields::kFiveTuple, seed_); }
 
 PeerTable::Bucket& PeerTable::bucket(uint64_t h) const { return buckets_[h & (bucket_count_ - 1)]; }
+
+void PeerTable::prefetch_bucket(uint64_t h) const {
+  const Bucket& b = bucket(h);
+  __builtin_prefetch(b.tags, 1);
+  // Slots fill first-free: a bucket's only entry is in slot 0.
+  __builtin_prefetch(&b.slots[0], 1);
+}
+
+void PeerTable::prefetch_slot(uint64_t h) const {
+  const Bucket& b = bucket(h);
+  const uint32_t tag = tag_of(h);
+  int empty = -1;
+  for (uint32_t i = 0; i < kPeerTableWays; ++i) {
+    const uint32_t t = b.tags[i].load(std::memory_order_relaxed);
+    if (t == tag) {
+      __builtin_prefetch(&b.slots[i], 1);
+      return;
+    }
+    if (t == 0 && empty < 0) empty = static_cast<int>(i);
+  }
+  if (empty > 0) __builtin_prefetch(&b.slots[empty], 1);
+}
 
 void PeerTable::write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns) {
   uint64_t words[5];
@@ -98,8 +126,8 @@ void PeerTable::write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t fla
   s.seq.store(seq + 2, std::memory_order_release);
 }
 
-void PeerTable::install(const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns, uint64_t now_ns) {
-  const uint64_t h = hash(key);
+void PeerTable::install(const FlowKey& key, uint64_t h, uint32_t backend, uint8_t flags, uint64_t expires_ns,
+                        uint64_t now_ns) {
   Bucket& b = bucket(h);
   const uint32_t tag = tag_of(h);
   uint64_t words[5];
@@ -140,8 +168,7 @@ void PeerTable::install(const FlowKey& key, uint32_t backend, uint8_t flags, uin
   installed_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool PeerTable::remove(const FlowKey& key) {
-  const uint64_t h = hash(key);
+bool PeerTable::remove(const FlowKey& key, uint64_t h) {
   Bucket& b = bucket(h);
   const uint32_t tag = tag_of(h);
   uint64_t words[5];

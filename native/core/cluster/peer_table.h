@@ -10,7 +10,8 @@
 // the entry had not arrived yet). Each bucket's first cache line holds its eight tags (high
 // hash bits) and coarse deadlines, as in the connection table: a lookup or install reads that
 // line and only the entry lines whose tag matches. Memory is allocated once (capacity from the
-// configuration); a full bucket gives up the entry closest to expiry (counted).
+// configuration; huge pages where the host gives them, see huge_mapping.h); a full bucket
+// gives up the entry closest to expiry (counted).
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "../huge_mapping.h"
 #include "../types.h"
 
 namespace l4mux::cluster {
@@ -45,8 +47,19 @@ class PeerTable {
   PeerTable& operator=(const PeerTable&) = delete;
 
   // Writer side (one thread).
-  void install(const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns, uint64_t now_ns);
-  bool remove(const FlowKey& key);
+  void install(const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns, uint64_t now_ns) {
+    install(key, hash(key), backend, flags, expires_ns, now_ns);
+  }
+  bool remove(const FlowKey& key) { return remove(key, hash(key)); }
+  // The same with the key's hash(): a batch of installs hashes every key first, prefetches
+  // every bucket's tag line, then (tags in cache) the slot each key will be written to, and
+  // only then writes, so that the cache misses of a large table overlap.
+  uint64_t hash(const FlowKey& key) const;
+  void prefetch_bucket(uint64_t hash) const;
+  void prefetch_slot(uint64_t hash) const;
+  void install(const FlowKey& key, uint64_t hash, uint32_t backend, uint8_t flags, uint64_t expires_ns,
+               uint64_t now_ns);
+  bool remove(const FlowKey& key, uint64_t hash);
   PeerTableStats stats() const;
   // Writer side: the live entry at `index` (0 <= index < capacity()), for walking the table
   // (transfers on a membership change).
@@ -64,11 +77,11 @@ class PeerTable {
   struct Slot;
   struct Bucket;
   Bucket& bucket(uint64_t hash) const;
-  uint64_t hash(const FlowKey& key) const;
   static void write(Slot& s, const FlowKey& key, uint32_t backend, uint8_t flags, uint64_t expires_ns);
 
   uint32_t bucket_count_;
   uint64_t seed_;
+  HugeMapping mapping_;
   Bucket* buckets_;
   std::atomic<uint64_t> live_{0};
   std::atomic<uint64_t> installed_{0};
