@@ -3,10 +3,11 @@
 // authenticated, decoded and - with an addon that has cluster sync - installed into a peer-entry
 // table at the other), bytes per entry on the wire, and (latency.mjs) the time from a flow's
 // first packet (a SYN through the sending mux's pipeline) to its entry at the owner. JSON in
-// bench/results.
+// bench/results. Each side's CPU time is recorded too (entries per CPU-second: what one core
+// would carry, independent of how loaded the machine is).
 //   node bench/cluster/sync.mjs [ENTRIES=2000000] [RUNS=3]
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,11 +77,16 @@ if (role === 'receiver') {
   let installed = 0;
   let first = 0;
   let want = Infinity;
+  let cpu0 = process.cpuUsage();
   b.on('entries', (_peer, records) => {
     if (first === 0) first = performance.now();
     received += records.length / 64;
     if (sink) installed += sink.installFlows(records).accepted;
-    if (received >= want) process.send({ done: true, received, installed, ms: performance.now() - first, counters: b.counters });
+    if (received >= want) {
+      const cpu = process.cpuUsage(cpu0);
+      process.send({ done: true, received, installed, ms: performance.now() - first, cpuMs: (cpu.user + cpu.system) / 1000, counters: b.counters });
+      want = Infinity;
+    }
   });
   process.on('message', (m) => {
     if (m.expect !== undefined) {
@@ -88,6 +94,7 @@ if (role === 'receiver') {
       received = 0;
       installed = 0;
       first = 0;
+      cpu0 = process.cpuUsage();
       process.send({ ready: true, installing: sink !== undefined });
     }
     if (m.quit) b.close().then(() => process.exit(0));
@@ -107,17 +114,23 @@ if (role === 'receiver') {
     child.send({ expect: entries });
     await next();
     const sentBefore = { ...a.counters };
+    const load = loadavg()[0];
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const done = next();
-    // Queued in slices, as the poll loop does, so that the channel sends while it fills.
-    for (let i = 0; i < entries; i++) {
-      a.queue('b', EntryClass.fresh, records, i * 64);
-      if (i % 20000 === 19999) await new Promise((r) => setImmediate(r));
+    // Queued in slices of what one poll of the flow events returns (the service's
+    // POLL_BATCH), each in one call as the service queues a poll's records for a peer, so
+    // that the channel sends while it fills.
+    for (let i = 0; i < entries; i += 16384) {
+      a.queueRecords('b', EntryClass.fresh, records.subarray(i * 64, Math.min(entries, i + 16384) * 64));
+      await new Promise((r) => setImmediate(r));
     }
     const heartbeat = setInterval(() => a.heartbeat('b', 0n, true), 20);
     const r = await done;
     clearInterval(heartbeat);
     const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const senderCpuMs = (cpu.user + cpu.system) / 1000;
     const datagrams = a.counters.datagramsSent - sentBefore.datagramsSent;
     const bytes = a.counters.bytesSent - sentBefore.bytesSent;
     results.push({
@@ -129,12 +142,18 @@ if (role === 'receiver') {
       bytesPerEntryWithIpUdp: +((bytes + datagrams * 28) / entries).toFixed(2),
       datagrams,
       retransmitted: a.counters.retransmitted - sentBefore.retransmitted,
+      senderCpuMs: Math.round(senderCpuMs),
+      receiverCpuMs: Math.round(r.cpuMs),
+      senderEntriesPerCpuSecond: Math.round(entries / (senderCpuMs / 1000)),
+      receiverEntriesPerCpuSecond: Math.round(entries / (r.cpuMs / 1000)),
+      loadAverageAtStart: load,
     });
     console.log(JSON.stringify(results[results.length - 1]));
   }
   child.send({ quit: true });
   await a.close();
   const sorted = results.map((r) => r.entriesPerSecond).sort((x, y) => x - y);
+  const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
   // First packet to entry at the owner: real services over the addon's pipeline.
   let firstPacketToOwner;
   try {
@@ -149,8 +168,17 @@ if (role === 'receiver') {
     node: process.version,
     cpus: cpus().length,
     loadAverage: loadavg(),
+    cpuMHz: (() => {
+      try {
+        return Number(/cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]) || null;
+      } catch {
+        return null;
+      }
+    })(),
     receiverInstalls: hello.installing,
     medianEntriesPerSecond: sorted[Math.floor(sorted.length / 2)],
+    medianSenderEntriesPerCpuSecond: median(results.map((r) => r.senderEntriesPerCpuSecond)),
+    medianReceiverEntriesPerCpuSecond: median(results.map((r) => r.receiverEntriesPerCpuSecond)),
     firstPacketToOwner,
     runs: results,
   };

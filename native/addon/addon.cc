@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent_binding.h"
+#include "cluster_js.h"
 #include "counters_js.h"
 #include "dataplane_binding.h"
 #include "engine_binding.h"
@@ -35,6 +36,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dropCapabilities", Napi::Function::New<DropCapabilities>(env));
   register_engine(env, exports);
   register_agent(env, exports);
+  register_wire_codec(env, exports);
   return exports;
 }
 

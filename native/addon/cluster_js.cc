@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "cluster/wire_entry.h"
+
 namespace l4mux::addon {
 
 constexpr size_t kMaxPoll = 65536;
@@ -107,6 +109,69 @@ Napi::Value sync_stats_to_js(Napi::Env env, const cluster::HubStats& hub,
   o.Set("workers", ws);
   o.Set("syncExportOverflow", static_cast<double>(total_overflow));
   return o;
+}
+
+namespace {
+
+// A whole number in [lo, hi], or a TypeError naming `what`.
+size_t index_arg(const Napi::CallbackInfo& info, size_t index, size_t lo, size_t hi, const char* what) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + ": expected a number");
+  }
+  const double d = info[index].As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    throw Napi::RangeError::New(info.Env(), std::string(what) + ": expected a whole number in [" + std::to_string(lo) +
+                                                ", " + std::to_string(hi) + "]");
+  }
+  return static_cast<size_t>(d);
+}
+
+Napi::Buffer<uint8_t> buffer_arg(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  if (info.Length() <= index || !info[index].IsBuffer()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + ": a Buffer expected");
+  }
+  return info[index].As<Napi::Buffer<uint8_t>>();
+}
+
+Napi::Value EncodeWireEntries(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Buffer<uint8_t> records = buffer_arg(info, 0, "records");
+  const size_t n = records.Length() / cluster::kFlowRecordSize;
+  const size_t from = index_arg(info, 1, 0, n, "from");
+  cluster::WireSelect select;
+  select.member = static_cast<uint8_t>(index_arg(info, 2, 0, 255, "member"));
+  select.refresh = info.Length() > 3 && info[3].ToBoolean().Value();
+  const Napi::Buffer<uint8_t> out = buffer_arg(info, 4, "out");
+  const size_t end = index_arg(info, 6, 0, out.Length(), "outEnd");
+  const size_t start = index_arg(info, 5, 0, end, "outStart");
+  const cluster::WireEncodeResult r =
+      cluster::encode_wire_entries(records.Data(), n, from, select, out.Data() + start, end - start);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("next", static_cast<double>(r.next));
+  o.Set("count", r.count);
+  o.Set("end", static_cast<double>(start + r.bytes));
+  return o;
+}
+
+Napi::Value DecodeWireEntries(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Buffer<uint8_t> payload = buffer_arg(info, 0, "payload");
+  const size_t start = index_arg(info, 1, 0, payload.Length(), "start");
+  // More entries than the bytes could hold is malformed, not a reason to allocate.
+  const size_t count = index_arg(info, 2, 0, 65535, "count");
+  if (count * cluster::kWireEntryMin > payload.Length() - start) return env.Undefined();
+  Napi::Buffer<uint8_t> records = Napi::Buffer<uint8_t>::New(env, count * cluster::kFlowRecordSize);
+  if (!cluster::decode_wire_entries(payload.Data() + start, payload.Length() - start, count, records.Data())) {
+    return env.Undefined();
+  }
+  return records;
+}
+
+}  // namespace
+
+void register_wire_codec(Napi::Env env, Napi::Object exports) {
+  exports.Set("encodeWireEntries", Napi::Function::New<EncodeWireEntries>(env));
+  exports.Set("decodeWireEntries", Napi::Function::New<DecodeWireEntries>(env));
 }
 
 }  // namespace l4mux::addon

@@ -30,4 +30,9 @@ Napi::Value sync_stats_to_js(Napi::Env env, const cluster::HubStats& hub,
                              const std::vector<std::vector<std::pair<std::string_view, uint64_t>>>& workers,
                              const std::vector<uint64_t>& overflow);
 
+// Module functions of the cluster channel's wire codec (core/cluster/wire_entry.h):
+//   encodeWireEntries(records, from, member, refresh, out, outStart, outEnd) -> {next, count, end}
+//   decodeWireEntries(payload, start, count) -> Buffer of count*64 bytes | undefined (malformed)
+void register_wire_codec(Napi::Env env, Napi::Object exports);
+
 }  // namespace l4mux::addon

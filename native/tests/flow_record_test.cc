@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cluster/flow_record.h"
+#include "cluster/wire_entry.h"
 #include "frame_builder.h"
 
 namespace l4mux::cluster {
@@ -144,5 +145,85 @@ TEST(FlowRecord, NamesEveryError) {
   }
 }
 
+// ---- Wire entries (the channel's compact form; src/cluster/wire.ts has the same codec) ----
+
+// kGoldenV4 on the wire: kind, flags, protocol, 0, lifetime, ports, client, VIP, backend.
+const std::string kGoldenV4Wire = "0103060000000384" "9c400050c6336407" "c000020a0a010002";
+
+TEST(WireEntry, EncodesTheGoldenBytesAndDecodesThemAsAPeerEntry) {
+  std::vector<uint8_t> recs(2 * kFlowRecordSize);
+  encode_flow_record(golden_v4(), recs.data());
+  encode_flow_record(golden_v6(), recs.data() + kFlowRecordSize);
+  EXPECT_EQ(wire_entry_size(recs.data()), 24u);
+  EXPECT_EQ(wire_entry_size(recs.data() + kFlowRecordSize), 48u) << "IPv6 flow, IPv4 backend";
+  std::vector<uint8_t> wire(200);
+  const WireEncodeResult r = encode_wire_entries(recs.data(), 2, 0, WireSelect{}, wire.data(), wire.size());
+  EXPECT_EQ(r.next, 2u);
+  EXPECT_EQ(r.count, 2u);
+  ASSERT_EQ(r.bytes, 72u);
+  EXPECT_EQ(std::vector<uint8_t>(wire.begin(), wire.begin() + 24), from_hex(kGoldenV4Wire));
+
+  std::vector<uint8_t> back(2 * kFlowRecordSize);
+  ASSERT_TRUE(decode_wire_entries(wire.data(), r.bytes, 2, back.data()));
+  FlowRecord v4, v6;
+  ASSERT_EQ(decode_flow_record(back.data(), kFlowRecordSize, &v4), RecordError::kOk);
+  ASSERT_EQ(decode_flow_record(back.data() + kFlowRecordSize, kFlowRecordSize, &v6), RecordError::kOk);
+  FlowRecord want4 = golden_v4();
+  want4.flags |= kRecordFromPeer;
+  want4.owner = want4.backup = kNoMember;
+  expect_same(v4, want4);
+  FlowRecord want6 = golden_v6();
+  want6.kind = RecordKind::kNew;  // a teach arrives as an ordinary entry
+  want6.flags |= kRecordFromPeer;
+  want6.owner = want6.backup = want6.peer = kNoMember;
+  expect_same(v6, want6);
+}
+
+TEST(WireEntry, SelectsAMembersRecordsAndStopsWhereTheNextDoesNotFit) {
+  std::vector<uint8_t> recs(3 * kFlowRecordSize);
+  encode_flow_record(golden_v4(), recs.data());                     // owner 1, backup 2
+  encode_flow_record(golden_v6(), recs.data() + kFlowRecordSize);   // teach for member 1
+  FlowRecord refresh = golden_v4();
+  refresh.kind = RecordKind::kRefresh;
+  refresh.owner = 0;
+  refresh.backup = 2;
+  encode_flow_record(refresh, recs.data() + 2 * kFlowRecordSize);
+  std::vector<uint8_t> out(200);
+  auto count = [&](uint8_t member, bool is_refresh) {
+    return encode_wire_entries(recs.data(), 3, 0, WireSelect{member, is_refresh}, out.data(), out.size()).count;
+  };
+  EXPECT_EQ(count(1, false), 2u) << "owner of the first, asker of the teach";
+  EXPECT_EQ(count(1, true), 0u);
+  EXPECT_EQ(count(2, false), 1u) << "backup of the first; a teach goes to its asker only";
+  EXPECT_EQ(count(2, true), 1u);
+  EXPECT_EQ(count(0, false), 0u);
+  EXPECT_EQ(count(0, true), 1u);
+  // Room for the 24-byte entry and not the 48-byte one: stops at the second record.
+  const WireEncodeResult r = encode_wire_entries(recs.data(), 3, 0, WireSelect{}, out.data(), 24 + 47);
+  EXPECT_EQ(r.count, 1u);
+  EXPECT_EQ(r.next, 1u);
+  EXPECT_EQ(r.bytes, 24u);
+}
+
+TEST(WireEntry, RefusesAMalformedBatchWhole) {
+  std::vector<uint8_t> rec(kFlowRecordSize);
+  encode_flow_record(golden_v4(), rec.data());
+  std::vector<uint8_t> wire(48);
+  ASSERT_EQ(encode_wire_entry(rec.data(), wire.data()), 24u);
+  ASSERT_EQ(encode_wire_entry(rec.data(), wire.data() + 24), 24u);
+  std::vector<uint8_t> out(3 * kFlowRecordSize);
+  EXPECT_TRUE(decode_wire_entries(wire.data(), 48, 2, out.data()));
+  EXPECT_FALSE(decode_wire_entries(wire.data(), 48, 1, out.data())) << "trailing bytes";
+  EXPECT_FALSE(decode_wire_entries(wire.data(), 48, 3, out.data())) << "truncated";
+  EXPECT_FALSE(decode_wire_entries(wire.data(), 47, 2, out.data())) << "truncated";
+  const std::pair<size_t, uint8_t> corruptions[] = {{24, 9}, {26, 1}, {27, 1}, {25, 0x08}, {25, 0x23}};
+  for (const auto& [at, value] : corruptions) {
+    std::vector<uint8_t> bad = wire;
+    bad[at] = value;
+    EXPECT_FALSE(decode_wire_entries(bad.data(), 48, 2, out.data())) << "byte " << at << " = " << int{value};
+  }
+}
+
 }  // namespace
 }  // namespace l4mux::cluster
+

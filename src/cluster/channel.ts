@@ -8,14 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 
+import { wireCodec } from './codec.js';
 import { channelKey, memberTag } from './keys.js';
 import {
+  ALL_RECORDS,
   decodeAck,
   decodeHeartbeat,
-  decodeWireEntry,
   encodeAck,
   encodeHeartbeat,
-  encodeWireEntry,
   ENTRIES_ACK_NOW,
   ENTRIES_HEADER_BYTES,
   ENTRIES_TRANSFER_END,
@@ -28,11 +28,13 @@ import {
   readEntriesHeader,
   readHeader,
   seal,
-  wireEntrySize,
+  selects,
   writeEntriesHeader,
   type EntryClassNumber,
   type Heartbeat,
   type MessageTypeNumber,
+  type WireCodec,
+  type WireSelect,
 } from './wire.js';
 import { ReliableReceiver, ReplayWindow } from './window.js';
 
@@ -64,6 +66,8 @@ export interface ChannelOptions {
   bootId?: bigint;
   /** Sees every outgoing datagram and decides whether to send it (tests: loss). */
   sendHook?: (datagram: Buffer, send: () => void) => void;
+  /** The entry codec (default: the addon's, else the TypeScript one; see codec.ts). */
+  codec?: WireCodec;
 }
 
 /** Why a datagram was refused (counted by name). */
@@ -177,6 +181,8 @@ const ACK_EVERY = 16;
 /** A batch is sent again at most once in this long. */
 const REPAIR_HOLDOFF_MS = 30;
 const MIN_ENTRY_BYTES = 20;
+const RECORD_BYTES = 64;
+const EVERY_RECORD: WireSelect = { member: ALL_RECORDS, refresh: false };
 
 export function newBootId(): bigint {
   return (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
@@ -195,6 +201,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   private readonly maxRetainedBytes: number;
   private readonly burst: number;
   private readonly windowBytes: number;
+  private readonly codec: WireCodec;
   readonly counters: ChannelCounters = {
     datagramsSent: 0,
     datagramsReceived: 0,
@@ -219,6 +226,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.maxQueuedBytes = options.maxQueuedBytes ?? 64 << 20;
     this.maxRetainedBytes = options.maxRetainedBytes ?? 16 << 20;
     this.windowBytes = options.windowBytes ?? 512 << 10;
+    this.codec = options.codec ?? wireCodec();
     // 20 ms worth of the rate, at least two full datagrams.
     this.burst = Math.max(2 * 1400, Math.floor(options.maxRate / 50));
     for (const member of options.peers) {
@@ -289,25 +297,52 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * queue is full of more urgent entries (the entry is dropped, counted).
    */
   queue(peer: string, entryClass: EntryClassNumber, records: Buffer, at: number): boolean {
+    return this.queueRecords(peer, entryClass, at === 0 && records.length === RECORD_BYTES ? records : records.subarray(at, at + RECORD_BYTES)) === 1;
+  }
+
+  /**
+   * Queues the records of `records` (n*64 bytes) that `select` picks (default: all) for
+   * `peer` in `entryClass`, in order, encoded straight into the batches that will be sent.
+   * Returns how many were queued; the rest did not fit under maxQueuedBytes beside more
+   * urgent entries (dropped, counted).
+   */
+  queueRecords(peer: string, entryClass: EntryClassNumber, records: Buffer, select: WireSelect = EVERY_RECORD): number {
     const p = this.peers.get(peer);
-    if (p === undefined) return false;
-    const size = wireEntrySize(records, at);
-    if (p.queuedBytes + size > this.maxQueuedBytes && !this.makeRoom(p, entryClass, size)) {
-      this.counters.queueDropped++;
-      return false;
-    }
+    if (p === undefined) return 0;
+    const n = Math.floor(records.length / RECORD_BYTES);
     const q = p.queues[entryClass] as Chunk[];
+    let queued = 0;
+    let from = 0;
     let chunk = q[q.length - 1];
-    if (chunk === undefined || chunk.flags !== 0 || chunk.used + size > chunk.body.length || chunk.rseq !== undefined) {
-      chunk = { entryClass, body: Buffer.allocUnsafe(MAX_PAYLOAD - ENTRIES_HEADER_BYTES), used: 0, count: 0, flags: 0, forBoot: 0n };
-      q.push(chunk);
+    if (chunk !== undefined && (chunk.flags !== 0 || chunk.rseq !== undefined)) chunk = undefined;
+    while (from < n) {
+      if (chunk === undefined) {
+        chunk = { entryClass, body: Buffer.allocUnsafe(MAX_PAYLOAD - ENTRIES_HEADER_BYTES), used: 0, count: 0, flags: 0, forBoot: 0n };
+        q.push(chunk);
+      }
+      // Bounded memory: what is queued stays under maxQueuedBytes, less urgent batches
+      // dropped to make room when needed.
+      const want = chunk.body.length - chunk.used;
+      if (p.queuedBytes + want > this.maxQueuedBytes) this.makeRoom(p, entryClass, want);
+      const room = Math.max(0, Math.min(want, this.maxQueuedBytes - p.queuedBytes));
+      const r = this.codec.encodeWireEntries(records, from, select.member, select.refresh, chunk.body, chunk.used, chunk.used + room);
+      p.queuedBytes += r.end - chunk.used;
+      p.queuedEntries += r.count;
+      chunk.used = r.end;
+      chunk.count += r.count;
+      queued += r.count;
+      from = r.next;
+      if (from >= n || room < want) break; // all queued, or the rest does not fit in memory
+      chunk = undefined; // this batch is full
     }
-    chunk.used += encodeWireEntry(records, at, chunk.body, chunk.used);
-    chunk.count++;
-    p.queuedBytes += size;
-    p.queuedEntries++;
-    this.scheduleFlush();
-    return true;
+    if (chunk !== undefined && chunk.count === 0) q.splice(q.indexOf(chunk), 1);
+    if (from < n) {
+      let dropped = 0;
+      for (let i = from; i < n; i++) if (selects(select, records, i * RECORD_BYTES)) dropped++;
+      this.counters.queueDropped += dropped;
+    }
+    if (queued > 0) this.scheduleFlush();
+    return queued;
   }
 
   /** After everything queued for `peer` so far: tells it the transfer for its boot `forBoot` is complete. */
@@ -566,15 +601,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const h = readEntriesHeader(payload);
     // The smallest entry (an end without backend) is 20 bytes.
     if (h === undefined || h.rseq === 0n || h.count > Math.floor(MAX_PAYLOAD / MIN_ENTRY_BYTES) || ((h.flags & ENTRIES_TRANSFER_END) !== 0 && h.count !== 0)) return refuse('bad_payload');
-    // Decode all first: a batch with one bad entry is refused whole.
-    const records = Buffer.alloc(h.count * 64);
-    let o = ENTRIES_HEADER_BYTES;
-    for (let i = 0; i < h.count; i++) {
-      const r = decodeWireEntry(payload, o, records, i * 64);
-      if (!r.ok) return refuse('bad_entry');
-      o += r.bytes;
-    }
-    if (o !== payload.length) return refuse('bad_entry');
+    // Decoded whole: a batch with one bad entry is refused whole.
+    const records = this.codec.decodeWireEntries(payload, ENTRIES_HEADER_BYTES, h.count);
+    if (records === undefined) return refuse('bad_entry');
     const fresh = p.reliable.receive(h.rseq);
     p.ackDue = true;
     // Acks every few batches keep the sender's window moving between ack ticks.

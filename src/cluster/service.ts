@@ -15,7 +15,7 @@ import { sortedMembers, type ClusterConfig } from './config.js';
 import { keyFingerprint } from './keys.js';
 import { Membership, type PeerMembership } from './membership.js';
 import { NO_MEMBER, Ownership } from './ownership.js';
-import { FLOW_RECORD_SIZE, RecordKind } from './record.js';
+import { FLOW_RECORD_SIZE } from './record.js';
 import { EntryTable } from './table.js';
 import { EntryClass, type EntryClassNumber } from './wire.js';
 
@@ -353,27 +353,17 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
 
   private route(records: Buffer): void {
     const n = Math.floor(records.length / FLOW_RECORD_SIZE);
+    if (n === 0) return;
     this.sync.polled += n;
-    for (let i = 0; i < n; i++) {
-      const at = i * FLOW_RECORD_SIZE;
-      const kind = records[at + 1];
-      this.table.apply(records, at, true);
-      if (kind === RecordKind.teach) {
-        this.send(records[at + 7] ?? NO_MEMBER, EntryClass.fresh, records, at);
-        continue;
-      }
-      const entryClass = kind === RecordKind.refresh ? EntryClass.refresh : this.pendingCommits > 0 ? EntryClass.precommit : EntryClass.fresh;
-      this.send(records[at + 5] ?? NO_MEMBER, entryClass, records, at);
-      this.send(records[at + 6] ?? NO_MEMBER, entryClass, records, at);
-    }
-  }
-
-  private send(index: number, entryClass: EntryClassNumber, records: Buffer, at: number): void {
-    if (index === NO_MEMBER || index === this.selfIndex) return;
-    const member = this.members[index];
-
-    if (member === undefined || !this.membership.isLive(member.id)) return;
-    if (this.channel.queue(member.id, entryClass, records, at)) this.sync.queued++;
+    for (let i = 0; i < n; i++) this.table.apply(records, i * FLOW_RECORD_SIZE, true);
+    // Each live peer gets, in one pass per class, the records naming it as owner or backup
+    // (teach records: as the member that asked), encoded without JavaScript per entry.
+    const fresh = this.pendingCommits > 0 ? EntryClass.precommit : EntryClass.fresh;
+    this.members.forEach((m, index) => {
+      if (index === this.selfIndex || !this.membership.isLive(m.id)) return;
+      this.sync.queued += this.channel.queueRecords(m.id, fresh, records, { member: index, refresh: false });
+      this.sync.queued += this.channel.queueRecords(m.id, EntryClass.refresh, records, { member: index, refresh: true });
+    });
   }
 
   private install(peer: string, records: Buffer): void {

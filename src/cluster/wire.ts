@@ -323,3 +323,72 @@ export function decodeWireEntry(b: Buffer, o: number, out: Buffer, at: number): 
   else putMapped(b, p, out, at + 40);
   return { ok: true, bytes: size };
 }
+
+// ---- Whole batches: what the channel calls (codec.ts picks the addon's, same contract) ----
+
+/** Which records go into one peer's queue of one class (native/core/cluster/wire_entry.h). */
+export interface WireSelect {
+  /** ALL_RECORDS: every record. Otherwise the member index whose entries these are. */
+  member: number;
+  /** The refresh class (refresh records) rather than the other (new, end, teach). */
+  refresh: boolean;
+}
+export const ALL_RECORDS = 255;
+
+export function selects(select: WireSelect, rec: Buffer, at: number): boolean {
+  if (select.member === ALL_RECORDS) return true;
+  const kind = rec[at + 1];
+  if (kind === 4) return !select.refresh && rec[at + 7] === select.member;
+  if ((kind === 3) !== select.refresh) return false;
+  return rec[at + 5] === select.member || rec[at + 6] === select.member;
+}
+
+export interface WireEncodeResult {
+  /** The first record not looked at. */
+  next: number;
+  /** Entries written. */
+  count: number;
+  /** Where the written bytes end in `out`. */
+  end: number;
+}
+
+export interface WireCodec {
+  /**
+   * Encodes the selected records among records[from..] (64 bytes each) into out[outStart,
+   * outEnd) in order, until the next selected one does not fit or the records end.
+   */
+  encodeWireEntries(records: Buffer, from: number, member: number, refresh: boolean, out: Buffer, outStart: number, outEnd: number): WireEncodeResult;
+  /** Exactly `count` entries taking exactly payload[start..]: count*64 bytes of records, or undefined (malformed). */
+  decodeWireEntries(payload: Buffer, start: number, count: number): Buffer | undefined;
+}
+
+/** The codec in TypeScript: the reference the addon's is tested against, and the fallback. */
+export const jsWireCodec: WireCodec = {
+  encodeWireEntries(records, from, member, refresh, out, outStart, outEnd) {
+    const n = Math.floor(records.length / REC_SIZE);
+    const select = { member, refresh };
+    let o = outStart;
+    let count = 0;
+    let i = from;
+    for (; i < n; i++) {
+      const at = i * REC_SIZE;
+      if (!selects(select, records, at)) continue;
+      if (o + wireEntrySize(records, at) > outEnd) break;
+      o += encodeWireEntry(records, at, out, o);
+      count++;
+    }
+    return { next: i, count, end: o };
+  },
+  decodeWireEntries(payload, start, count) {
+    if (count * 20 > payload.length - start) return undefined;
+    const records = Buffer.alloc(count * REC_SIZE);
+    let o = start;
+    for (let i = 0; i < count; i++) {
+      const r = decodeWireEntry(payload, o, records, i * REC_SIZE);
+      if (!r.ok) return undefined;
+      o += r.bytes;
+    }
+    return o === payload.length ? records : undefined;
+  },
+};
+

@@ -6,7 +6,8 @@ import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { Channel, type ChannelOptions } from '../../src/cluster/channel.js';
-import { EntryClass, decodeWireEntry, encodeWireEntry, WIRE_VERSION, wireEntrySize } from '../../src/cluster/wire.js';
+import { wireCodec } from '../../src/cluster/codec.js';
+import { ALL_RECORDS, EntryClass, decodeWireEntry, encodeWireEntry, jsWireCodec, WIRE_VERSION, wireEntrySize } from '../../src/cluster/wire.js';
 import { manyFlows, record, records } from './records.js';
 
 const SECRET = Buffer.alloc(32, 7);
@@ -60,6 +61,83 @@ describe('wire entries', () => {
       const expected = Buffer.from(r);
       expected[4] = (expected[4] ?? 0) | 4; // from-peer
       expect(back).toEqual(expected);
+    }
+  });
+
+  // A mix of every kind, family, backend form, flag and owner/backup/peer index.
+  function mixed(n: number): Buffer {
+    const flows = Array.from({ length: n }, (_, i) => {
+      const kind = 1 + (i % 4);
+      const v6 = i % 5 === 0;
+      const backend = kind === 2 && i % 3 === 0 ? undefined : i % 7 === 0 ? 'fd00::2' : `10.202.${i % 3}.2`;
+      return {
+        kind,
+        client: v6 ? `2001:db8::${(i % 65535).toString(16)}` : `10.200.${(i >> 8) & 255}.${i & 255}`,
+        clientPort: 1024 + i,
+        vip: v6 ? '2001:db8::10' : '192.0.2.10',
+        protocol: i % 2 === 0 ? 6 : 17,
+        flags: i % 8 & 3,
+        lifetime: 1 + i,
+        backend,
+        owner: i % 3,
+        backup: (i + 1) % 3,
+        peer: kind === 4 ? i % 3 : 255,
+      };
+    });
+    return records(flows);
+  }
+
+  it("the addon's codec writes and reads the same bytes as the TypeScript one, selections included", () => {
+    const codec = wireCodec();
+    expect(codec).not.toBe(jsWireCodec); // the addon is built with one
+    const recs = mixed(400);
+    for (const [member, refresh] of [[ALL_RECORDS, false], [0, false], [1, true], [2, false], [2, true]] as const) {
+      const outs = [codec, jsWireCodec].map((c) => {
+        const batches: Buffer[] = [];
+        for (let from = 0, n = 0; from < 400; n++) {
+          const out = Buffer.alloc(1340);
+          const r = c.encodeWireEntries(recs, from, member, refresh, out, 10, 1340);
+          batches.push(Buffer.concat([Buffer.from([r.count]), out.subarray(10, r.end)]));
+          if (r.count === 0) break;
+          from = r.next;
+          expect(n).toBeLessThan(400);
+        }
+        return batches;
+      });
+      expect(outs[0]).toEqual(outs[1]);
+      for (const batch of outs[0] as Buffer[]) {
+        const count = batch[0] as number;
+        const decoded = [codec, jsWireCodec].map((c) => c.decodeWireEntries(batch, 1, count));
+        expect(decoded[0]).toBeDefined();
+        expect(decoded[0]).toEqual(decoded[1]);
+      }
+    }
+    // Member 1 as a refresh target: exactly the refresh records naming it as owner or backup.
+    const out = Buffer.alloc(65536);
+    const r = codec.encodeWireEntries(recs, 0, 1, true, out, 0, out.length);
+    let want = 0;
+    for (let i = 0; i < 400; i++) if (recs[i * 64 + 1] === 3 && (recs[i * 64 + 5] === 1 || recs[i * 64 + 6] === 1)) want++;
+    expect(r.count).toBe(want);
+    expect(r.next).toBe(400);
+  });
+
+  it('refuses a malformed batch whole in either codec (bad entry, count and length disagreeing)', () => {
+    const codec = wireCodec();
+    const recs = mixed(20);
+    const out = Buffer.alloc(2000);
+    const r = codec.encodeWireEntries(recs, 0, ALL_RECORDS, false, out, 0, out.length);
+    const wire = out.subarray(0, r.end);
+    for (const c of [codec, jsWireCodec]) {
+      expect(c.decodeWireEntries(wire, 0, r.count)?.length).toBe(r.count * 64);
+      expect(c.decodeWireEntries(wire, 0, r.count - 1)).toBeUndefined(); // trailing bytes
+      expect(c.decodeWireEntries(wire, 0, r.count + 1)).toBeUndefined(); // truncated
+      expect(c.decodeWireEntries(wire.subarray(0, r.end - 1), 0, r.count)).toBeUndefined();
+      expect(c.decodeWireEntries(wire, 0, 65535)).toBeUndefined();
+      for (const [at, value] of [[0, 9], [2, 1], [3, 1], [1, 0x08]] as const) {
+        const bad = Buffer.from(wire);
+        bad[at] = value;
+        expect(c.decodeWireEntries(bad, 0, r.count)).toBeUndefined();
+      }
     }
   });
 });
