@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "aead_binding.h"
 #include "agent_binding.h"
 #include "cluster_js.h"
 #include "counters_js.h"
@@ -37,6 +38,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_engine(env, exports);
   register_agent(env, exports);
   register_wire_codec(env, exports);
+  register_aead(env, exports);
   return exports;
 }
 

@@ -157,14 +157,13 @@ Napi::Value DecodeWireEntries(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const Napi::Buffer<uint8_t> payload = buffer_arg(info, 0, "payload");
   const size_t start = index_arg(info, 1, 0, payload.Length(), "start");
-  // More entries than the bytes could hold is malformed, not a reason to allocate.
   const size_t count = index_arg(info, 2, 0, 65535, "count");
-  if (count * cluster::kWireEntryMin > payload.Length() - start) return env.Undefined();
-  Napi::Buffer<uint8_t> records = Napi::Buffer<uint8_t>::New(env, count * cluster::kFlowRecordSize);
-  if (!cluster::decode_wire_entries(payload.Data() + start, payload.Length() - start, count, records.Data())) {
-    return env.Undefined();
-  }
-  return records;
+  const Napi::Buffer<uint8_t> out = buffer_arg(info, 3, "out");
+  if (out.Length() < count * cluster::kFlowRecordSize) throw Napi::RangeError::New(env, "out: room for count records expected");
+  // More entries than the bytes could hold is malformed.
+  const bool ok = count * cluster::kWireEntryMin <= payload.Length() - start &&
+                  cluster::decode_wire_entries(payload.Data() + start, payload.Length() - start, count, out.Data());
+  return Napi::Boolean::New(env, ok);
 }
 
 }  // namespace

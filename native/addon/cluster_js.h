@@ -32,7 +32,8 @@ Napi::Value sync_stats_to_js(Napi::Env env, const cluster::HubStats& hub,
 
 // Module functions of the cluster channel's wire codec (core/cluster/wire_entry.h):
 //   encodeWireEntries(records, from, member, refresh, out, outStart, outEnd) -> {next, count, end}
-//   decodeWireEntries(payload, start, count) -> Buffer of count*64 bytes | undefined (malformed)
+//   decodeWireEntries(payload, start, count, out) -> true with count*64 bytes of records in out,
+//     false when malformed
 void register_wire_codec(Napi::Env env, Napi::Object exports);
 
 }  // namespace l4mux::addon

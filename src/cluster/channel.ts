@@ -23,6 +23,7 @@ import {
   EntryClass,
   MAX_ENTRY_BYTES,
   MAX_PAYLOAD,
+  MIN_WIRE_ENTRY_BYTES,
   MessageType,
   open,
   readEntriesHeader,
@@ -180,7 +181,6 @@ class PeerStream {
 const ACK_EVERY = 16;
 /** A batch is sent again at most once in this long. */
 const REPAIR_HOLDOFF_MS = 30;
-const MIN_ENTRY_BYTES = 20;
 const RECORD_BYTES = 64;
 const EVERY_RECORD: WireSelect = { member: ALL_RECORDS, refresh: false };
 
@@ -600,7 +600,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   private onEntries(p: PeerStream, payload: Buffer, refuse: (r: Refusal) => void): void {
     const h = readEntriesHeader(payload);
     // The smallest entry (an end without backend) is 20 bytes.
-    if (h === undefined || h.rseq === 0n || h.count > Math.floor(MAX_PAYLOAD / MIN_ENTRY_BYTES) || ((h.flags & ENTRIES_TRANSFER_END) !== 0 && h.count !== 0)) return refuse('bad_payload');
+    if (h === undefined || h.rseq === 0n || h.count > Math.floor(MAX_PAYLOAD / MIN_WIRE_ENTRY_BYTES) || ((h.flags & ENTRIES_TRANSFER_END) !== 0 && h.count !== 0)) return refuse('bad_payload');
     // Decoded whole: a batch with one bad entry is refused whole.
     const records = this.codec.decodeWireEntries(payload, ENTRIES_HEADER_BYTES, h.count);
     if (records === undefined) return refuse('bad_entry');

@@ -39,6 +39,8 @@
 //             12 4|16  client address, then VIP address, then backend address (0|4|16)
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 
+import { clusterNative, type NativeAead } from './native.js';
+
 export const WIRE_VERSION = 2;
 export const HEADER_BYTES = 24;
 export const TAG_BYTES = 16;
@@ -48,6 +50,8 @@ export const MAX_DATAGRAM = 1400;
 export const MAX_PAYLOAD = MAX_DATAGRAM - OVERHEAD_BYTES;
 export const ENTRIES_HEADER_BYTES = 20;
 export const MAX_ENTRY_BYTES = 60;
+/** An end without a backend, IPv4. */
+export const MIN_WIRE_ENTRY_BYTES = 20;
 
 export const MessageType = { heartbeat: 1, entries: 2, ack: 3, resync: 4, persist: 5 } as const;
 export type MessageTypeNumber = (typeof MessageType)[keyof typeof MessageType];
@@ -74,8 +78,23 @@ function nonceOf(seq: bigint): Buffer {
   return nonce;
 }
 
+// The AEAD of each key: the addon's (its cipher context set up once per key; keys are
+// derived once per stream and never changed) when it has one, else node:crypto's per call.
+const aeads = new WeakMap<Buffer, NativeAead>();
+
+function aeadOf(key: Buffer): NativeAead | undefined {
+  const Aead = clusterNative()?.Aead;
+  if (Aead === undefined) return undefined;
+  let aead = aeads.get(key);
+  if (aead === undefined) {
+    aead = new Aead(key);
+    aeads.set(key, aead);
+  }
+  return aead;
+}
+
 /** Header + encrypted payload + tag, in one buffer. */
-export function seal(key: Buffer, type: MessageTypeNumber, senderTag: number, bootId: bigint, seq: bigint, payload: Buffer): Buffer {
+export function seal(key: Buffer, type: MessageTypeNumber, senderTag: number, bootId: bigint, seq: bigint, payload: Buffer, crypto: 'auto' | 'node' = 'auto'): Buffer {
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length + TAG_BYTES);
   out[0] = WIRE_VERSION;
   out[1] = type;
@@ -83,6 +102,12 @@ export function seal(key: Buffer, type: MessageTypeNumber, senderTag: number, bo
   out.writeUInt32BE(senderTag, 4);
   out.writeBigUInt64BE(bootId, 8);
   out.writeBigUInt64BE(seq, 16);
+  const aead = crypto === 'auto' ? aeadOf(key) : undefined;
+  if (aead !== undefined) {
+    payload.copy(out, HEADER_BYTES);
+    aead.seal(out, HEADER_BYTES + payload.length);
+    return out;
+  }
   const cipher = createCipheriv('chacha20-poly1305', key, nonceOf(seq), { authTagLength: TAG_BYTES });
   cipher.setAAD(out.subarray(0, HEADER_BYTES), { plaintextLength: payload.length });
   const body = cipher.update(payload);
@@ -108,8 +133,15 @@ export function readHeader(datagram: Buffer): HeaderParse {
 }
 
 /** The payload, or undefined when the datagram does not authenticate under `key`. */
-export function open(key: Buffer, datagram: Buffer, seq: bigint): Buffer | undefined {
+export function open(key: Buffer, datagram: Buffer, seq: bigint, crypto: 'auto' | 'node' = 'auto'): Buffer | undefined {
   const bodyEnd = datagram.length - TAG_BYTES;
+  if (bodyEnd < HEADER_BYTES) return undefined;
+  // The nonce is the header's sequence number: the addon reads it from there.
+  const aead = crypto === 'auto' && datagram.readBigUInt64BE(16) === seq ? aeadOf(key) : undefined;
+  if (aead !== undefined) {
+    const out = Buffer.allocUnsafe(bodyEnd - HEADER_BYTES);
+    return aead.open(datagram, out) ? out : undefined;
+  }
   try {
     const decipher = createDecipheriv('chacha20-poly1305', key, nonceOf(seq), { authTagLength: TAG_BYTES });
     decipher.setAAD(datagram.subarray(0, HEADER_BYTES), { plaintextLength: bodyEnd - HEADER_BYTES });
@@ -380,7 +412,7 @@ export const jsWireCodec: WireCodec = {
     return { next: i, count, end: o };
   },
   decodeWireEntries(payload, start, count) {
-    if (count * 20 > payload.length - start) return undefined;
+    if (count * MIN_WIRE_ENTRY_BYTES > payload.length - start) return undefined;
     const records = Buffer.alloc(count * REC_SIZE);
     let o = start;
     for (let i = 0; i < count; i++) {

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { Channel, type ChannelOptions } from '../../src/cluster/channel.js';
 import { wireCodec } from '../../src/cluster/codec.js';
-import { ALL_RECORDS, EntryClass, decodeWireEntry, encodeWireEntry, jsWireCodec, WIRE_VERSION, wireEntrySize } from '../../src/cluster/wire.js';
+import { clusterNative } from '../../src/cluster/native.js';
+import { ALL_RECORDS, EntryClass, decodeWireEntry, encodeWireEntry, jsWireCodec, MessageType, open as openDatagram, seal, WIRE_VERSION, wireEntrySize } from '../../src/cluster/wire.js';
 import { manyFlows, record, records } from './records.js';
 
 const SECRET = Buffer.alloc(32, 7);
@@ -138,6 +139,38 @@ describe('wire entries', () => {
         bad[at] = value;
         expect(c.decodeWireEntries(bad, 0, r.count)).toBeUndefined();
       }
+    }
+  });
+});
+
+describe('datagram AEAD', () => {
+  it("the addon's ChaCha20-Poly1305 seals the bytes node:crypto seals, and each opens what the other sealed", () => {
+    expect(clusterNative()?.Aead).toBeDefined(); // the addon is built with one
+    const key = Buffer.alloc(32, 9);
+    for (const size of [0, 1, 36, 1340]) {
+      const payload = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7 + size) & 255));
+      const seq = BigInt(size) * 1000003n + 1n;
+      const mine = seal(key, MessageType.entries, 0x01020304, 0x1122334455n, seq, payload);
+      const node = seal(key, MessageType.entries, 0x01020304, 0x1122334455n, seq, payload, 'node');
+      expect(mine).toEqual(node);
+      expect(openDatagram(key, node, seq)).toEqual(payload);
+      expect(openDatagram(key, mine, seq, 'node')).toEqual(payload);
+    }
+  });
+
+  it('refuses in either implementation a datagram with a changed header, body or tag, or under another key', () => {
+    const key = Buffer.alloc(32, 9);
+    const payload = Buffer.alloc(100, 5);
+    const d = seal(key, MessageType.entries, 7, 8n, 9n, payload);
+    for (const crypto of ['auto', 'node'] as const) {
+      expect(openDatagram(key, d, 9n, crypto)).toEqual(payload);
+      for (const at of [1, 20, 24, 80, d.length - 1]) {
+        const bad = Buffer.from(d);
+        bad[at] = (bad[at] ?? 0) ^ 1;
+        expect(openDatagram(key, bad, bad.readBigUInt64BE(16), crypto)).toBeUndefined();
+      }
+      expect(openDatagram(Buffer.alloc(32, 8), d, 9n, crypto)).toBeUndefined();
+      expect(openDatagram(key, d.subarray(0, 39), 9n, crypto)).toBeUndefined();
     }
   });
 });
