@@ -8,7 +8,7 @@ import { fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = process.env.BENCH_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (p) => join(root, 'dist', p);
 const { ClusterService } = await import(dist('cluster/service.js'));
 const { Dataplane, defaultConntrack } = await import(dist('dataplane/index.js'));

@@ -6,6 +6,8 @@
 // bench/results. Each side's CPU time is recorded too (entries per CPU-second: what one core
 // would carry, independent of how loaded the machine is).
 //   node bench/cluster/sync.mjs [ENTRIES=2000000] [RUNS=3]
+// BENCH_ROOT=/another/checkout measures that checkout's build (a same-run baseline); the
+// results still go to this checkout's bench/results, naming the commit measured.
 import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -13,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
+const root = process.env.BENCH_ROOT ?? join(here, '..', '..');
 const dist = (p) => join(root, 'dist', p);
 const { Channel } = await import(dist('cluster/channel.js'));
 const { EntryClass } = await import(dist('cluster/wire.js'));
@@ -122,7 +124,9 @@ if (role === 'receiver') {
     // POLL_BATCH), each in one call as the service queues a poll's records for a peer, so
     // that the channel sends while it fills.
     for (let i = 0; i < entries; i += 16384) {
-      a.queueRecords('b', EntryClass.fresh, records.subarray(i * 64, Math.min(entries, i + 16384) * 64));
+      const end = Math.min(entries, i + 16384);
+      if (typeof a.queueRecords === 'function') a.queueRecords('b', EntryClass.fresh, records.subarray(i * 64, end * 64));
+      else for (let k = i; k < end; k++) a.queue('b', EntryClass.fresh, records, k * 64); // builds before queueRecords
       await new Promise((r) => setImmediate(r));
     }
     const heartbeat = setInterval(() => a.heartbeat('b', 0n, true), 20);
@@ -157,7 +161,7 @@ if (role === 'receiver') {
   // First packet to entry at the owner: real services over the addon's pipeline.
   let firstPacketToOwner;
   try {
-    firstPacketToOwner = JSON.parse(execFileSync(process.execPath, [join(here, 'latency.mjs'), '2000'], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop());
+    firstPacketToOwner = JSON.parse(execFileSync(process.execPath, [join(here, 'latency.mjs'), '2000'], { env: { ...process.env, BENCH_ROOT: root }, encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop());
   } catch (e) {
     firstPacketToOwner = { error: String(e).slice(0, 200) };
   }
@@ -165,6 +169,13 @@ if (role === 'receiver') {
   const summary = {
     bench: 'cluster-sync',
     at: new Date().toISOString(),
+    commit: (() => {
+      try {
+        return execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+      } catch {
+        return null;
+      }
+    })(),
     node: process.version,
     cpus: cpus().length,
     loadAverage: loadavg(),
@@ -182,7 +193,7 @@ if (role === 'receiver') {
     firstPacketToOwner,
     runs: results,
   };
-  const out = join(root, 'bench', 'results', `cluster-sync-${summary.at.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
+  const out = join(here, '..', 'results', `cluster-sync-${summary.at.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
   console.log(`median ${summary.medianEntriesPerSecond} entries/s; results in ${out}`);
