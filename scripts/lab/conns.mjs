@@ -5,16 +5,17 @@
 //   mark      start a new step: count what breaks from now on
 //   report    {"step": {broken, reasons}, "open", "silent", "answered", "backends", "total": {broken}}
 //   quit
-// Usage: node conns.mjs VIP COUNT [INTERVAL_MS=200] [STALL_MS=4000]
+// Usage: node conns.mjs VIP COUNT [INTERVAL_MS=200] [STALL_MS=4000] [PORT=80]
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 
-const [vip, countText, intervalText = '200', stallText = '4000'] = process.argv.slice(2);
+const [vip, countText, intervalText = '200', stallText = '4000', portText = '80'] = process.argv.slice(2);
 const count = Number(countText);
 const interval = Number(intervalText);
 const stall = Number(stallText);
+const port = Number(portText);
 if (!vip || !(count > 0)) {
-  console.error('usage: node conns.mjs VIP COUNT [INTERVAL_MS] [STALL_MS]');
+  console.error('usage: node conns.mjs VIP COUNT [INTERVAL_MS] [STALL_MS] [PORT]');
   process.exit(2);
 }
 
@@ -34,7 +35,7 @@ function breakConn(c, reason) {
 
 function open(i) {
   const c = { i, backend: undefined, answers: 0, lastAnswer: Date.now(), lastSent: 0, broken: undefined, port: 0, buf: '' };
-  c.socket = connect({ host: vip, port: 80 });
+  c.socket = connect({ host: vip, port });
   c.socket.setNoDelay(true);
   c.socket.on('connect', () => {
     c.port = c.socket.localPort;

@@ -1,4 +1,4 @@
-// Servers of a lab backend, bound to the VIPs: HTTP on port 80 answering with the backend's
+// Servers of a lab backend, bound to the VIPs: HTTP on ports 80 and 8080 answering with the backend's
 // name and the client's address (/big?bytes=N streams N bytes), and a UDP echo on port 53
 // that prefixes the backend's name. Also a health endpoint for the muxes' checks on the
 // backend's own addresses, port 9090: GET /healthz answers 200 with the backend's load
@@ -19,7 +19,7 @@ if (!name || vips.length === 0) {
 const MAX_BIG = 1 << 30;
 const closers = [];
 
-function http(vip) {
+function http(vip, port) {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://vip');
     const client = req.socket.remoteAddress;
@@ -42,7 +42,7 @@ function http(vip) {
     res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name });
     res.end(`backend=${name} vip=${vip} client=${client}\n`);
   });
-  server.listen({ host: vip, port: 80 });
+  server.listen({ host: vip, port });
   closers.push(() => server.close());
 }
 
@@ -70,7 +70,8 @@ function health() {
 }
 
 for (const vip of vips) {
-  http(vip);
+  http(vip, 80);
+  http(vip, 8080);  // the lab's persistent VIP
   echo(vip);
 }
 health();

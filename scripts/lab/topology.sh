@@ -15,7 +15,8 @@
 #                decapsulates into a TUN device holding the VIPs; replies go straight
 #                back through the router, never through a mux.
 #
-# VIPs: 192.0.2.10 and 2001:db8::10, TCP 80 (HTTP) and UDP 53 (echo).
+# VIPs: 192.0.2.10 and 2001:db8::10, TCP 80 (HTTP) and UDP 53 (echo); sticky4, 192.0.2.10
+# TCP 8080 (the same HTTP servers), with client persistence (30 s, each mux's embedded store).
 # The muxes form a cluster (connection-table sync, key in /tmp/PREFIX/cluster.key);
 # L4MUX_LAB_CLUSTER=0 writes configs without it (every mux decides alone).
 set -euo pipefail
@@ -120,8 +121,11 @@ write_configs() {
     { "name": "http4", "address": "$VIP4", "protocol": "tcp", "port": 80, "pool": "web4", "encapsulation": "$encap"$extra },
     { "name": "echo4", "address": "$VIP4", "protocol": "udp", "port": 53, "pool": "web4", "encapsulation": "$encap"$extra },
     { "name": "http6", "address": "$VIP6", "protocol": "tcp", "port": 80, "pool": "web6", "encapsulation": "$encap"$extra },
-    { "name": "echo6", "address": "$VIP6", "protocol": "udp", "port": 53, "pool": "web6", "encapsulation": "$encap"$extra }
+    { "name": "echo6", "address": "$VIP6", "protocol": "udp", "port": 53, "pool": "web6", "encapsulation": "$encap"$extra },
+    { "name": "sticky4", "address": "$VIP4", "protocol": "tcp", "port": 8080, "pool": "web4", "encapsulation": "$encap"$extra,
+      "persistence": { "timeout": 30, "maxEntries": 8192 } }
   ],
+  "persistence": { "store": "embedded", "stateFile": "$run/mux$m-persistence.log", "tableEntries": 16384, "puntSlots": 256 },
   "bgp": {
     "localAs": 65001,
     "routerId": "10.201.$m.2",

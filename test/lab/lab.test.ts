@@ -71,7 +71,7 @@ describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
       // The test's own route (metric 0) goes; the router's BGP route (BIRD's, metric 32) is back.
       router(['route', 'del', `${VIP4}/32`, 'metric', '0']);
     }
-  });
+  }, 60_000);
 
   it('counts packets for ports no VIP serves', () => {
     const drops = (): number =>
@@ -139,5 +139,5 @@ describe.skipIf(!isRoot)('lab: ECMP, reload, bad input', () => {
     const third = lab.l4mux('mux2', ['run', '--config', `${lab.run}/mux2.json`, '--no-control']);
     expect(third.status).toBe(1);
     expect(third.stderr).toMatch(/nosuch0/);
-  });
+  }, 60_000);  // two daemon start-ups
 });

@@ -21,8 +21,9 @@ export class Connections {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly replies: Array<(line: string) => void> = [];
 
-  constructor(lab: Lab, count: number) {
-    this.child = spawn('ip', ['netns', 'exec', `${lab.prefix}-client`, 'node', join(root, 'scripts/lab/conns.mjs'), VIP4, String(count), '200', '20000']);
+  /** `port`: the VIP's port (80: http4; 8080: the persistent sticky4). */
+  constructor(lab: Lab, count: number, port = 80) {
+    this.child = spawn('ip', ['netns', 'exec', `${lab.prefix}-client`, 'node', join(root, 'scripts/lab/conns.mjs'), VIP4, String(count), '200', '20000', String(port)]);
     createInterface({ input: this.child.stdout }).on('line', (line) => this.replies.shift()?.(line));
   }
 
