@@ -16,7 +16,8 @@
 #                back through the router, never through a mux.
 #
 # VIPs: 192.0.2.10 and 2001:db8::10, TCP 80 (HTTP) and UDP 53 (echo); sticky4, 192.0.2.10
-# TCP 8080 (the same HTTP servers), with client persistence (30 s, each mux's embedded store).
+# TCP 8080 (the same HTTP servers), with client persistence (30 s, the embedded store: across
+# the muxes when they form a cluster, each mux alone without one).
 # The muxes form a cluster (connection-table sync, key in /tmp/PREFIX/cluster.key);
 # L4MUX_LAB_CLUSTER=0 writes configs without it (every mux decides alone).
 set -euo pipefail
