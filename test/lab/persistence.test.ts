@@ -90,11 +90,9 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     }
   }
 
-  function setWeight(address: string, weight: number): void {
-    for (const m of [1, 2] as const) {
-      const r = lab.backend(m, 'web4', address, ['--weight', String(weight)]);
-      if (r.status !== 0) throw new Error(`l4mux backend: ${r.stderr}`);
-    }
+  /** A backend's weight on both muxes (the control socket: no process to start on a loaded machine). */
+  async function setWeight(address: string, weight: number): Promise<void> {
+    await Promise.all(([1, 2] as const).map((m) => control(m, { cmd: 'backend', pool: 'web4', address, weight })));
   }
 
   /** sticky4's timeout, by a reload of both muxes (entries made from now on take it). */
@@ -152,7 +150,7 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     }
     const healthy = (m: Mux): boolean => lab.status(m).pools['web4']?.backends.find((b) => b.address === '10.202.4.2')?.healthy === true;
     expect(await waitUntil(() => healthy(1) && healthy(2), 30_000, 250)).toBe(true);
-    setWeight('10.202.2.2', 10);
+    await setWeight('10.202.2.2', 10);
 
     lab.steer([1, 2]);  // the router's ECMP over both muxes (L4 hash: per connection)
     const hits = [(await table(1))['hits'] as number, (await table(2))['hits'] as number];
@@ -165,18 +163,18 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     const newcomers = Object.values(fresh).map((b) => b[0]);
     expect(newcomers.every((b) => /^backend[1-4]$/.test(b ?? ''))).toBe(true);
     expect(newcomers.filter((b) => b === 'backend4').length).toBeGreaterThan(0);
-    setWeight('10.202.2.2', 1);
+    await setWeight('10.202.2.2', 1);
   }, 150_000);
 
   it('schedules a client anew after `timeout` of silence (it can move then), counted from its last connection\'s end', async () => {
-    setStickyTimeout(3);  // new entries take it
+    setStickyTimeout(5);  // new entries take it (short; 3 s left too little room at load 27)
     const group = clients(60, 20);
-    setWeight('10.202.4.2', 1);
+    await setWeight('10.202.4.2', 1);
     const before = requests(group, 1);
     const home = group.map((c) => before[c]?.[0] ?? '');
     group.forEach((c, i) => expect(home[i], c).toMatch(/^backend[1-4]$/));
     // Now backend1 would take nearly every new client; entries hold while they are live.
-    setWeight('10.202.1.2', 40);
+    await setWeight('10.202.1.2', 40);
     const still = requests(group, 1);
     group.forEach((c, i) => expect(still[c], c).toEqual([home[i]]));
 
@@ -192,7 +190,7 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     for (const c of group) expect(after[c]?.[0], c).toMatch(/^backend[1-4]$/);
     expect(moved.length, JSON.stringify({ home, after })).toBeGreaterThan(0);
     expect(group.filter((c) => after[c]?.[0] === 'backend1').length).toBeGreaterThan(group.length / 2);
-    setWeight('10.202.1.2', 1);
+    await setWeight('10.202.1.2', 1);
 
     // Open connections count as activity: longer than the timeout without a new connection,
     // their packets keep the client's entry on both muxes; it expires `timeout` after their end.
@@ -203,7 +201,7 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
       expect((await conns.allAnswered(10)).answered).toBe(10);
       own = await tableBackend(1, '10.200.0.2');
       expect(own).toMatch(/^backend[1-4]$/);
-      await sleep(5000);
+      await sleep(7000);  // longer than the timeout
       expect(await tableBackend(1, '10.200.0.2')).toBe(own);
       expect(await tableBackend(2, '10.200.0.2')).toBe(own);
       expect(Object.keys((await conns.report()).backends)).toEqual([own]);
@@ -214,7 +212,7 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     await sleep(1000);
     expect(await tableBackend(1, '10.200.0.2')).toBe(own);  // a second after their end: still there
     expect(await eventually(async () => (await tableBackend(1, '10.200.0.2')) === '' && (await tableBackend(2, '10.200.0.2')) === '', 15_000, 200)).toBe(true);
-    expect(Date.now() - closed).toBeGreaterThanOrEqual(2000);
+    expect(Date.now() - closed).toBeGreaterThanOrEqual(4000);
   }, 150_000);
 
   it('etcd stopped under load: traffic flows, decisions are local and counted; etcd back: every entry converges', async () => {
