@@ -54,13 +54,19 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     if (r['ok'] !== true) throw new Error(`mux${m} ${request.cmd}: ${JSON.stringify(r)}`);
     return r;
   }
-  /** The backend mux m's table has for each client ('' when none), as "backendN". */
+  /**
+   * The backend mux m's table has for each client ('' when none), as "backendN". One request
+   * after the other: the daemon serves at most 16 control connections at once and refuses the
+   * rest (20 in parallel were refused, and the ones still open then refused the next reload).
+   */
   async function tableBackends(m: Mux, of: readonly string[]): Promise<string[]> {
-    return Promise.all(of.map(async (client) => {
+    const out: string[] = [];
+    for (const client of of) {
       const e = await control(m, { cmd: 'persistence', vip: 'sticky4', client });
       const b = (e['interfaces'] as Json[])[0]?.['backend'] as string | null | undefined;
-      return b === null || b === undefined ? '' : `backend${b.split('.')[2]}`;
-    }));
+      out.push(b === null || b === undefined ? '' : `backend${b.split('.')[2]}`);
+    }
+    return out;
   }
   const tableBackend = async (m: Mux, client: string): Promise<string> => (await tableBackends(m, [client]))[0] as string;
   /** etcd's backend for each client, as "backendN" ('' when none). */
@@ -76,14 +82,18 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
   const table = async (m: Mux): Promise<Json> => (await persistence(m))['tables']['eth0'] as Json;
   const slowPath = async (m: Mux): Promise<Json> => (await persistence(m))['slowPath'] as Json;
 
-  /** Polls `probe` (async) every `everyMs` until it is true; false after `timeoutMs`. */
+  /**
+   * Polls `probe` (async) every `everyMs` until it is true; false after `timeoutMs`. A probe that
+   * throws (etcd restarting) counts as not yet, but a refusal by a mux's control socket fails at
+   * once: it is the test's fault, not the state it waits for.
+   */
   async function eventually(probe: () => Promise<boolean>, timeoutMs: number, everyMs = 250): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
         if (await probe()) return true;
-      } catch {
-        // not yet (etcd restarting)
+      } catch (e) {
+        if (e instanceof Error && e.message.includes('too many control connections')) throw e;
       }
       if (Date.now() >= deadline) return false;
       await sleep(everyMs);
