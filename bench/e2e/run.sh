@@ -21,45 +21,12 @@ seconds=${E2E_SECONDS:-3}
 runs=${E2E_RUNS:-3}
 steps=${E2E_SEARCH_STEPS:-6}
 capture_sample=${E2E_CAPTURE_SAMPLE:-100}
-P=e2e$$
-P=${P:0:8}
-run=/tmp/$P
 vip=192.0.2.10
 
-cmake -S native -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DL4MUX_BENCH=ON >/dev/null
-cmake --build build/bench --target l4mux_pktgen >/dev/null
-[ -f dist/cli/main.js ] || npx tsc -p tsconfig.json
-
-cleanup() {
-  for n in gen dut sink; do ip netns pids "$P-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; done
-  for n in gen dut sink; do ip netns del "$P-$n" 2>/dev/null || true; done
-  rm -rf "$run"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$run"
-
-in_ns() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
-for n in gen dut sink; do
-  ip netns add "$P-$n"
-  ip -n "$P-$n" link set lo up
-  in_ns "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-done
-ip -n "$P-gen" link add g0 type veth peer name eth0 netns "$P-dut"
-ip -n "$P-gen" link add g1 type veth peer name s0 netns "$P-sink"
-ip -n "$P-gen" addr add 10.9.0.1/24 dev g0
-ip -n "$P-gen" addr add 10.9.1.1/24 dev g1
-ip -n "$P-dut" addr add 10.9.0.2/24 dev eth0
-ip -n "$P-sink" addr add 10.9.1.2/24 dev s0
-for l in "gen g0" "gen g1" "dut eth0" "sink s0"; do set -- $l; ip -n "$P-$1" link set "$2" up; done
-ip -n "$P-dut" route add default via 10.9.0.1
-ip -n "$P-sink" route add default via 10.9.1.1
-in_ns gen sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.g0.send_redirects=0
+. bench/netns.sh
+netns_up e2e
+# The kernel baseline: the dut forwards the VIP back to gen; gen routes it on to the sink.
 ip -n "$P-gen" route add "$vip/32" via 10.9.1.2
-in_ns dut sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
-in_ns dut ping -c1 -W1 10.9.0.1 >/dev/null
-dut_mac=$(ip -n "$P-dut" -j link show eth0 | node -e 'console.log(JSON.parse(require("fs").readFileSync(0))[0].address)')
-gen_mac=$(ip -n "$P-gen" -j link show g0 | node -e 'console.log(JSON.parse(require("fs").readFileSync(0))[0].address)')
 
 sink_rx() { in_ns sink cat /sys/class/net/s0/statistics/rx_packets; }
 

@@ -28,52 +28,19 @@ rate=${PERSIST_RATE:-50000}
 seconds=${PERSIST_SECONDS:-4}
 flood_rate=${PERSIST_FLOOD_RATE:-200000}
 stores=${PERSIST_STORES:-embedded etcd}
-P=pb$$
-P=${P:0:8}
-run=/tmp/$P
 vip=192.0.2.10
 
-cmake -S native -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DL4MUX_BENCH=ON >/dev/null
-cmake --build build/bench --target l4mux_pktgen >/dev/null
-[ -f dist/cli/main.js ] || npx tsc -p tsconfig.json
-
-cleanup() {
-  for n in gen dut sink; do ip netns pids "$P-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; done
-  for n in gen dut sink; do ip netns del "$P-$n" 2>/dev/null || true; done
-  rm -rf "$run"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$run"
-
-in_ns() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
+. bench/netns.sh
+netns_up pb
 l4mux() { local n=$1; shift; in_ns "$n" node "$root/dist/cli/main.js" "$@"; }
-for n in gen dut sink; do
-  ip netns add "$P-$n"
-  ip -n "$P-$n" link set lo up
-done
-ip -n "$P-gen" link add g0 type veth peer name eth0 netns "$P-dut"
-ip -n "$P-gen" link add g1 type veth peer name s0 netns "$P-sink"
-ip -n "$P-gen" addr add 10.9.0.1/24 dev g0
-ip -n "$P-gen" addr add 10.9.1.1/24 dev g1
-ip -n "$P-dut" addr add 10.9.0.2/24 dev eth0
-ip -n "$P-sink" addr add 10.9.1.2/24 dev s0
-for l in "gen g0" "gen g1" "dut eth0" "sink s0"; do set -- $l; ip -n "$P-$1" link set "$2" up; done
-ip -n "$P-dut" route add default via 10.9.0.1
-ip -n "$P-sink" route add default via 10.9.1.1
 # gen routes: the mux's tunnel packets on to the sink, and the VIP to the mux. The sink's
 # answers come from the VIP over g1 (direct server return): no reverse-path filter there.
-in_ns gen sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.g1.rp_filter=0 \
-  net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.g0.send_redirects=0
+in_ns gen sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.g1.rp_filter=0
 ip -n "$P-gen" route add "$vip/32" via 10.9.0.2
-in_ns dut sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
 # The clients of part 1: addresses of their own.
 for ((i = 0; i < clients; i++)); do echo "addr add 10.7.$((i / 250)).$((i % 250 + 1))/32 dev lo"; done > "$run/addrs"
 ip -n "$P-gen" -batch "$run/addrs"
-in_ns dut ping -c1 -W1 10.9.0.1 >/dev/null
 in_ns sink ping -c1 -W1 10.9.1.1 >/dev/null
-gen_mac=$(ip -n "$P-gen" -j link show g0 | node -e 'console.log(JSON.parse(require("fs").readFileSync(0))[0].address)')
-dut_mac=$(ip -n "$P-dut" -j link show eth0 | node -e 'console.log(JSON.parse(require("fs").readFileSync(0))[0].address)')
 
 # The backend: decapsulation, and a TCP server on the VIP that closes what it accepts.
 in_ns sink setsid node "$root/dist/cli/main.js" agent --interface s0 --tun l4tun0 --address 10.9.1.2 --vip "$vip" \
