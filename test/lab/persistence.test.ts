@@ -1,6 +1,7 @@
-// Client persistence with real packets through real `l4mux run` daemons (AF_PACKET I/O) in the
-// lab's namespaces: two muxes behind the router, four backends, the persistent VIP sticky4
-// (192.0.2.10 TCP 8080), clients with addresses of their own on the client's interface.
+// Client persistence with real packets through real `l4mux run` daemons (AF_PACKET I/O, AF_XDP
+// in the last step) in the lab's namespaces: two muxes behind the router, four backends, the
+// persistent VIP sticky4 (192.0.2.10 TCP 8080), clients with addresses of their own on the
+// client's interface.
 // The store is a real etcd run in the router's namespace (both muxes reach it), then each mux's
 // embedded store for the restart. Bounded: every flood has a packet count and a duration.
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,10 +28,10 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
   const lab = new Lab('lpers');
   const etcd = new TestEtcd({ netns: `${lab.prefix}-router`, address: '10.201.1.1' });
 
-  /** Restarts both muxes with AF_PACKET, the etcd store (or the embedded one) and sticky4's timeout. */
-  async function configure(store: 'etcd' | 'embedded', timeout: number, muxes: readonly Mux[] = [1, 2]): Promise<void> {
+  /** Restarts the muxes with AF_PACKET (or AF_XDP), the etcd store (or the embedded one) and sticky4's timeout. */
+  async function configure(store: 'etcd' | 'embedded', timeout: number, muxes: readonly Mux[] = [1, 2], io: 'af_packet' | 'af_xdp' = 'af_packet'): Promise<void> {
     await lab.restartMuxes(muxes, (config, m) => {
-      config['node']['io'] = 'af_packet';
+      config['node']['io'] = io;
       // Health checks that a loaded machine does not fail (a backend marked down moves its clients).
       Object.assign(config['pools']['web4']['healthCheck'] as Json, { timeout: 1000, fall: 3 });
       const p = config['persistence'] as Json;
@@ -119,7 +120,7 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
   beforeAll(async () => {
     lab.up('ipip', { muxes: 2, backends: 4, cluster: false });
     // The clients: addresses of their own on the client's interface.
-    for (const a of clients(10, 100)) lab.exec('client', ['ip', 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
+    for (const a of clients(10, 110)) lab.exec('client', ['ip', 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
     await etcd.start();
     await configure('etcd', 30);
     lab.steer([1]);
@@ -356,5 +357,26 @@ describe.skipIf(!isRoot || !hasEtcd)('client persistence in the lab (real daemon
     expect(shown['slowPath']['backend']).toBe(`10.202.${(home[0] as string).slice(7)}.2`);
     const after = requests(group, 2);
     group.forEach((c, i) => expect(after[c], c).toEqual([home[i], home[i]]));
+  }, 150_000);
+
+  it('with AF_XDP on both muxes: a new client is decided once (etcd) and its next connections hit either mux\'s table', async () => {
+    await configure('etcd', 30, [1, 2], 'af_xdp');
+    for (const m of [1, 2] as const) expect(lab.status(m).interfaces[0]?.io.mode, `mux${m}`).toBe('af_xdp');
+    const group = clients(110, 10);
+    lab.steer([1]);
+    const punted = (await table(1))['punted'] as number;
+    const first = requests(group, 1);
+    const home = group.map((c) => first[c]?.[0] ?? '');
+    group.forEach((c, i) => expect(home[i], c).toMatch(/^backend[1-4]$/));
+    expect(((await table(1))['punted'] as number) - punted).toBeGreaterThanOrEqual(group.length);  // through the slow path
+    expect(stored(group)).toEqual(home);
+    expect(await eventually(async () => JSON.stringify(await tableBackends(2, group)) === JSON.stringify(home), 20_000)).toBe(true);
+    lab.steer([1, 2]);
+    const hits = [(await table(1))['hits'] as number, (await table(2))['hits'] as number];
+    const later = requests(group, 3);
+    group.forEach((c, i) => expect(later[c], c).toEqual([home[i], home[i], home[i]]));
+    // Decided by the tables (the known clients' SYNs are hits, not punts), on both muxes.
+    expect(((await table(1))['hits'] as number) - (hits[0] as number)).toBeGreaterThan(0);
+    expect(((await table(2))['hits'] as number) - (hits[1] as number)).toBeGreaterThan(0);
   }, 150_000);
 });
