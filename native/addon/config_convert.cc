@@ -237,6 +237,11 @@ cluster::ClusterSpec to_cluster_spec(const Napi::Value& value) {
     const Napi::Value live = m.Get("live");
     if (!live.IsBoolean()) fail(env, path + ".live", "expected a boolean");
     ms.live = live.As<Napi::Boolean>().Value();
+    const Napi::Value leaving = m.Get("leaving");
+    if (!leaving.IsUndefined()) {
+      if (!leaving.IsBoolean()) fail(env, path + ".leaving", "expected a boolean");
+      ms.leaving = leaving.As<Napi::Boolean>().Value();
+    }
     spec.members.push_back(std::move(ms));
   }
   return spec;

@@ -438,9 +438,11 @@ void Pipeline::finish_release(const uint32_t* slots, uint32_t n, uint32_t sent) 
   for (uint32_t i = 0; i < n; ++i) punts_->free(slots[i]);
 }
 
-// A miss of a cluster VIP's flow: the entry a peer sent, else (not being the flow's owner or
-// backup) the owner's decision by a redirect. A TCP SYN of a VIP that every mux schedules
-// alike (Maglev, source-hash) is a new connection and decided here at once.
+// A miss of a cluster VIP's flow: the entry a peer sent, else the owner's decision by a
+// redirect (the owner holds every entry of its flows; a backup may not yet, after a leave whose
+// transfer to it came late). The owner decides itself, and so does a leaving owner's backup,
+// standing in for it. A TCP SYN of a VIP that every mux schedules alike (Maglev, source-hash)
+// is a new connection and decided here at once.
 bool Pipeline::cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot& snapshot, uint64_t now_ns) {
   const ParsedPacket& p = w.parsed;
   const uint8_t flags = p.proto == kProtoTcp ? p.tcp_flags : 0;
@@ -458,8 +460,10 @@ bool Pipeline::cluster_miss(Packet& pkt, Work& w, const Vip& vip, const Snapshot
   if (w.redirected) return false;  // sent here as the owner (or its stand-in): decide
   const cluster::ClusterView& c = *snapshot.cluster();
   const cluster::Owners o = c.owners(w.key);
-  if (o.owner == cluster::kNoMember || o.owner == c.self() || o.backup == c.self()) return false;
-  return redirect(pkt, w, o.owner, snapshot);
+  if (o.owner == cluster::kNoMember) return false;
+  const uint8_t decider = c.members()[o.owner].leaving ? o.backup : o.owner;
+  if (decider == cluster::kNoMember || decider == c.self() || c.members()[decider].leaving) return false;
+  return redirect(pkt, w, decider, snapshot);
 }
 
 // GUE to the owner's address on the redirect port, the client's packet unchanged inside.

@@ -357,8 +357,9 @@ class ClusterPipelineTest : public ::testing::Test {
     return pkt;
   }
 
-  // A client port of `client` -> `vip`:80 whose owner and backup are not `self`.
-  uint16_t port_not_owned_by(uint8_t self, const std::string& client, const std::string& vip) {
+  // A client port of `client` -> `vip`:80 whose owners satisfy `wanted`.
+  template <typename Wanted>
+  uint16_t port_where(const std::string& client, const std::string& vip, Wanted wanted) {
     for (uint16_t port = 20000;; ++port) {
       FlowKey k;
       const IpAddr c = ip(client);
@@ -368,9 +369,26 @@ class ClusterPipelineTest : public ::testing::Test {
       k.src_port = port;
       k.dst_port = 80;
       k.proto = kProtoTcp;
-      const Owners o = snapshot_->cluster()->owners(k);
-      if (o.owner != self && o.backup != self) return port;
+      if (wanted(snapshot_->cluster()->owners(k))) return port;
     }
+  }
+  // A client port of `client` -> `vip`:80 whose owner and backup are not `self`.
+  uint16_t port_not_owned_by(uint8_t self, const std::string& client, const std::string& vip) {
+    return port_where(client, vip, [self](const Owners& o) { return o.owner != self && o.backup != self; });
+  }
+  // Where a mid-flow packet (an ACK of a flow this mux has no entry of) went: the member it
+  // was redirected to, or kNoMember when decided here (encapsulated to a backend).
+  uint8_t ack_goes_to(uint16_t port) {
+    l4mux::testing::L4Spec ack;
+    ack.src_port = port;
+    ack.tcp_flags = kTcpAck;
+    const Packet p = run(l4mux::testing::flow_frame("198.51.100.7", "192.0.2.10", ack));
+    EXPECT_EQ(p.verdict, Verdict::kTx);
+    const uint8_t* ip4 = p.data + kEthHeaderLen;
+    if (ip4[9] == kProtoIpip) return kNoMember;
+    EXPECT_EQ(ip4[9], kProtoUdp);
+    EXPECT_EQ(load_be16(ip4 + 22), kRedirectPort);
+    return snapshot_->cluster()->member_by_address(IpAddr::v4(ip4 + 16));
   }
 
   std::vector<FlowRecord> poll() {
@@ -453,7 +471,7 @@ TEST_F(ClusterPipelineTest, RedirectsAnIpv6FlowOverTheMembersIpv4) {
   EXPECT_EQ(p.data[kEthHeaderLen + 28] >> 4, 6) << "IPv6 inside";
 }
 
-TEST_F(ClusterPipelineTest, DecidesItselfAsOwnerOrBackupAndForSynsOfMaglevVips) {
+TEST_F(ClusterPipelineTest, DecidesItselfForSynsOfMaglevVipsWhoeverOwnsThem) {
   configure(spec(0));
   // A SYN of a Maglev VIP: decided here whoever owns it.
   const uint16_t port = port_not_owned_by(0, "198.51.100.7", "192.0.2.10");
@@ -468,6 +486,43 @@ TEST_F(ClusterPipelineTest, DecidesItselfAsOwnerOrBackupAndForSynsOfMaglevVips) 
   EXPECT_EQ(records[0].flags & kRecordMustSync, 0);
   EXPECT_NE(records[0].owner, 0);
   EXPECT_EQ(hub_.stats().self_installed, 0u) << "not ours to keep";
+}
+
+// After a leave whose transfer to this mux came late (commitTimeout), this mux backs flows it
+// has no entry of: their owner, which held the entries as their backup, decides. While a dead
+// member is still leaving, its flows' backups decide for it and the others ask them.
+TEST_F(ClusterPipelineTest, ABackupWithoutTheEntryAsksTheOwnerAndStandsInForALeavingOne) {
+  configure(spec(0));
+  const uint16_t backed = port_where("198.51.100.7", "192.0.2.10", [](const Owners& o) { return o.backup == 0; });
+  const uint16_t owned = port_where("198.51.100.7", "192.0.2.10", [](const Owners& o) { return o.owner == 0; });
+  const uint16_t other = port_not_owned_by(0, "198.51.100.7", "192.0.2.10");
+  const auto owners_of = [this](uint16_t port) {
+    FlowKey k;
+    k.family = Family::kIpv4;
+    k.proto = kProtoTcp;
+    k.src = ip("198.51.100.7").bytes;
+    k.dst = ip("192.0.2.10").bytes;
+    k.src_port = port;
+    k.dst_port = 80;
+    return snapshot_->cluster()->owners(k);
+  };
+  const Owners backed_owners = owners_of(backed);
+  const Owners other_owners = owners_of(other);
+  EXPECT_EQ(ack_goes_to(backed), backed_owners.owner) << "the backup asks the owner";
+  EXPECT_EQ(ack_goes_to(owned), kNoMember) << "the owner decides";
+  EXPECT_EQ(ack_goes_to(other), other_owners.owner);
+
+  // The owner of `backed` dies; the survivors' transfers are still under way.
+  ConfigSpec c = spec(0);
+  c.cluster->members[backed_owners.owner].leaving = true;
+  configure(c);
+  EXPECT_EQ(owners_of(backed).owner, backed_owners.owner) << "a leaving member still owns its flows";
+  EXPECT_EQ(ack_goes_to(backed), kNoMember) << "its backup stands in for it";
+  const uint8_t dead = backed_owners.owner;
+  const uint16_t orphan = port_where("198.51.100.7", "192.0.2.10", [dead](const Owners& o) { return o.owner == dead && o.backup != 0; });
+  EXPECT_EQ(ack_goes_to(orphan), owners_of(orphan).backup) << "the others ask the leaving owner's backup";
+  const uint16_t unaffected = port_where("198.51.100.7", "192.0.2.10", [dead](const Owners& o) { return o.owner != dead && o.owner != 0; });
+  EXPECT_EQ(ack_goes_to(unaffected), owners_of(unaffected).owner);
 }
 
 TEST_F(ClusterPipelineTest, RedirectsSynsOfPerMuxSchedulersSoThatTheOwnerDecides) {

@@ -256,7 +256,7 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
     return {
       selfIndex: this.selfIndex,
       seed: this.options.seed,
-      members: this.members.map((m, i) => ({ id: m.id, address: m.address, weight: m.weight, live: i === this.selfIndex || this.membership.isLive(m.id) || this.leaving.has(m.id) })),
+      members: this.members.map((m, i) => ({ id: m.id, address: m.address, weight: m.weight, live: i === this.selfIndex || this.membership.isLive(m.id) || this.leaving.has(m.id), leaving: this.leaving.has(m.id) })),
       redirectPort: this.options.config.redirectPort,
     };
   }
@@ -307,6 +307,8 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
     const timer = setTimeout(() => this.release(peer, true), Math.max(1, this.options.config.commitTimeoutMs));
     this.leaving.set(peer, { at: Date.now(), timer });
     this.checkLeaves();
+    // Still leaving: the engines learn that the backups of its flows now stand in for it.
+    if (this.leaving.has(peer)) this.options.onMembershipChange();
   }
 
   /** Releases the leaves whose survivors' transfers have all come in. */

@@ -93,6 +93,11 @@ export interface DataplaneClusterMember {
   weight: number;
   /** Only live members own flows; the others keep their index. */
   live: boolean;
+  /**
+   * Dead but still owning its flows (live) while the survivors' transfers come in: the backups
+   * of its flows decide for it, and other muxes redirect to them. Default false.
+   */
+  leaving?: boolean;
 }
 
 /**

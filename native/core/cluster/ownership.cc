@@ -91,6 +91,7 @@ std::unique_ptr<const ClusterView> ClusterView::build(const ClusterSpec& spec, c
     m.address = ms.address;
     m.weight = ms.weight;
     m.live = ms.live;
+    m.leaving = ms.leaving;
     m.id_hash = hash_bytes(ms.id.data(), ms.id.size(), member_seed);
     if (i != spec.self_index && ms.address.family == self_address.family) {
       EncapParams params;

@@ -36,6 +36,9 @@ struct MemberSpec {
   IpAddr address;
   uint32_t weight = 1;
   bool live = true;
+  // Dead, but still owning its flows while the survivors' transfers come in: its flows'
+  // backups stand in for it (they hold what it was sent).
+  bool leaving = false;
 };
 
 struct ClusterSpec {
@@ -54,6 +57,7 @@ struct Member {
   IpAddr address;
   uint32_t weight = 1;
   bool live = true;
+  bool leaving = false;
   uint64_t id_hash = 0;
   // GUE to this member's address on the redirect port, for inner packets of each family;
   // not usable for this mux itself or for a member of another family than this mux.
