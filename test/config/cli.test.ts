@@ -1,10 +1,10 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runReplay, type EngineFactory } from '../../src/cli/commands/replay.js';
 import { runValidate } from '../../src/cli/commands/validate.js';
@@ -76,6 +76,7 @@ describe('l4mux replay', () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4mux-replay-'));
   const inPcap = join(dir, 'in.pcap');
   writeFileSync(inPcap, '');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function fakeEngine(calls: unknown[], fail?: string): EngineFactory {
     return (settings: ConntrackSettings) => {

@@ -1,8 +1,10 @@
 // Runs the daemon in-process against a modelled host and fake engines.
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { afterAll } from 'vitest';
 
 import { createLogger, type DaemonDeps, type DaemonOptions } from '../../src/daemon/index.js';
 import type { ProcessPrivileges } from '../../src/net/capabilities.js';
@@ -45,8 +47,15 @@ export interface Harness {
   messages(): string[];
 }
 
+// The directories of this file's harnesses, removed when the file's tests are done.
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 export function harness(doc: Json = daemonConfig()): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'l4mux-daemon-'));
+  dirs.push(dir);
   const configPath = join(dir, 'l4mux.json');
   const writeConfig = (d: Json | string): void => writeFileSync(configPath, typeof d === 'string' ? d : JSON.stringify(d, null, 2));
   writeConfig(doc);

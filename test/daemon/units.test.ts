@@ -1,8 +1,8 @@
 // Pieces of the daemon: config diffs, CPU lists, log levels, the pid file.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -107,6 +107,7 @@ describe('pid file', () => {
       expect(readFileSync(path, 'utf8')).toBe(`${other.pid}\n`);
     } finally {
       other.kill('SIGKILL');
+      rmSync(dirname(path), { recursive: true, force: true });
     }
   });
 });
