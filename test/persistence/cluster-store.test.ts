@@ -255,6 +255,9 @@ describe('the cluster store (embedded store across muxes), in separate processes
     const owners = await a.call<Array<{ owner: string; backup: string }>>('owners', { keys });
     const ownedByB = owners.filter((o) => o.owner === 'b').length;
     expect(ownedByB).toBeGreaterThan(50);
+    // Every entry in b's state file before it dies (the puts of a and c reach it a little later
+    // than the answers: on a loaded machine 28 were still on their way when b was killed).
+    await until(async () => ((await b.status()).store['entries'] as number) >= 300, 'every entry in b\'s store');
 
     await b.kill();
     await until(async () => (await Promise.all([a.status(), c.status()])).every((s) => !s.live.includes('b')), 'b declared dead');
