@@ -6,14 +6,17 @@
 #   cmake --build build/bench --target l4mux_pktgen
 #
 #   scripts/lab/probe.sh synflood   20 long-lived client connections through the VIP while the
-#                                   client sends COUNT spoofed TCP SYNs to VIP4:80 (sources
-#                                   198.18.0.1-198.18.0.16 x 4096 ports = 65536 flows, none the
-#                                   client's own); counts the connections broken
+#                                   client sends COUNT spoofed TCP SYNs to VIP4:80 (65536 flows,
+#                                   none the client's own: from PROBE_SOURCES distinct addresses
+#                                   from 198.18.0.1 on, or with PROBE_SOURCES=0 from
+#                                   198.18.0.1-198.18.0.16 x 4096 ports); counts the connections
+#                                   broken and the muxes' all-down episodes
 #   scripts/lab/probe.sh restart    20 long-lived connections, SIGKILL to mux1's daemon, the
 #                                   daemon started again as start.sh does; counts those kept
 #
 # Settings (environment): PROBE_PREFIX (lab name, default probe<pid>), PROBE_ENCAP (ipip),
 # LAB_MUXES (2; start.sh waits for multipath routes, so at least 2), L4MUX_LAB_CLUSTER (0), PROBE_CONNS (20),
+# PROBE_SOURCES (65536),
 # PROBE_SYNS (300000), PROBE_SECONDS (60: the flood stops at whichever of SYNS or SECONDS
 # comes first), PROBE_RATE (packets/s, 0 = as fast as it goes), PROBE_STALL_MS (connection
 # counted broken after this long without an answer; 20000: a restart takes seconds).
@@ -38,6 +41,7 @@ syns=${PROBE_SYNS:-300000}
 seconds=${PROBE_SECONDS:-60}
 rate=${PROBE_RATE:-0}
 stall=${PROBE_STALL_MS:-20000}
+sources=${PROBE_SOURCES:-65536}
 export LAB_MUXES=${LAB_MUXES:-$default_muxes}
 export L4MUX_LAB_CLUSTER=${L4MUX_LAB_CLUSTER:-0}
 pktgen=build/bench/l4mux_pktgen
@@ -79,8 +83,11 @@ case "$probe" in
   synflood)
     router_mac=$(in_ns router cat /sys/class/net/rt-cl/address)
     client_mac=$(in_ns client cat /sys/class/net/eth0/address)
+    source_args=()
+    if [ "$sources" -gt 0 ]; then source_args=(--sources "$sources"); fi
     flood=$(timeout $((seconds + 30)) ip netns exec "$PREFIX-client" "$pktgen" --interface eth0 --dst-mac "$router_mac" --src-mac "$client_mac" \
-      --src 198.18.0.1 --dst 192.0.2.10 --dport 80 --proto tcp --flows 65536 --rate "$rate" --count "$syns" --duration "$seconds")
+      --src 198.18.0.1 "${source_args[@]}" --dst 192.0.2.10 --dport 80 --proto tcp \
+      --flows 65536 --rate "$rate" --count "$syns" --duration "$seconds")
     sleep 5  # the connections' next requests after the flood
     ;;
   restart)
