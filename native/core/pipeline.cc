@@ -153,8 +153,9 @@ bool Pipeline::forward_plain_hit(Packet& pkt, const Work& w, const Snapshot& sna
     return false;
   }
   const FlowState before = entry->state;
+  const bool was_unproven = is_unproven(*entry);
   if (conntrack_.touch(*entry, f.tcp_flags, now_ns)) persist_touch(*vip, w.key, now_ns);
-  if (sync_ != nullptr) sync_->touched(*entry, before, now_ns);
+  if (sync_ != nullptr) sync_->touched(*entry, before, was_unproven, now_ns);
   const InnerPacket inner{pkt.data + kPlainL3Offset, f.l3_length, w.key.family, f.traffic_class,
                           f.dont_fragment};
   emit(pkt, inner, tunnel, w.flow_hash, vip->slot, entry->backend);
@@ -267,9 +268,10 @@ void Pipeline::forward_flow(Packet& pkt, Work& w, const Vip& vip, FlowEntry* ent
     switch (vip.fate_of(entry->backend)) {
       case FlowFate::kKeep: {
         const FlowState before = entry->state;
+        const bool was_unproven = is_unproven(*entry);
         if (conntrack_.touch(*entry, flags, now_ns)) persist_touch(vip, w.key, now_ns);
         if (sync_ != nullptr) {
-          sync_->touched(*entry, before, now_ns);
+          sync_->touched(*entry, before, was_unproven, now_ns);
           if (w.redirected) sync_->teach(*entry, w.asker, now_ns);
         }
         encapsulate_to(pkt, p, vip, entry->backend, w.flow_hash, snapshot, now_ns);

@@ -562,10 +562,15 @@ TEST_F(ClusterPipelineTest, TheOwnerForwardsARedirectOnceAndTeachesTheAsker) {
   EXPECT_EQ(records[1].backend, snapshot_->backends()[forwarded.backend].addr);
   EXPECT_EQ(hub_.worker(0).counters().redirects_received.get(), 1u);
 
-  // Redirected again at once: forwarded by the entry, and no second teach within the tick.
+  // Redirected again at once: forwarded by the entry, and no second teach within the tick;
+  // the entry, picked up mid-flow, is proven now and its copies are refreshed with the
+  // established timeout.
   const Packet again = run(wire);
   EXPECT_EQ(again.backend, forwarded.backend);
-  EXPECT_TRUE(poll().empty());
+  const auto proven = poll();
+  ASSERT_EQ(proven.size(), 1u);
+  EXPECT_EQ(proven[0].kind, RecordKind::kRefresh);
+  EXPECT_GT(proven[0].lifetime_s, 800u);
 
   // A redirected packet is never redirected on, even when this mux (believing itself dead)
   // is neither owner nor backup of the flow: a new flow, redirected by mux 1 to this one.
@@ -618,8 +623,16 @@ TEST_F(ClusterPipelineTest, ExportsRefreshesAndEndsOfLongFlows) {
   run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt));
   pkt.tcp_flags = kTcpAck;
   run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt));
+  // The SYN's entry with the SYN's 30 s, and at once, established, a refresh with the 900 s
+  // (copies left at 30 s would be gone long before the next refresh).
   auto records = poll();
-  ASSERT_EQ(records.size(), 1u);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].kind, RecordKind::kNew);
+  EXPECT_LE(records[0].lifetime_s, 30u);
+  EXPECT_EQ(records[1].kind, RecordKind::kRefresh);
+  EXPECT_GT(records[1].lifetime_s, 800u);
+  run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt));
+  EXPECT_TRUE(poll().empty()) << "no refresh per packet";
   // Established: refreshed after a quarter of its 900 s timeout.
   now_ns_ += 100ull * 1'000'000'000;
   run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt));
@@ -638,6 +651,29 @@ TEST_F(ClusterPipelineTest, ExportsRefreshesAndEndsOfLongFlows) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].kind, RecordKind::kEnd);
   EXPECT_EQ(records[0].key.src_port, 33333);
+}
+
+// A flow picked up mid-flow has the unproven timeout (10 s) until it repeats; its copies get
+// the established timeout when it does.
+TEST_F(ClusterPipelineTest, RefreshesTheCopiesOfAMidFlowEntryOnceItIsProven) {
+  configure(spec(0));
+  l4mux::testing::L4Spec pkt;
+  pkt.tcp_flags = kTcpAck;
+  // A flow this mux owns: its first packet, an ACK, is decided here.
+  pkt.src_port = port_where("198.51.100.8", "192.0.2.10", [](const Owners& o) { return o.owner == 0; });
+  ASSERT_EQ(run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt)).verdict, Verdict::kTx);
+  auto records = poll();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].kind, RecordKind::kNew);
+  EXPECT_LE(records[0].lifetime_s, 10u);
+  run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt));
+  records = poll();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].kind, RecordKind::kRefresh);
+  EXPECT_GT(records[0].lifetime_s, 800u);
+  EXPECT_NE(records[0].flags & kRecordProven, 0);
+  run(l4mux::testing::flow_frame("198.51.100.8", "192.0.2.10", pkt));
+  EXPECT_TRUE(poll().empty());
 }
 
 // A flow that expired while its bucket filled up: a new flow takes its slot before the sweep

@@ -160,8 +160,11 @@ describe('cluster sync in the dataplane', () => {
     const [forwarded] = owner.process([{ frame: redirected!.frame! }]);
     expect(outerDst(forwarded?.frame)).toBe(backend);
     expect(forwarded?.frame?.subarray(34).equals(inner)).toBe(true);
-    const teach = poll(owner);
-    expect(teach).toMatchObject([{ kind: 'teach', peer: 2, backend, clientPort: flow.port }]);
+    // The ACK also establishes the owner's entry: a refresh (the established timeout) for its
+    // copies, then the teach.
+    const records = poll(owner);
+    expect(records).toMatchObject([{ kind: 'refresh', backend, clientPort: flow.port }, { kind: 'teach', peer: 2, backend, clientPort: flow.port }]);
+    const teach = records.filter((r) => r.kind === 'teach');
     expect(owner.syncStats().workers[0]).toMatchObject({ redirectsReceived: 1, teachSent: 1 });
 
     // Taught, mux 3 forwards the flow's packets itself.

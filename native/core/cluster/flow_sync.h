@@ -89,14 +89,20 @@ class WorkerSync {
     e.synced_ticks = static_cast<uint32_t>(now_ns >> 30);
     emit(RecordKind::kNew, e, now_ns, kNoMember);
   }
-  // After conntrack touch(): exports the end on FIN/RST, else a refresh when one is due.
-  void touched(FlowEntry& e, FlowState before, uint64_t now_ns) {
+  // After conntrack touch(): exports the end on FIN/RST, else a refresh when one is due, and at
+  // once when the packet gave the entry a longer timeout than its copies were sent with (a TCP
+  // flow established, a mid-flow entry proven): the copies would otherwise expire after the
+  // SYN's or the unproven timeout, long before a quarter of the established one has passed.
+  void touched(FlowEntry& e, FlowState before, bool was_unproven, uint64_t now_ns) {
     if (e.state == FlowState::kTcpClosing && before != FlowState::kTcpClosing) {
       ended(e, now_ns);
       return;
     }
     e.sync_flags |= kRecordProven;
-    if (static_cast<uint32_t>(now_ns >> 30) - e.synced_ticks >= refresh_ticks(e.state)) refresh(e, now_ns);
+    const bool longer_timeout = e.state != before || (was_unproven && !is_unproven(e));
+    if (longer_timeout || static_cast<uint32_t>(now_ns >> 30) - e.synced_ticks >= refresh_ticks(e.state)) {
+      refresh(e, now_ns);
+    }
   }
   // The entry's end (FIN/RST, a cut, expiry).
   void ended(const FlowEntry& e, uint64_t now_ns) { emit(RecordKind::kEnd, e, now_ns, kNoMember); }
